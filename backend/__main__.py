@@ -1,0 +1,73 @@
+"""Command line of the backend: ``python -m backend {serve,setup,download,make-tiny-model}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .paths import default_data_dir, default_model_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m backend", description="Wan-Animate backend")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="run the HTTP backend")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    s.add_argument("--port", type=int, default=0, help="port; 0 picks a free one")
+    s.add_argument("--data-dir", type=Path, default=None, help="jobs database, uploads and results")
+    s.add_argument("--model-dir", type=Path, default=None, help="Wan2.2-Animate-14B-Diffusers folder")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    s.add_argument("--ready-file", type=Path, default=None, help="write host/port/token here once listening")
+    s.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+
+    st = sub.add_parser("setup", help="create the backend's Python environment")
+    st.add_argument("--venv", type=Path, required=True)
+    st.add_argument("--accel", choices=("auto", "cpu", "cuda"), default="auto")
+    st.add_argument("--extra", nargs="*", default=None, help="further packages to install (e.g. pytest)")
+
+    d = sub.add_parser("download", help="download the Wan-Animate weights")
+    d.add_argument("--dir", type=Path, default=None)
+    d.add_argument("--revision", default=None)
+
+    t = sub.add_parser("make-tiny-model", help="write a tiny random pipeline for tests and demos")
+    t.add_argument("dir", type=Path)
+    t.add_argument("--seed", type=int, default=0)
+
+    args = ap.parse_args(argv)
+    if args.cmd == "setup":
+        from .setup_env import create_env
+
+        create_env(args.venv, args.accel, args.extra)
+    elif args.cmd == "download":
+        from .download import download_weights
+
+        download_weights(args.dir or default_model_dir(), revision=args.revision)
+    elif args.cmd == "make-tiny-model":
+        from .tiny_model import make_tiny_model
+
+        print(make_tiny_model(args.dir, args.seed))
+    elif args.cmd == "serve":
+        if args.threads:
+            os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+            import torch
+
+            torch.set_num_threads(args.threads)
+        from .server import serve
+
+        serve(
+            args.host,
+            args.port,
+            args.data_dir or default_data_dir(),
+            args.model_dir or default_model_dir(),
+            None,
+            args.ready_file,
+            args.device,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

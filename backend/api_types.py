@@ -1,0 +1,125 @@
+"""Request and response shapes of the backend's HTTP API.
+
+Stdlib only: the Blender add-on imports this module too, so both sides of the wire
+share one definition."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+API_PREFIX = "/v1"
+TOKEN_HEADER = "Authorization"
+TOKEN_ENV = "WAN_ANIMATE_TOKEN"
+
+MODES = ("animate", "replace")
+OVERLAPS = (1, 5)
+TERMINAL_STATES = ("done", "failed", "cancelled")
+STAGES = ("queued", "loading_model", "preprocessing", "denoising", "decoding", "writing", "done")
+
+
+class RequestError(ValueError):
+    """A request the backend refuses; the message says what to change."""
+
+
+@dataclass
+class JobSettings:
+    mode: str = "animate"
+    width: int = 832
+    height: int = 480
+    steps: int = 20
+    seed: int = 42
+    segment_frames: int = 77
+    overlap: int = 1
+    guidance_scale: float = 1.0
+    prompt: str = ""
+    keep_clip_fps: bool = True
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise RequestError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.mode == "replace":
+            raise RequestError("replace mode is not available yet in this backend; use mode 'animate'")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if v < 16 or v % 16:
+                raise RequestError(f"{name} must be a positive multiple of 16, got {v}")
+        if not 1 <= self.steps <= 200:
+            raise RequestError(f"steps must be between 1 and 200, got {self.steps}")
+        if self.segment_frames < 5 or (self.segment_frames - 1) % 4:
+            raise RequestError(f"frames per window must be 4n+1 (e.g. 77), got {self.segment_frames}")
+        if self.overlap not in OVERLAPS:
+            raise RequestError(f"overlap must be 1 or 5 frames, got {self.overlap}")
+        if self.overlap == 5 and self.segment_frames < 10:
+            raise RequestError("overlap 5 needs at least 13 frames per window")
+
+
+@dataclass
+class JobRequest:
+    """Inputs are either local paths (backend on the same machine) or upload ids."""
+
+    settings: JobSettings = field(default_factory=JobSettings)
+    character_path: str | None = None
+    clip_path: str | None = None
+    character_upload: str | None = None
+    clip_upload: str | None = None
+    output_dir: str | None = None
+    name: str = "shot"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobRequest:
+        data = dict(data)
+        known = {f.name for f in fields(JobSettings)}
+        raw = data.pop("settings", None) or {}
+        unknown = set(raw) - known
+        if unknown:
+            raise RequestError(f"unknown settings: {sorted(unknown)}")
+        allowed = {f.name for f in fields(cls)} - {"settings"}
+        extra = set(data) - allowed
+        if extra:
+            raise RequestError(f"unknown request fields: {sorted(extra)}")
+        req = cls(settings=JobSettings(**raw), **data)
+        req.validate()
+        return req
+
+    def validate(self) -> None:
+        self.settings.validate()
+        if not (self.character_path or self.character_upload):
+            raise RequestError("a character image is required (character_path or character_upload)")
+        if not (self.clip_path or self.clip_upload):
+            raise RequestError("a reference clip is required (clip_path or clip_upload)")
+
+
+@dataclass
+class JobStatus:
+    id: str
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    stage: str = "queued"
+    message: str = "Waiting in the queue"
+    progress: float = 0.0
+    window: int = 0
+    windows: int = 0
+    step: int = 0
+    steps: int = 0
+    eta_s: float | None = None
+    error: str | None = None
+    result_dir: str | None = None
+    frame_count: int = 0
+    fps: float = 0.0
+    created: float = 0.0
+    updated: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobStatus:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES

@@ -1,0 +1,37 @@
+"""``python -m backend download``: fetch the Diffusers-format weights with
+huggingface_hub (resumable: an interrupted download continues where it stopped)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .model_store import HF_REPO_ID, SOURCE_FILE
+
+APPROX_BYTES = 82 * 10**9
+
+
+def download_weights(target: Path, repo_id: str = HF_REPO_ID, revision: str | None = None) -> Path:
+    from huggingface_hub import HfApi, snapshot_download
+
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+    total = sum((s.size or 0) for s in info.siblings or []) or APPROX_BYTES
+    have = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+    need = max(total - have, 0)
+    free = shutil.disk_usage(target).free
+    if free < need * 1.05:
+        raise SystemExit(
+            f"Not enough free disk space in {target}: {need / 1e9:.1f} GB still to download, "
+            f"{free / 1e9:.1f} GB free. Free space or choose another folder with --dir."
+        )
+    print(
+        f"downloading {repo_id}@{info.sha} ({total / 1e9:.1f} GB, {need / 1e9:.1f} GB to go) to {target}",
+        flush=True,
+    )
+    # huggingface_hub shows a progress bar per file and resumes partial files itself.
+    snapshot_download(repo_id, revision=info.sha, local_dir=target)
+    (target / SOURCE_FILE).write_text(json.dumps({"repo_id": repo_id, "revision": info.sha}, indent=2))
+    return target

@@ -1,0 +1,303 @@
+"""One job, start to finish: load (once) -> preprocess -> denoise window by window ->
+decode -> write frames and job.json into a new folder. Progress goes to ``report``;
+``cancel`` is checked on every preprocessed frame and every denoising step."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .api_types import JobRequest, RequestError
+from .model_store import ModelStore
+
+Report = Callable[..., None]
+DEFAULT_PROMPT = "视频中的人在做动作"  # the official default; custom prompts are discouraged upstream
+
+
+class Cancelled(Exception):
+    pass
+
+
+def count_windows(n_frames: int, segment: int, overlap: int) -> int:
+    """How many windows the pipeline runs for ``n_frames`` (each later window adds
+    segment - overlap new frames)."""
+    step = segment - overlap
+    return max(1, math.ceil(max(n_frames - overlap, 1) / step))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def new_result_dir(parent: Path, name: str, job_id: str) -> Path:
+    """A folder no earlier job used: nothing existing is ever written over."""
+    parent.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "shot"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        candidate = (
+            parent / f"{safe}_{stamp}_{job_id[:8]}" if n == 0 else parent / f"{safe}_{stamp}_{job_id[:8]}_{n}"
+        )
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new result folder in {parent}")
+
+
+class JobRunner:
+    def __init__(
+        self, models: ModelStore, model_dir: Path, default_output: Path, estimator_factory=None
+    ) -> None:
+        self.models = models
+        self.model_dir = Path(model_dir)
+        self.default_output = Path(default_output)
+        self._estimator_factory = estimator_factory
+
+    def _estimator(self):
+        if self._estimator_factory is not None:
+            return self._estimator_factory()
+        from .preprocess.estimator_mediapipe import MediapipeEstimator
+
+        return MediapipeEstimator()
+
+    def run(
+        self, job_id: str, req: JobRequest, inputs: dict[str, Path], report: Report, cancel: threading.Event
+    ) -> dict[str, Any]:
+        import torch
+
+        from .character import fit_character, load_character
+        from .preprocess.extract import build_conditioning
+        from .preprocess.video_io import MODEL_FPS, clip_frame_sources, probe_clip
+
+        s = req.settings
+        timings: dict[str, float] = {}
+
+        def check() -> None:
+            if cancel.is_set():
+                raise Cancelled()
+
+        # Inputs are checked before the model loads so a bad file fails in a second, not a minute.
+        character_path, clip_path = inputs["character"], inputs["clip"]
+        t0 = time.perf_counter()
+        character = load_character(character_path)
+        clip = probe_clip(clip_path)
+        timings["inputs"] = time.perf_counter() - t0
+
+        report(stage="loading_model", message="Loading the model", progress=0.01)
+        model, loaded_now = self.models.get(self.model_dir)
+        timings["model_load"] = model.load_seconds if loaded_now else 0.0
+        pipe = model.pipe
+        face_size = int(pipe.transformer.config.motion_encoder_size)
+        check()
+
+        t0 = time.perf_counter()
+
+        def pre_progress(i: int, n: int, what: str) -> None:
+            check()
+            frac = (i / n) * 0.5 + (0.5 if what == "face" else 0.0)
+            if i == n or i % 5 == 0:
+                report(
+                    stage="preprocessing",
+                    progress=0.02 + 0.13 * frac,
+                    message=f"Preprocessing: {what} {i}/{n} frames",
+                )
+
+        with self._estimator() as estimator:
+            cond = build_conditioning(clip, estimator, s.width, s.height, face_size, pre_progress, MODEL_FPS)
+        timings["preprocessing"] = time.perf_counter() - t0
+        n_model = len(cond.sources)
+        windows = count_windows(n_model, s.segment_frames, s.overlap)
+
+        from PIL import Image
+
+        ref = fit_character(character, s.width, s.height)
+        pose_imgs = [Image.fromarray(f) for f in cond.pose_frames]
+        face_imgs = [Image.fromarray(f) for f in cond.face_frames]
+
+        steps_total = windows * s.steps
+        state = {"calls": 0, "t_first": None, "t_denoise": 0.0, "t_last": time.perf_counter()}
+        t_pipe = time.perf_counter()
+
+        def on_step(_pipe, i, _t, kwargs):
+            check()
+            now = time.perf_counter()
+            state["calls"] += 1
+            done = state["calls"]
+            window = (done - 1) // s.steps + 1
+            step = i + 1
+            per_step = (now - t_pipe) / done
+            eta = per_step * (steps_total - done)
+            last_of_window = step == s.steps
+            report(
+                stage="decoding" if last_of_window else "denoising",
+                message=(
+                    f"Decoding window {window} of {windows}"
+                    if last_of_window
+                    else f"Window {window} of {windows}, step {step} of {s.steps}"
+                ),
+                progress=0.15 + 0.75 * done / steps_total,
+                window=window,
+                windows=windows,
+                step=step,
+                steps=s.steps,
+                eta_s=eta,
+            )
+            return kwargs
+
+        report(
+            stage="denoising",
+            message=f"Window 1 of {windows}, step 0 of {s.steps}",
+            progress=0.15,
+            window=1,
+            windows=windows,
+            step=0,
+            steps=s.steps,
+        )
+        generator = torch.Generator(device="cpu").manual_seed(int(s.seed))
+        with torch.inference_mode():
+            out = pipe(
+                image=ref,
+                pose_video=pose_imgs,
+                face_video=face_imgs,
+                prompt=s.prompt or DEFAULT_PROMPT,
+                height=s.height,
+                width=s.width,
+                segment_frame_length=s.segment_frames,
+                num_inference_steps=s.steps,
+                mode=s.mode,
+                prev_segment_conditioning_frames=s.overlap,
+                guidance_scale=s.guidance_scale,
+                generator=generator,
+                output_type="np",
+                callback_on_step_end=on_step,
+                max_sequence_length=512,
+            )
+        timings["denoise_and_decode"] = time.perf_counter() - t_pipe
+        frames = out.frames[0]  # (n_model, H, W, 3) float in [0, 1]
+        check()
+
+        report(stage="writing", message="Writing frames", progress=0.92)
+        t0 = time.perf_counter()
+        if s.keep_clip_fps:
+            order = clip_frame_sources(clip.frame_count, clip.fps, n_model, MODEL_FPS)
+            fps = clip.fps
+        else:
+            order, fps = list(range(n_model)), MODEL_FPS
+        parent = Path(req.output_dir) if req.output_dir else self.default_output
+        result = new_result_dir(parent, req.name, job_id)
+        try:
+            _write_frames(result, frames, order, cond, cancel)
+            timings["writing"] = time.perf_counter() - t0
+            meta = {
+                "job_id": job_id,
+                "name": req.name,
+                "tiny_random_model": model.tiny,
+                "warning": "made by a tiny random test model: not a real Wan-Animate result"
+                if model.tiny
+                else None,
+                "model": {
+                    "id": model.model_id,
+                    "revision": model.revision,
+                    "device": model.device,
+                    "dtype": model.dtype,
+                },
+                "settings": req.to_json()["settings"],
+                "seed": s.seed,
+                "inputs": {
+                    "character": {"path": str(character_path), "sha256": file_sha256(character_path)},
+                    "clip": {
+                        "path": str(clip_path),
+                        "sha256": file_sha256(clip_path),
+                        "fps": clip.fps,
+                        "frame_count": clip.frame_count,
+                        "width": clip.width,
+                        "height": clip.height,
+                    },
+                },
+                "estimator": getattr(estimator, "name", type(estimator).__name__),
+                "model_frames": n_model,
+                "model_fps": MODEL_FPS,
+                "windows": windows,
+                "frame_count": len(order),
+                "fps": fps,
+                "frame_pattern": "frame_{:06d}.png",
+                "timings_s": timings,
+                "versions": _versions(),
+            }
+            (result / "job.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        except BaseException:
+            shutil.rmtree(result, ignore_errors=True)
+            raise
+        return {"result_dir": str(result), "frame_count": len(order), "fps": fps, "timings": timings}
+
+
+def _write_frames(result: Path, frames: np.ndarray, order: list[int], cond, cancel: threading.Event) -> None:
+    import cv2
+
+    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast; these frames are intermediates for the edit
+    bgr = [cv2.cvtColor((np.clip(f, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR) for f in frames]
+    for n, src in enumerate(order):
+        if cancel.is_set():
+            raise Cancelled()
+        cv2.imwrite(str(result / f"frame_{n + 1:06d}.png"), bgr[src], png)
+    for sub, images in (("pose", cond.pose_frames), ("face", cond.face_frames)):
+        (result / sub).mkdir()
+        for n, img in enumerate(images):
+            cv2.imwrite(
+                str(result / sub / f"{sub}_{n + 1:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), png
+            )
+    keypoints = {
+        "format": "coco-wholebody-133",
+        "fields": ["x", "y", "confidence"],
+        "frames": [
+            {
+                "model_frame": i,
+                "clip_frame": src,
+                "keypoints": np.round(k, 3).tolist(),
+                "face_box": list(cond.face_boxes[i]),
+                "face_box_bridged": cond.face_filled[i],
+            }
+            for i, (src, k) in enumerate(zip(cond.sources, cond.keypoints, strict=True))
+        ],
+    }
+    (result / "keypoints.json").write_text(json.dumps(keypoints))
+
+
+def _versions() -> dict[str, str]:
+    import diffusers
+    import torch
+
+    from . import __version__
+
+    return {"backend": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__}
+
+
+def resolve_inputs(req: JobRequest, uploads_dir: Path) -> dict[str, Path]:
+    def one(path: str | None, upload: str | None, what: str) -> Path:
+        if upload:
+            p = uploads_dir / Path(upload).name
+            if not p.is_file():
+                raise RequestError(f"upload {upload!r} for the {what} is unknown; upload it again")
+            return p
+        assert path is not None
+        return Path(path)
+
+    return {
+        "character": one(req.character_path, req.character_upload, "character"),
+        "clip": one(req.clip_path, req.clip_upload, "reference clip"),
+    }

@@ -1,0 +1,1 @@
+"""Reference-clip preprocessing: frames in, pose / face conditioning frames out."""

@@ -1,0 +1,117 @@
+"""Reference clip -> per-model-frame keypoints, pose frames and face crops.
+
+Two streaming passes over the clip keep memory flat: the first estimates keypoints
+(kept: 133x3 floats a frame), the second crops faces once every gap in the face
+track has been bridged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .pose_format import CONFIDENCE_THRESHOLD, crop_face, draw_pose_frame, face_box, wholebody_to_body20
+from .video_io import ClipError, ClipInfo, iter_frames_rgb, model_frame_sources
+
+Progress = Callable[[int, int, str], None]
+
+
+class NoPersonError(ClipError):
+    pass
+
+
+@dataclass
+class Letterbox:
+    """Maps clip pixels into the output frame: fit inside, keep aspect, centre."""
+
+    scale: float
+    dx: float
+    dy: float
+
+    @classmethod
+    def fit(cls, src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letterbox:
+        s = min(dst_w / src_w, dst_h / src_h)
+        return cls(s, (dst_w - src_w * s) / 2.0, (dst_h - src_h * s) / 2.0)
+
+    def apply(self, kps: np.ndarray) -> np.ndarray:
+        out = np.array(kps, dtype=np.float64, copy=True)
+        out[:, 0] = out[:, 0] * self.scale + self.dx
+        out[:, 1] = out[:, 1] * self.scale + self.dy
+        return out
+
+
+@dataclass
+class Conditioning:
+    sources: list[int]  # clip frame index behind each model frame
+    keypoints: list[np.ndarray]  # (133, 3) in clip pixels, per model frame
+    face_boxes: list[tuple[int, int, int, int]]
+    face_filled: list[bool]  # True where the box was bridged, not detected
+    pose_frames: list[np.ndarray]  # RGB uint8 at output size
+    face_frames: list[np.ndarray]  # RGB uint8 face_size x face_size
+
+
+def estimate_keypoints(
+    info: ClipInfo, sources: list[int], estimator, progress: Progress | None = None
+) -> list[np.ndarray]:
+    cache: dict[int, np.ndarray] = {}
+    out = []
+    for n, (idx, frame) in enumerate(iter_frames_rgb(info, sources)):
+        if idx not in cache:
+            cache.clear()  # sources ascend: only the latest frame can repeat
+            cache[idx] = estimator.estimate(frame)
+        out.append(cache[idx])
+        if progress:
+            progress(n + 1, len(sources), "pose")
+    if len(out) != len(sources):
+        raise ClipError(
+            f"{info.path.name} ended early while reading frame {len(out)}; the file may be damaged."
+        )
+    return out
+
+
+def bridge_face_boxes(
+    boxes: list[tuple[int, int, int, int] | None],
+) -> tuple[list[tuple[int, int, int, int]], list[bool]]:
+    """Fill frames without a face box: linear between the nearest good boxes, the
+    nearest good box held at the ends. (The official code crashes here.)"""
+    good = [i for i, b in enumerate(boxes) if b is not None]
+    if not good:
+        raise NoPersonError(
+            "No face was found in any frame of the reference clip. Use a clip where the performer's "
+            "face is visible for at least part of the shot."
+        )
+    arr = np.array([boxes[i] for i in good], dtype=np.float64)
+    idx = np.arange(len(boxes))
+    filled = np.stack([np.interp(idx, good, arr[:, k]) for k in range(4)], axis=1)
+    return [tuple(int(round(v)) for v in row) for row in filled], [b is None for b in boxes]
+
+
+def build_conditioning(
+    info: ClipInfo,
+    estimator,
+    out_w: int,
+    out_h: int,
+    face_size: int,
+    progress: Progress | None = None,
+    model_fps: float = 30.0,
+) -> Conditioning:
+    sources = model_frame_sources(info.frame_count, info.fps, model_fps)
+    kps = estimate_keypoints(info, sources, estimator, progress)
+
+    body_found = [bool((wholebody_to_body20(k)[:, 2] >= CONFIDENCE_THRESHOLD).sum() >= 3) for k in kps]
+    if not any(body_found):
+        raise NoPersonError(
+            f"No person was found in the reference clip {info.path.name}. Use a clip that shows the "
+            "performer's body clearly (head and shoulders at least)."
+        )
+    boxes, bridged = bridge_face_boxes([face_box(k, info.height, info.width) for k in kps])
+
+    box = Letterbox.fit(info.width, info.height, out_w, out_h)
+    pose_frames = [draw_pose_frame(box.apply(k), out_h, out_w) for k in kps]
+    face_frames = []
+    for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
+        face_frames.append(crop_face(frame, boxes[n], face_size))
+        if progress:
+            progress(n + 1, len(sources), "face")
+    return Conditioning(sources, kps, boxes, bridged, pose_frames, face_frames)

@@ -1,0 +1,150 @@
+"""The Wan-Animate pose representation and its drawing.
+
+Keypoints travel as COCO-WholeBody arrays of shape (133, 3): x, y in pixels and a
+confidence in [0, 1]. The DiT was trained on skeletons drawn in one exact style
+(the official ``draw_aapose_new``); every constant below is that style, restated
+from shared/reference/wan-animate.md so that a drawn frame matches pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+NUM_WHOLEBODY = 133
+FACE_SLICE = slice(23, 91)
+LEFT_HAND_SLICE = slice(91, 112)
+RIGHT_HAND_SLICE = slice(112, 133)
+
+# Each of the 20 drawn body points is the mean of two COCO-WholeBody rows.
+BODY_SRC_A = (0, 6, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 17, 20)
+BODY_SRC_B = (0, 5, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 18, 21)
+BODY_NAMES = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+    "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar",
+    "LToe", "RToe",
+)  # fmt: skip
+# 1-based pairs into the 20 body points, in drawing order.
+BODY_BONES = (
+    (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12),
+    (12, 13), (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18), (14, 19), (11, 20),
+)  # fmt: skip
+PALETTE = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+    (200, 200, 0), (100, 100, 0),
+)  # fmt: skip
+BONE_BRIGHTNESS = 0.6
+HAND_EDGES = tuple((0 if j == 0 else 4 * f + j, 4 * f + j + 1) for f in range(5) for j in range(4))
+HAND_NAMES = ("Wrist",) + tuple(
+    f"{finger}{j}" for finger in ("Thumb", "Index", "Middle", "Ring", "Pinky") for j in range(1, 5)
+)
+HAND_JOINT_COLOR = (0, 0, 255)
+CONFIDENCE_THRESHOLD = 0.5
+
+
+def body_halfwidth(height: int, width: int) -> int:
+    return max(int(min(height, width) / 200) - 1, 1)
+
+
+def wholebody_to_body20(kps: np.ndarray) -> np.ndarray:
+    """(133, 3) -> (20, 3); confidences are averaged like the positions."""
+    kps = np.asarray(kps, dtype=np.float64)
+    return (kps[list(BODY_SRC_A)] + kps[list(BODY_SRC_B)]) / 2.0
+
+
+def _hsv_edge_color(index: int, count: int) -> tuple[float, float, float]:
+    r, g, b = _hsv_to_rgb(index / float(count), 1.0, 1.0)
+    return (r * 255.0, g * 255.0, b * 255.0)
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
+    i = int(h * 6.0) % 6
+    f = h * 6.0 - int(h * 6.0)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    return ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))[i]
+
+
+def draw_pose_frame(
+    kps: np.ndarray,
+    height: int,
+    width: int,
+    threshold: float = CONFIDENCE_THRESHOLD,
+    draw_hands: bool = True,
+) -> np.ndarray:
+    """Draw one (133, 3) keypoint set as an RGB uint8 skeleton frame on black."""
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    body = wholebody_to_body20(kps)
+    hw = body_halfwidth(height, width)
+
+    for (a, b), color in zip(BODY_BONES, PALETTE, strict=False):
+        p, q = body[a - 1], body[b - 1]
+        if p[2] < threshold or q[2] < threshold:
+            continue
+        cx, cy = (p[0] + q[0]) / 2.0, (p[1] + q[1]) / 2.0
+        length = math.hypot(p[0] - q[0], p[1] - q[1])
+        angle = math.degrees(math.atan2(p[1] - q[1], p[0] - q[0]))
+        poly = cv2.ellipse2Poly((int(cx), int(cy)), (int(length / 2), hw), int(angle), 0, 360, 1)
+        cv2.fillConvexPoly(canvas, poly, [int(float(c) * BONE_BRIGHTNESS) for c in color])
+
+    for point, color in zip(body, PALETTE, strict=True):
+        if point[2] < threshold:
+            continue
+        cv2.circle(canvas, (int(point[0]), int(point[1])), hw, color, thickness=-1)
+
+    if draw_hands:
+        hand_w = max(hw // 2, 1)
+        for sl in (LEFT_HAND_SLICE, RIGHT_HAND_SLICE):
+            _draw_hand(canvas, np.asarray(kps, dtype=np.float64)[sl], hand_w, threshold)
+    return canvas
+
+
+def _draw_hand(canvas: np.ndarray, hand: np.ndarray, thickness: int, threshold: float) -> None:
+    eps = 0.01
+    for i, (a, b) in enumerate(HAND_EDGES):
+        p, q = hand[a], hand[b]
+        if p[2] < threshold or q[2] < threshold:
+            continue
+        x1, y1, x2, y2 = int(p[0]), int(p[1]), int(q[0]), int(q[1])
+        # Points at the origin are "missing" in the official format.
+        if min(x1, y1, x2, y2) > eps:
+            cv2.line(canvas, (x1, y1), (x2, y2), _hsv_edge_color(i, len(HAND_EDGES)), thickness=thickness)
+    for p in hand:
+        if p[2] < threshold:
+            continue
+        x, y = int(p[0]), int(p[1])
+        if x > eps and y > eps:
+            cv2.circle(canvas, (x, y), thickness, HAND_JOINT_COLOR, thickness=-1)
+
+
+def face_box(
+    kps: np.ndarray, height: int, width: int, scale: float = 1.3
+) -> tuple[int, int, int, int] | None:
+    """Official face-crop rule on the 68 face landmarks: area x scale at the same aspect,
+    the extra height split 3:1 towards the forehead. Returns (x0, y0, x1, y1) or None."""
+    face = np.asarray(kps, dtype=np.float64)[FACE_SLICE]
+    face = face[face[:, 2] > 0]
+    if len(face) < 3:
+        return None
+    x0, y0 = face[:, 0].min(), face[:, 1].min()
+    x1, y1 = face[:, 0].max(), face[:, 1].max()
+    w, h = x1 - x0, y1 - y0
+    if w <= 1 or h <= 1 or not np.isfinite([w, h]).all():
+        return None
+    area = w * h * scale
+    new_w, new_h = math.sqrt(area * w / h), math.sqrt(area * h / w)
+    dw, dh = (new_w - w) / 2.0, (new_h - h) / 4.0
+    bx0, bx1 = max(x0 - dw, 0.0), min(x1 + dw, float(width))
+    by0, by1 = max(y0 - 3 * dh, 0.0), min(y1 + dh, float(height))
+    if bx1 - bx0 < 2 or by1 - by0 < 2:
+        return None
+    return int(bx0), int(by0), int(bx1), int(by1)
+
+
+def crop_face(frame: np.ndarray, box: tuple[int, int, int, int], size: int = 512) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    # The model saw faces stretched to a square, aspect not kept.
+    return cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,62 @@
+"""``python -m backend setup``: create the backend's own Python environment.
+
+Stdlib only, runs with any Python 3.11 (never Blender's). Prints one
+``[k/n] stage`` line per step so the add-on can show progress from the log."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+from .paths import venv_python
+
+TORCH_VERSION = "2.13.0"
+REQUIREMENTS = Path(__file__).with_name("requirements.txt")
+# PyPI's Windows torch wheels are CPU-only; CUDA builds come from PyTorch's own index.
+WINDOWS_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
+
+
+def has_nvidia_gpu() -> bool:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        return subprocess.run([smi, "-L"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def torch_install_args(accel: str) -> list[str]:
+    if accel == "auto":
+        accel = "cuda" if has_nvidia_gpu() else "cpu"
+    args = [f"torch=={TORCH_VERSION}"]
+    if accel == "cuda" and sys.platform == "win32":
+        args += ["--index-url", WINDOWS_CUDA_INDEX]
+    return args
+
+
+def run_step(k: int, n: int, title: str, cmd: list[str]) -> None:
+    print(f"[{k}/{n}] {title}", flush=True)
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise SystemExit(f"setup failed at step {k} ({title}); the log above says why")
+
+
+def create_env(target: Path, accel: str = "auto", extra: list[str] | None = None) -> Path:
+    target = Path(target)
+    n = 4 if extra else 3
+    print(f"[1/{n}] creating the environment in {target}", flush=True)
+    if not venv_python(target).exists():
+        venv.EnvBuilder(with_pip=True, clear=False).create(target)
+    py = str(venv_python(target))
+    run_step(2, n, "installing torch", [py, "-m", "pip", "install", *torch_install_args(accel)])
+    run_step(
+        3, n, "installing the backend's requirements", [py, "-m", "pip", "install", "-r", str(REQUIREMENTS)]
+    )
+    if extra:
+        run_step(4, n, "installing extras", [py, "-m", "pip", "install", *extra])
+    print(f"done: the backend's Python is {py}", flush=True)
+    return Path(py)
