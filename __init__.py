@@ -1,0 +1,49 @@
+"""Wan Animate for Blender: animate or replace a character with Wan2.2-Animate.
+
+Blender UI (operators/, panels/) -> add-on logic (wan_animate_blender/) -> HTTP ->
+the backend process (backend/). Modules that need bpy are imported in register()
+so the bpy-free parts stay importable by tests and by the backend."""
+
+from __future__ import annotations
+
+_classes: list = []
+
+
+def register() -> None:
+    import bpy
+
+    from .operators import backend_ops, generate
+    from .panels import preferences, properties, sidebar
+
+    _classes[:] = [
+        preferences.WANANIM_AddonPreferences,
+        properties.WANANIM_Settings,
+        generate.WANANIM_OT_generate,
+        generate.WANANIM_OT_cancel,
+        backend_ops.WANANIM_OT_setup_backend,
+        backend_ops.WANANIM_OT_stop_backend,
+        sidebar.WANANIM_PT_view3d,
+        sidebar.WANANIM_PT_sequencer,
+    ]
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.wan_animate = bpy.props.PointerProperty(type=properties.WANANIM_Settings)
+
+
+def unregister() -> None:
+    import bpy
+
+    from .wan_animate_blender.blender import runtime
+
+    job = runtime.current_job()
+    if job is not None:
+        job.session.cancel()
+        runtime.set_job(None)
+    if bpy.app.timers.is_registered(runtime.poll_running_job):
+        bpy.app.timers.unregister(runtime.poll_running_job)
+    runtime.stop_backend()
+    if hasattr(bpy.types.Scene, "wan_animate"):
+        del bpy.types.Scene.wan_animate
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)
+    _classes.clear()

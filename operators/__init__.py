@@ -1,0 +1,1 @@
+"""Blender operators: Generate, Cancel, backend set-up and stop."""

@@ -1,0 +1,150 @@
+"""Generate and Cancel. execute() is complete on its own: headless (``blender -b``,
+scripts) it runs the job to the end; with a UI it returns at once and a timer
+follows the job, so Blender never waits on the network or the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from ..backend.api_types import JobRequest, JobSettings, RequestError
+from ..panels.preferences import (
+    prefs,
+    resolved_backend_python,
+    resolved_model_dir,
+    resolved_output_dir,
+    user_dir,
+)
+from ..wan_animate_blender.blender import inputs, runtime
+from ..wan_animate_blender.io.backend_process import BackendConfig
+from ..wan_animate_blender.io.client import BackendClient, BackendError
+from ..wan_animate_blender.io.job_session import JobSession
+from ..wan_animate_blender.io.resolution import plan_output_size
+
+
+def _character_size(path: Path) -> tuple[int, int]:
+    img = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        return int(img.size[0]), int(img.size[1])
+    finally:
+        bpy.data.images.remove(img)
+
+
+def build_job(context, character_path: str = "", clip_path: str = "") -> runtime.RunningJob:
+    scene = context.scene
+    s = scene.wan_animate
+    p = prefs(context)
+    out_dir = resolved_output_dir(p)
+
+    if character_path:
+        character = Path(bpy.path.abspath(character_path))
+    elif s.character_source == "RENDER":
+        character = inputs.render_character_still(scene, user_dir("stills"))
+    else:
+        if not s.character_image:
+            raise inputs.InputError("Choose a character image, or switch Character to Render Camera.")
+        character = Path(bpy.path.abspath(s.character_image))
+
+    frame_start, above = scene.frame_start, 0
+    if clip_path:
+        clip = Path(bpy.path.abspath(clip_path))
+    elif s.clip_source == "STRIP":
+        clip, frame_start, above = inputs.reference_from_strip(scene)
+    else:
+        if not s.clip_path:
+            raise inputs.InputError("Choose a reference clip, or switch Reference to Active Strip.")
+        clip = Path(bpy.path.abspath(s.clip_path))
+    for label, path in (("character image", character), ("reference clip", clip)):
+        if not path.is_file():
+            raise inputs.InputError(f"The {label} was not found: {path}. Pick an existing file.")
+
+    w, h = _character_size(character)
+    if w == 0 or h == 0:
+        raise inputs.InputError(f"Cannot read the character image {character.name}. Save it as PNG or JPEG.")
+    width, height = plan_output_size(w, h, s.quality)
+    settings = JobSettings(
+        mode="animate",
+        width=width,
+        height=height,
+        steps=s.steps,
+        seed=s.seed,
+        segment_frames=s.segment_frames,
+        overlap=int(s.overlap),
+    )
+    settings.validate()
+    req = JobRequest(settings=settings, output_dir=str(out_dir), name=clip.stem)
+
+    if p.backend_mode == "REMOTE":
+        session = JobSession(
+            req, character, clip, remote=BackendClient(p.remote_url, p.remote_token), download_to=out_dir
+        )
+    else:
+        cfg = BackendConfig(
+            python=resolved_backend_python(p),
+            model_dir=resolved_model_dir(p),
+            data_dir=user_dir("backend-data"),
+            device=p.device,
+            threads=p.cpu_threads,
+        )
+        session = JobSession(req, character, clip, local=runtime.local_backend(cfg))
+    return runtime.RunningJob(session, scene.name, f"Wan {clip.stem}", frame_start, above)
+
+
+class WANANIM_OT_generate(bpy.types.Operator):
+    """Generate an animation of the character driven by the reference clip"""
+
+    bl_idname = "wan_animate.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER"}
+
+    character_path: bpy.props.StringProperty(name="Character", description="Override: character image file")
+    clip_path: bpy.props.StringProperty(name="Clip", description="Override: reference movie file")
+
+    def execute(self, context):
+        if runtime.current_job() is not None:
+            self.report(
+                {"ERROR"}, "A Wan Animate job is already running; cancel it or wait for it to finish."
+            )
+            return {"CANCELLED"}
+        try:
+            job = build_job(context, self.character_path, self.clip_path)
+        except (inputs.InputError, RequestError, BackendError, ValueError) as exc:
+            context.scene.wan_animate.status = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if not bpy.app.background:
+            runtime.start_job(job)
+            self.report({"INFO"}, "Wan Animate job started")
+            return {"FINISHED"}
+        # Headless: timers never fire, so run to the end right here.
+        runtime.set_job(job)
+        job.session.run()
+        runtime.poll_running_job()
+        st = job.session.state
+        if st.cancelled:
+            self.report({"WARNING"}, st.message)
+            return {"CANCELLED"}
+        if not st.ok:
+            self.report({"ERROR"}, st.error or "The job failed")
+            return {"CANCELLED"}
+        self.report({"INFO"}, context.scene.wan_animate.status)
+        return {"FINISHED"}
+
+
+class WANANIM_OT_cancel(bpy.types.Operator):
+    """Cancel the running Wan Animate job (takes effect within one denoising step)"""
+
+    bl_idname = "wan_animate.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return runtime.current_job() is not None
+
+    def execute(self, context):
+        job = runtime.current_job()
+        if job is not None:
+            job.session.cancel()
+            context.scene.wan_animate.status = "Cancelling…"
+        return {"FINISHED"}

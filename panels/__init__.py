@@ -1,0 +1,1 @@
+"""Blender UI: preferences, scene settings and the sidebar panels."""

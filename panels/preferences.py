@@ -1,0 +1,100 @@
+"""Add-on preferences: where the backend runs and where things are kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from ..backend.paths import default_model_dir, venv_python
+
+
+def addon_package() -> str:
+    return __package__.rsplit(".", 1)[0]
+
+
+def user_dir(sub: str) -> Path:
+    return Path(bpy.utils.extension_path_user(addon_package(), path=sub, create=True))
+
+
+class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__.rsplit(".", 1)[0]
+
+    backend_mode: bpy.props.EnumProperty(
+        name="Backend",
+        items=[
+            ("LOCAL", "Local", "Start the backend on this computer"),
+            ("REMOTE", "Remote", "Use a backend already running on another machine"),
+        ],
+        default="LOCAL",
+    )
+    remote_url: bpy.props.StringProperty(name="Remote URL", default="http://127.0.0.1:8765")
+    remote_token: bpy.props.StringProperty(name="Token", subtype="PASSWORD")
+    backend_python: bpy.props.StringProperty(
+        name="Backend Python",
+        subtype="FILE_PATH",
+        description="Python of the backend's own environment (empty: the one 'Set up backend' makes)",
+    )
+    setup_python: bpy.props.StringProperty(
+        name="Python for set-up",
+        subtype="FILE_PATH",
+        description="A Python 3.11 on this computer used to create the backend's environment (not Blender's)",
+    )
+    model_dir: bpy.props.StringProperty(
+        name="Model folder",
+        subtype="DIR_PATH",
+        description="Wan2.2-Animate-14B-Diffusers weights (empty: default)",
+    )
+    output_dir: bpy.props.StringProperty(
+        name="Output folder",
+        subtype="DIR_PATH",
+        description="Where job folders are made (empty: the extension's user folder)",
+    )
+    device: bpy.props.StringProperty(name="Device", default="auto", description="auto, cpu, cuda or cuda:N")
+    cpu_threads: bpy.props.IntProperty(
+        name="CPU threads", default=0, min=0, max=256, description="torch threads in the backend (0: default)"
+    )
+
+    def draw(self, context):
+        from ..operators import backend_ops
+
+        layout = self.layout
+        layout.prop(self, "backend_mode", expand=True)
+        if self.backend_mode == "REMOTE":
+            layout.prop(self, "remote_url")
+            layout.prop(self, "remote_token")
+        else:
+            col = layout.column()
+            col.prop(self, "backend_python")
+            col.prop(self, "setup_python")
+            row = col.row()
+            row.operator("wan_animate.setup_backend", icon="CONSOLE")
+            setup = backend_ops.SETUP_STATE
+            if setup.get("running") or setup.get("lines"):
+                box = col.box()
+                box.label(text=setup.get("stage", ""))
+                for line in setup.get("lines", [])[-6:]:
+                    box.label(text=line[:120])
+            col.prop(self, "model_dir")
+            col.prop(self, "device")
+            col.prop(self, "cpu_threads")
+        layout.prop(self, "output_dir")
+
+
+def prefs(context=None) -> WANANIM_AddonPreferences:
+    context = context or bpy.context
+    return context.preferences.addons[addon_package()].preferences
+
+
+def resolved_backend_python(p: WANANIM_AddonPreferences) -> Path:
+    if p.backend_python:
+        return Path(bpy.path.abspath(p.backend_python))
+    return venv_python(user_dir("backend-env"))
+
+
+def resolved_model_dir(p: WANANIM_AddonPreferences) -> Path:
+    return Path(bpy.path.abspath(p.model_dir)) if p.model_dir else default_model_dir()
+
+
+def resolved_output_dir(p: WANANIM_AddonPreferences) -> Path:
+    return Path(bpy.path.abspath(p.output_dir)) if p.output_dir else user_dir("results")

@@ -1,0 +1,70 @@
+"""The "Wan Animate" sidebar tab in the 3D Viewport and the Sequencer."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..wan_animate_blender.blender import runtime
+
+
+def draw_panel(layout, context) -> None:
+    s = context.scene.wan_animate
+    running = runtime.current_job() is not None
+
+    col = layout.column(align=True)
+    col.label(text="Character")
+    col.prop(s, "character_source", text="")
+    if s.character_source == "FILE":
+        col.prop(s, "character_image", text="")
+    elif context.scene.camera is None:
+        col.label(text="No active camera", icon="ERROR")
+
+    col = layout.column(align=True)
+    col.label(text="Reference Clip")
+    col.prop(s, "clip_source", text="")
+    if s.clip_source == "FILE":
+        col.prop(s, "clip_path", text="")
+
+    col = layout.column(align=True)
+    col.prop(s, "quality")
+    col.prop(s, "steps")
+    col.prop(s, "seed")
+    col.prop(s, "segment_frames")
+    col.prop(s, "overlap")
+
+    row = layout.row(align=True)
+    row.enabled = not running
+    row.scale_y = 1.4
+    row.operator("wan_animate.generate", icon="PLAY")
+    if running:
+        layout.operator("wan_animate.cancel", icon="CANCEL")
+        if hasattr(layout, "progress"):  # UILayout.progress exists since 4.0
+            layout.progress(factor=s.progress / 100.0, type="BAR", text=s.status)
+        else:
+            layout.prop(s, "progress", slider=True)
+    if s.status:
+        box = layout.box()
+        for line in s.status.splitlines()[:6]:
+            box.label(text=line[:120])
+
+
+class WANANIM_PT_view3d(bpy.types.Panel):
+    bl_label = "Wan Animate"
+    bl_idname = "WANANIM_PT_view3d"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Wan Animate"
+
+    def draw(self, context):
+        draw_panel(self.layout, context)
+
+
+class WANANIM_PT_sequencer(bpy.types.Panel):
+    bl_label = "Wan Animate"
+    bl_idname = "WANANIM_PT_sequencer"
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Wan Animate"
+
+    def draw(self, context):
+        draw_panel(self.layout, context)

@@ -1,0 +1,133 @@
+"""Developer entry point: set up every environment, build, test, run the demo.
+
+    python3 tools/dev.py demo    # the main job end to end, headless, tiny model
+    python3 tools/dev.py test    # the test suite (what CI runs)
+
+Environments live in .dev/ (ignored by git): the backend's own venv, made by the
+same `python -m backend setup` an artist runs, and one venv per Blender version
+holding the bpy wheel. Each is made once and reused."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT / ".dev"
+BLENDER_VERSIONS = {"4.2": "bpy==4.2.23", "5.0": "bpy==5.0.1"}
+TEST_EXTRAS = ["pytest==9.2.0", "ruff==0.17.6", "scikit-image==0.26.0", "scikit-video==1.1.11"]
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def run(cmd: list, **kw) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def setup() -> dict[str, Path]:
+    DEV.mkdir(exist_ok=True)
+    backend = DEV / "backend"
+    marker = backend / ".complete"
+    if not marker.exists():
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        run(
+            [
+                sys.executable,
+                "-m",
+                "backend",
+                "setup",
+                "--venv",
+                backend,
+                "--accel",
+                "cpu",
+                "--extra",
+                *TEST_EXTRAS,
+            ],
+            env=env,
+            cwd=ROOT,
+        )
+        marker.write_text("ok")
+    pythons = {"backend": venv_python(backend)}
+    for ver, spec in BLENDER_VERSIONS.items():
+        venv = DEV / f"bpy{ver.replace('.', '')}"
+        marker = venv / ".complete"
+        if not marker.exists():
+            run([sys.executable, "-m", "venv", venv])
+            run([venv_python(venv), "-m", "pip", "install", "-q", spec, "requests"])
+            marker.write_text("ok")
+        pythons[ver] = venv_python(venv)
+    return pythons
+
+
+def blender_ext_cli(bpy_python: Path) -> Path:
+    # find_spec, not import: importing bpy starts Blender.
+    probe = "import importlib.util as u; print(list(u.find_spec('bpy').submodule_search_locations)[0])"
+    site = subprocess.run(
+        [str(bpy_python), "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return next(Path(site).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+
+
+def build(pythons: dict[str, Path]) -> Path:
+    """Validate the manifest and build the installable .zip with Blender's own tool."""
+    cli = blender_ext_cli(pythons["5.0"])
+    dist = ROOT / "dist"
+    dist.mkdir(exist_ok=True)
+    for old in dist.glob("*.zip"):
+        old.unlink()
+    run([pythons["5.0"], cli, "validate", ROOT])
+    run([pythons["5.0"], cli, "build", "--source-dir", ROOT, "--output-dir", dist])
+    return next(dist.glob("*.zip"))
+
+
+def dev_env(pythons: dict[str, Path], zip_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "WAN_DEV_BACKEND_PYTHON": str(pythons["backend"]),
+            "WAN_DEV_BPY_PYTHONS": os.pathsep.join(f"{v}={pythons[v]}" for v in BLENDER_VERSIONS),
+            "WAN_DEV_EXTENSION_ZIP": str(zip_path),
+            "PYTHONPATH": str(ROOT),
+            "OMP_NUM_THREADS": "1",
+        }
+    )
+    return env
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=("setup", "build", "test", "demo", "bench"))
+    ap.add_argument("rest", nargs=argparse.REMAINDER)
+    args = ap.parse_args()
+    pythons = setup()
+    if args.cmd == "setup":
+        return 0
+    zip_path = build(pythons)
+    env = dev_env(pythons, zip_path)
+    if args.cmd == "test":
+        run([pythons["backend"], "-m", "ruff", "check", ROOT], cwd=ROOT)
+        code = subprocess.run(
+            [str(pythons["backend"]), "-m", "pytest", "-q", *args.rest], cwd=ROOT, env=env
+        ).returncode
+        return code
+    if args.cmd == "demo":
+        return subprocess.run(
+            [str(pythons["backend"]), str(ROOT / "tools" / "demo.py"), *args.rest], cwd=ROOT, env=env
+        ).returncode
+    if args.cmd == "bench":
+        return subprocess.run(
+            [str(pythons["backend"]), str(ROOT / "benchmarks" / "bench_job.py"), *args.rest],
+            cwd=ROOT,
+            env=env,
+        ).returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

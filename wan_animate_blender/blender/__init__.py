@@ -1,0 +1,1 @@
+"""Everything in the add-on's logic that touches bpy."""

@@ -1,0 +1,119 @@
+"""What lives for the Blender session: the local backend process and the job in
+flight. Operators go through here; the poll function is both the UI timer and,
+headless, what a script calls to advance a job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from ..io.backend_process import BackendConfig, LocalBackend
+from ..io.job_session import JobSession
+from . import sequencer_import
+
+
+@dataclass
+class RunningJob:
+    session: JobSession
+    scene_name: str
+    strip_name: str
+    frame_start: int
+    above_channel: int
+    strip: object = None
+    imported: bool = False
+
+
+_backend: LocalBackend | None = None
+_job: RunningJob | None = None
+
+
+def local_backend(cfg: BackendConfig) -> LocalBackend:
+    """The session's backend, reused while its configuration is unchanged so the
+    model stays warm between jobs."""
+    global _backend
+    if _backend is not None and _backend.cfg != cfg:
+        _backend.stop()
+        _backend = None
+    if _backend is None:
+        _backend = LocalBackend(cfg)
+    return _backend
+
+
+def stop_backend() -> None:
+    global _backend
+    if _backend is not None:
+        _backend.stop()
+        _backend = None
+
+
+def current_job() -> RunningJob | None:
+    return _job
+
+
+def set_job(job: RunningJob | None) -> None:
+    global _job
+    _job = job
+
+
+def start_job(job: RunningJob) -> None:
+    """Run the job on a worker thread. With a UI a timer follows it; headless the
+    caller advances it by calling poll_running_job() (timers never fire there)."""
+    set_job(job)
+    job.session.start()
+    if not bpy.app.background:
+        bpy.app.timers.register(poll_running_job, first_interval=0.1)
+
+
+def _settings(scene):
+    return scene.wan_animate
+
+
+def sync_ui(job: RunningJob) -> None:
+    scene = bpy.data.scenes.get(job.scene_name)
+    if scene is None:
+        return
+    st = job.session.state
+    s = _settings(scene)
+    s.progress = 100.0 * st.progress
+    eta = f" - about {st.eta_s:.0f} s left" if st.eta_s else ""
+    s.status = (st.error or st.message) if st.finished else f"{st.stage}{eta}"
+    for window in getattr(bpy.context.window_manager, "windows", []):
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "SEQUENCE_EDITOR"):
+                area.tag_redraw()
+
+
+def finish(job: RunningJob):
+    """Import the result once, on the main thread. Returns the strip or None."""
+    st = job.session.state
+    scene = bpy.data.scenes.get(job.scene_name)
+    if job.imported or not st.ok or scene is None or st.result_dir is None:
+        return job.strip
+    job.strip = sequencer_import.import_frames(
+        scene, Path(st.result_dir), job.strip_name, job.frame_start, job.above_channel
+    )
+    job.imported = True
+    _settings(
+        scene
+    ).status = f"Imported {st.frame_count} frames as '{job.strip.name}' (channel {job.strip.channel})"
+    return job.strip
+
+
+def poll_running_job() -> float | None:
+    """Timer callback: mirror progress into the UI; import when done."""
+    job = _job
+    if job is None:
+        return None
+    sync_ui(job)
+    if not job.session.state.finished:
+        return 0.25
+    try:
+        finish(job)
+    except Exception as exc:  # noqa: BLE001 - shown in the panel, never a traceback popup
+        job.session.state.error = f"Import failed: {exc}"
+        job.session.state.ok = False
+    sync_ui(job)
+    set_job(None)
+    return None

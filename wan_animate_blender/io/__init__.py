@@ -1,0 +1,1 @@
+"""bpy-free logic: resolution planning, the backend client, job sessions."""

@@ -1,0 +1,75 @@
+"""HTTP client for the backend API. Runs on worker threads, never on Blender's UI
+thread. Uses requests, which Blender bundles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ...backend.api_types import API_PREFIX, JobRequest, JobStatus
+
+
+class BackendError(RuntimeError):
+    """A failure the artist can act on; the message says what to do."""
+
+
+class BackendClient:
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def _call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        try:
+            resp = self._session.request(method, f"{self.url}{API_PREFIX}{path}", timeout=self.timeout, **kw)
+        except requests.ConnectionError as exc:
+            raise BackendError(
+                f"Cannot reach the backend at {self.url}: it is not running or not reachable."
+            ) from exc
+        except requests.Timeout as exc:
+            raise BackendError(f"The backend at {self.url} did not answer in {self.timeout:.0f} s.") from exc
+        if resp.status_code == 401:
+            raise BackendError("The backend refused the token. Check the token in the add-on preferences.")
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise BackendError(str(detail))
+        return resp
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health").json()
+
+    def upload(self, path: Path) -> str:
+        with open(path, "rb") as f:
+            resp = self._call("POST", "/uploads", data=f, headers={"X-Filename": Path(path).name})
+        return resp.json()["upload_id"]
+
+    def submit(self, req: JobRequest) -> JobStatus:
+        return JobStatus.from_json(self._call("POST", "/jobs", json=req.to_json()).json())
+
+    def status(self, job_id: str) -> JobStatus:
+        return JobStatus.from_json(self._call("GET", f"/jobs/{job_id}").json())
+
+    def jobs(self) -> list[JobStatus]:
+        return [JobStatus.from_json(j) for j in self._call("GET", "/jobs").json()]
+
+    def cancel(self, job_id: str) -> JobStatus:
+        return JobStatus.from_json(self._call("POST", f"/jobs/{job_id}/cancel").json())
+
+    def files(self, job_id: str) -> list[str]:
+        return self._call("GET", f"/jobs/{job_id}/files").json()["files"]
+
+    def download(self, job_id: str, rel: str, dest: Path) -> None:
+        resp = self._call("GET", f"/jobs/{job_id}/files/{rel}", stream=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(dest, "wb") as f:
+            for chunk in resp.iter_content(1 << 20):
+                f.write(chunk)
+
+    def shutdown(self) -> None:
+        self._call("POST", "/shutdown")

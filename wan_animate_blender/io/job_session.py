@@ -1,0 +1,161 @@
+"""One Generate press, off Blender's main thread: start the backend if needed,
+submit, follow progress, bring the frames home. The UI reads ``state``; nothing
+here touches bpy, so it runs the same on a thread (UI) or inline (headless)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...backend.api_types import JobRequest, JobStatus
+from .backend_process import LocalBackend
+from .client import BackendClient, BackendError
+
+
+@dataclass
+class SessionState:
+    stage: str = "starting backend"
+    message: str = "Starting the backend"
+    progress: float = 0.0
+    eta_s: float | None = None
+    job_id: str | None = None
+    finished: bool = False
+    ok: bool = False
+    cancelled: bool = False
+    error: str | None = None
+    result_dir: Path | None = None
+    frame_count: int = 0
+    log: list[str] = field(default_factory=list)
+
+
+class JobSession:
+    def __init__(
+        self,
+        request: JobRequest,
+        character: Path,
+        clip: Path,
+        local: LocalBackend | None = None,
+        remote: BackendClient | None = None,
+        download_to: Path | None = None,
+        poll_s: float = 0.25,
+    ) -> None:
+        self.request = request
+        self.character, self.clip = Path(character), Path(clip)
+        self.local, self.remote = local, remote
+        self.download_to = download_to
+        self.poll_s = poll_s
+        self.state = SessionState()
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="wan-animate-job", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _set(self, **kw) -> None:
+        for k, v in kw.items():
+            setattr(self.state, k, v)
+
+    def run(self) -> SessionState:
+        try:
+            self._run()
+        except BackendError as exc:
+            self._set(error=str(exc), message=str(exc), ok=False)
+        except Exception as exc:  # noqa: BLE001 - the artist sees every failure as a message
+            self._set(error=f"{type(exc).__name__}: {exc}", message=f"Unexpected error: {exc}", ok=False)
+        finally:
+            self.state.finished = True
+        return self.state
+
+    def _client(self) -> BackendClient:
+        if self.remote is not None:
+            return self.remote
+        assert self.local is not None
+        self._set(stage="starting backend", message="Starting the backend", progress=0.0)
+        return self.local.start()
+
+    def _run(self) -> None:
+        for label, p in (("character image", self.character), ("reference clip", self.clip)):
+            if not p.is_file():
+                raise BackendError(f"The {label} was not found: {p}. Pick an existing file.")
+        client = self._client()
+        if self._cancel.is_set():
+            self._set(cancelled=True, message="Cancelled")
+            return
+        req = self.request
+        if self.remote is not None:
+            self._set(stage="uploading", message="Uploading inputs")
+            req.character_upload = client.upload(self.character)
+            req.clip_upload = client.upload(self.clip)
+            req.character_path = req.clip_path = None
+            req.output_dir = None
+        else:
+            req.character_path, req.clip_path = str(self.character), str(self.clip)
+        st = client.submit(req)
+        self._set(job_id=st.id)
+        cancel_sent = False
+        while True:
+            if self._cancel.is_set() and not cancel_sent:
+                client.cancel(st.id)
+                cancel_sent = True
+            try:
+                st = client.status(st.id)
+            except BackendError as exc:
+                raise BackendError(self._crash_message(exc)) from exc
+            self._apply(st)
+            if st.finished:
+                break
+            if self.local is not None and not self.local.running:
+                raise BackendError(self._crash_message(None))
+            time.sleep(self.poll_s)
+        if st.state == "cancelled":
+            self._set(cancelled=True, message="Cancelled; nothing was imported")
+            return
+        if st.state == "failed":
+            raise BackendError(st.error or st.message)
+        result = Path(st.result_dir or "")
+        if self.remote is not None:
+            result = self._download(client, st)
+        self._set(
+            result_dir=result,
+            frame_count=st.frame_count,
+            ok=True,
+            progress=1.0,
+            stage="importing",
+            message=f"Importing {st.frame_count} frames",
+        )
+
+    def _apply(self, st: JobStatus) -> None:
+        stage = st.stage
+        if st.stage in ("denoising", "decoding") and st.windows:
+            stage = f"window {st.window} of {st.windows}, step {st.step} of {st.steps}"
+            if st.stage == "decoding":
+                stage = f"decoding window {st.window} of {st.windows}"
+        self._set(stage=stage, message=st.message, progress=st.progress, eta_s=st.eta_s)
+
+    def _crash_message(self, exc: BackendError | None) -> str:
+        if self.local is not None and not self.local.running:
+            code = self.local.exit_code()
+            return (
+                f"The backend stopped unexpectedly (exit code {code}) during '{self.state.stage}'. "
+                f"Nothing was imported. Press Generate to start it again; its log is {self.local.log_path}:\n"
+                f"{self.local.log_tail(8)}"
+            )
+        return str(exc)
+
+    def _download(self, client: BackendClient, st: JobStatus) -> Path:
+        assert self.download_to is not None and st.result_dir is not None
+        dest = self.download_to / Path(st.result_dir.replace("\\", "/")).name
+        dest.mkdir(parents=True, exist_ok=False)
+        files = client.files(st.id)
+        for i, rel in enumerate(files):
+            if self._cancel.is_set():
+                raise BackendError("Cancelled while downloading; the partial folder was left at " + str(dest))
+            client.download(st.id, rel, dest / rel)
+            self._set(stage="downloading", message=f"Downloading {i + 1}/{len(files)}")
+        return dest
