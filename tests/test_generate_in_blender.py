@@ -1,0 +1,65 @@
+"""The headless Generate path in real Blender against a real backend process on the
+tiny model, and what an artist checks: the strip, its frames, nothing lost."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import BLENDER_VERSIONS, run_blender
+
+
+def _args(tmp_path, backend_python, tiny_model, extension_zip, clip, **kw):
+    return {"zip": extension_zip, "backend_python": backend_python, "model_dir": str(tiny_model),
+            "output_dir": str(tmp_path / "out"), "clip": str(clip), **kw}
+
+
+@BLENDER_VERSIONS
+def test_generate_from_camera_still_puts_every_frame_on_the_timeline(
+    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
+):
+    r = run_blender(bl, "generate.py",
+                    _args(tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, second_run=True),
+                    tmp_path)
+    assert r["op_result"] == ["FINISHED"], r["status"]
+    (strip,) = r["new_strips"]
+    assert strip["type"] == "IMAGE"
+    # carphone: 120 frames at 29.97 fps; the result keeps the clip's length and timing.
+    assert strip["elements"] == 120 and strip["frame_final_duration"] == 120
+    assert strip["missing"] == []
+    assert strip["frame_start"] == r["scene_frame_start"]
+    job = strip["job"]
+    assert job["tiny_random_model"] is True and "tiny random" in job["warning"]
+    assert job["frame_count"] == 120 and abs(job["fps"] - 29.97) < 0.01
+    assert job["settings"]["steps"] == 2 and job["settings"]["width"] % 16 == 0
+    assert job["inputs"]["character"]["path"].endswith(".png")
+    assert len(job["inputs"]["clip"]["sha256"]) == 64
+    assert set(job["timings_s"]) >= {"preprocessing", "denoise_and_decode", "writing", "model_load"}
+    # A second Generate makes a new folder and a new strip beside the first; nothing is overwritten.
+    assert r["second"]["op_result"] == ["FINISHED"]
+    dirs = {d for _, _, d in r["second"]["strips"]}
+    assert len(r["second"]["strips"]) == 2 and len(dirs) == 2
+    chans = [c for _, c, _ in r["second"]["strips"]]
+    assert len(set(chans)) == 2
+
+
+@pytest.mark.parametrize("bl", ["5.0"])
+def test_reference_strip_result_lands_above_it_at_its_start(
+    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, astronaut_png
+):
+    # Spaces and non-ASCII characters in every path the job touches.
+    odd = tmp_path / "clips dir é" / "Référence clip ü.mp4"
+    odd.parent.mkdir()
+    shutil.copy(carphone_clip, odd)
+    char = tmp_path / "персонаж 1.png"
+    shutil.copy(astronaut_png, char)
+    args = _args(tmp_path, backend_python, tiny_model, extension_zip, odd, reference_strip=11,
+                 character=str(char))
+    args["output_dir"] = str(tmp_path / "out put ñ")
+    r = run_blender(bl, "generate.py", args, tmp_path)
+    assert r["op_result"] == ["FINISHED"], r["status"]
+    (strip,) = r["new_strips"]
+    assert strip["frame_start"] == 11
+    assert strip["channel"] == 3  # first free channel above the reference on channel 2
+    assert strip["elements"] == 120 and strip["missing"] == []
+    assert strip["job"]["inputs"]["clip"]["path"].endswith("Référence clip ü.mp4")
