@@ -110,6 +110,8 @@ class JobStatus:
     frame_count: int = 0
     fps: float = 0.0
     created: float = 0.0
+    started: float | None = None
+    finished_at: float | None = None
     updated: float = 0.0
 
     def to_json(self) -> dict[str, Any]:

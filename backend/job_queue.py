@@ -122,6 +122,7 @@ class JobWorker:
         self._current = st.id
         cancel = self._cancels.setdefault(st.id, threading.Event())
         st.state, st.stage, st.message = "running", "starting", "Starting"
+        st.started = time.time()
         self.store.save(st)
 
         def report(**fields) -> None:
@@ -149,6 +150,7 @@ class JobWorker:
             st.message = f"The job failed: {st.error}. See the backend log for details."
             traceback.print_exc()
         finally:
+            st.finished_at = time.time()
             self._current = None
             self._cancels.pop(st.id, None)
             self.store.save(st)

@@ -10,17 +10,26 @@ from conftest import BLENDER_VERSIONS, run_blender
 
 
 def _args(tmp_path, backend_python, tiny_model, extension_zip, clip, **kw):
-    return {"zip": extension_zip, "backend_python": backend_python, "model_dir": str(tiny_model),
-            "output_dir": str(tmp_path / "out"), "clip": str(clip), **kw}
+    return {
+        "zip": extension_zip,
+        "backend_python": backend_python,
+        "model_dir": str(tiny_model),
+        "output_dir": str(tmp_path / "out"),
+        "clip": str(clip),
+        **kw,
+    }
 
 
 @BLENDER_VERSIONS
 def test_generate_from_camera_still_puts_every_frame_on_the_timeline(
     bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
 ):
-    r = run_blender(bl, "generate.py",
-                    _args(tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, second_run=True),
-                    tmp_path)
+    r = run_blender(
+        bl,
+        "generate.py",
+        _args(tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, second_run=True),
+        tmp_path,
+    )
     assert r["op_result"] == ["FINISHED"], r["status"]
     (strip,) = r["new_strips"]
     assert strip["type"] == "IMAGE"
@@ -53,8 +62,9 @@ def test_reference_strip_result_lands_above_it_at_its_start(
     shutil.copy(carphone_clip, odd)
     char = tmp_path / "персонаж 1.png"
     shutil.copy(astronaut_png, char)
-    args = _args(tmp_path, backend_python, tiny_model, extension_zip, odd, reference_strip=11,
-                 character=str(char))
+    args = _args(
+        tmp_path, backend_python, tiny_model, extension_zip, odd, reference_strip=11, character=str(char)
+    )
     args["output_dir"] = str(tmp_path / "out put ñ")
     r = run_blender(bl, "generate.py", args, tmp_path)
     assert r["op_result"] == ["FINISHED"], r["status"]

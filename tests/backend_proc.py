@@ -1,0 +1,79 @@
+"""A real backend subprocess for tests: `python -m backend serve` on a free port."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class BackendProc:
+    def __init__(self, python: str, data_dir: Path, model_dir: Path, token: str = "test-token") -> None:
+        self.token = token
+        ready = data_dir / "ready.json"
+        ready.unlink(missing_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONPATH=str(ROOT), WAN_ANIMATE_TOKEN=token)
+        self.log = open(data_dir / "backend.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "backend",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--model-dir",
+                str(model_dir),
+                "--ready-file",
+                str(ready),
+                "--threads",
+                "1",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(data_dir),
+        )
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert self.proc.poll() is None, (data_dir / "backend.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "backend did not start"
+            time.sleep(0.1)
+        info = json.loads(ready.read_text())
+        self.url = info["url"]
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **kw):
+        return self.s.get(self.url + path, timeout=30, **kw)
+
+    def post(self, path: str, **kw):
+        return self.s.post(self.url + path, timeout=30, **kw)
+
+    def wait(self, job_id: str, until=lambda st: st["state"] in ("done", "failed", "cancelled"), timeout=300):
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            st = self.get(f"/v1/jobs/{job_id}").json()
+            seen.append(st)
+            if until(st):
+                return st, seen
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} did not reach the state in time: {seen[-1]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.post("/v1/shutdown")
+                self.proc.wait(timeout=20)
+            except Exception:  # noqa: BLE001
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
