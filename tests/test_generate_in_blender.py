@@ -73,3 +73,32 @@ def test_reference_strip_result_lands_above_it_at_its_start(
     assert strip["channel"] == 3  # first free channel above the reference on channel 2
     assert strip["elements"] == 120 and strip["missing"] == []
     assert strip["job"]["inputs"]["clip"]["path"].endswith("Référence clip ü.mp4")
+
+
+@pytest.mark.parametrize("bl", ["4.2"])
+def test_cancel_from_blender_stops_the_job_and_imports_nothing(
+    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
+):
+    args = _args(tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, async_cancel=True,
+                 settings={"steps": 40})
+    r = run_blender(bl, "generate.py", args, tmp_path)
+    assert any("window" in s for s in r["stages"]), r["stages"]
+    assert r["cancelled"] is True
+    assert r["backend_state"] == "cancelled"
+    assert r["new_strips"] == []
+    assert "nothing was imported" in r["message"]
+    out = tmp_path / "out"
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("bl", ["5.0"])
+def test_backend_crash_mid_job_is_reported_and_imports_nothing(
+    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
+):
+    args = _args(tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, kill_backend_at="window",
+                 settings={"steps": 40})
+    r = run_blender(bl, "generate.py", args, tmp_path)
+    assert r["ok"] is False
+    assert "backend stopped unexpectedly" in r["error"]
+    assert "Press Generate to start it again" in r["error"]
+    assert r["new_strips"] == []

@@ -38,8 +38,8 @@ def probe_clip(path: Path) -> ClipInfo:
     try:
         if not cap.isOpened():
             raise ClipError(
-                f"Cannot read the reference clip {path.name}: it is not a video OpenCV can decode. "
-                "Convert it to H.264 .mp4 and try again."
+                f"Cannot read the reference clip {path.name}: it has no decodable video frames (it may be "
+                "empty, damaged, or in a codec OpenCV cannot read). Convert it to H.264 .mp4 and try again."
             )
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
