@@ -121,13 +121,17 @@ class JobRunner:
             cond = build_conditioning(clip, estimator, s.width, s.height, face_size, pre_progress, MODEL_FPS)
         timings["preprocessing"] = time.perf_counter() - t0
         n_model = len(cond.sources)
-        windows = count_windows(n_model, s.segment_frames, s.overlap)
 
         from PIL import Image
 
         ref = fit_character(character, s.width, s.height)
         pose_imgs = [Image.fromarray(f) for f in cond.pose_frames]
         face_imgs = [Image.fromarray(f) for f in cond.face_frames]
+        # The pipeline needs more frames than the overlap; a very short clip holds its last frame.
+        while len(pose_imgs) <= s.overlap:
+            pose_imgs.append(pose_imgs[-1])
+            face_imgs.append(face_imgs[-1])
+        windows = count_windows(len(pose_imgs), s.segment_frames, s.overlap)
 
         steps_total = windows * s.steps
         state = {"calls": 0, "t_first": None, "t_denoise": 0.0, "t_last": time.perf_counter()}
@@ -188,7 +192,7 @@ class JobRunner:
                 max_sequence_length=512,
             )
         timings["denoise_and_decode"] = time.perf_counter() - t_pipe
-        frames = out.frames[0]  # (n_model, H, W, 3) float in [0, 1]
+        frames = out.frames[0][:n_model]  # (n_model, H, W, 3) float in [0, 1]
         check()
 
         report(stage="writing", message="Writing frames", progress=0.92)
