@@ -40,10 +40,19 @@ def test_bad_inputs_get_actionable_messages_and_lose_nothing(
         {"name": "alpha", "character": str(alpha)},
         {"name": "no_backend", "backend_python": str(tmp_path / "no-env" / "bin" / "python")},
     ]
-    r = run_blender("5.0", "bad_inputs.py", {
-        "zip": extension_zip, "backend_python": backend_python, "model_dir": str(tiny_model),
-        "output_dir": str(tmp_path / "out"), "good_clip": str(carphone_clip), "cases": cases,
-    }, tmp_path)
+    r = run_blender(
+        "5.0",
+        "bad_inputs.py",
+        {
+            "zip": extension_zip,
+            "backend_python": backend_python,
+            "model_dir": str(tiny_model),
+            "output_dir": str(tmp_path / "out"),
+            "good_clip": str(carphone_clip),
+            "cases": cases,
+        },
+        tmp_path,
+    )
     expect = {
         "missing": "was not found",
         "not_video": "Convert it to H.264",

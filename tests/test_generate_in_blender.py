@@ -79,8 +79,15 @@ def test_reference_strip_result_lands_above_it_at_its_start(
 def test_cancel_from_blender_stops_the_job_and_imports_nothing(
     bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
 ):
-    args = _args(tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, async_cancel=True,
-                 settings={"steps": 40})
+    args = _args(
+        tmp_path,
+        backend_python,
+        tiny_model,
+        extension_zip,
+        carphone_clip,
+        async_cancel=True,
+        settings={"steps": 40},
+    )
     r = run_blender(bl, "generate.py", args, tmp_path)
     assert any("window" in s for s in r["stages"]), r["stages"]
     assert r["cancelled"] is True
@@ -95,8 +102,15 @@ def test_cancel_from_blender_stops_the_job_and_imports_nothing(
 def test_backend_crash_mid_job_is_reported_and_imports_nothing(
     bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
 ):
-    args = _args(tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, kill_backend_at="window",
-                 settings={"steps": 40})
+    args = _args(
+        tmp_path,
+        backend_python,
+        tiny_model,
+        extension_zip,
+        carphone_clip,
+        kill_backend_at="window",
+        settings={"steps": 40},
+    )
     r = run_blender(bl, "generate.py", args, tmp_path)
     assert r["ok"] is False
     assert "backend stopped unexpectedly" in r["error"]

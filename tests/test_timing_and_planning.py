@@ -55,10 +55,19 @@ def test_window_count_matches_the_pipeline(tiny_model, seg, overlap):
     size = pipe.transformer.config.motion_encoder_size
     for n in (overlap + 1, seg, seg + 1, 2 * seg + 3):
         calls = []
-        pipe(image=Image.new("RGB", (32, 32)), pose_video=[Image.new("RGB", (32, 32))] * n,
-             face_video=[Image.new("RGB", (size, size))] * n, prompt="x", height=32, width=32,
-             segment_frame_length=seg, num_inference_steps=1, prev_segment_conditioning_frames=overlap,
-             callback_on_step_end=lambda p, i, t, kw: (calls.append(i), kw)[1], output_type="np")
+        pipe(
+            image=Image.new("RGB", (32, 32)),
+            pose_video=[Image.new("RGB", (32, 32))] * n,
+            face_video=[Image.new("RGB", (size, size))] * n,
+            prompt="x",
+            height=32,
+            width=32,
+            segment_frame_length=seg,
+            num_inference_steps=1,
+            prev_segment_conditioning_frames=overlap,
+            callback_on_step_end=lambda p, i, t, kw, calls=calls: (calls.append(i), kw)[1],
+            output_type="np",
+        )
         assert len(calls) == count_windows(n, seg, overlap), n
 
 

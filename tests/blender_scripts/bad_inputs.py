@@ -40,8 +40,13 @@ def run(a):
         except RuntimeError as exc:  # an operator's ERROR report raises in background mode
             r, err = ["CANCELLED"], str(exc)
         after = snapshot(scene, out)
-        results[case["name"]] = {"result": r, "error": err, "status": s.status, "unchanged": before == after,
-                                 "earlier_file": (out / "earlier job" / "frame_000001.png").read_bytes().decode()}
+        results[case["name"]] = {
+            "result": r,
+            "error": err,
+            "status": s.status,
+            "unchanged": before == after,
+            "earlier_file": (out / "earlier job" / "frame_000001.png").read_bytes().decode(),
+        }
     runtime = __import__(MODULE + ".wan_animate_blender.blender.runtime", fromlist=["runtime"])
     runtime.stop_backend()
     return results

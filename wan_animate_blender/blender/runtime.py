@@ -95,9 +95,8 @@ def finish(job: RunningJob):
         scene, Path(st.result_dir), job.strip_name, job.frame_start, job.above_channel
     )
     job.imported = True
-    _settings(
-        scene
-    ).status = f"Imported {st.frame_count} frames as '{job.strip.name}' (channel {job.strip.channel})"
+    st.stage = "imported"
+    st.message = f"Imported {st.frame_count} frames as '{job.strip.name}' (channel {job.strip.channel})"
     return job.strip
 
 

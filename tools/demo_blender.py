@@ -1,0 +1,74 @@
+"""Runs inside the bpy wheel (headless): install the built extension as a user
+would, build a small scene, put the reference clip on the Sequencer, press
+Generate, save the .blend. Arguments: one JSON object."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import bpy
+
+MODULE = "bl_ext.user_default.wan_animate"
+
+
+def main() -> None:
+    a = json.loads(sys.argv[-1])
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.extensions.package_install_files(filepath=a["zip"], repo="user_default", enable_on_install=True)
+    importlib.import_module(MODULE)
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.backend_python, prefs.model_dir, prefs.output_dir = (
+        a["backend_python"],
+        a["model_dir"],
+        a["output_dir"],
+    )
+    prefs.cpu_threads = 2
+
+    scene = bpy.context.scene
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 480, 480, 100
+    scene.display.shading.light = "STUDIO"
+    scene.display.shading.color_type = "OBJECT"
+    bpy.ops.mesh.primitive_monkey_add(location=(0, 0, 0.6))
+    bpy.context.active_object.color = (0.9, 0.5, 0.2, 1.0)
+    bpy.ops.mesh.primitive_cylinder_add(radius=0.45, depth=1.6, location=(0, 0, -0.8))
+    bpy.context.active_object.color = (0.2, 0.4, 0.9, 1.0)
+    bpy.ops.object.camera_add(location=(0, -6, 0), rotation=(1.5708, 0, 0))
+    scene.camera = bpy.context.active_object
+
+    ed = scene.sequence_editor_create()
+    coll = ed.strips if hasattr(ed, "strips") else ed.sequences
+    ref = coll.new_movie(name="reference", filepath=a["clip"], channel=1, frame_start=1)
+    ed.active_strip = ref
+    scene.frame_end = ref.frame_final_end - 1
+
+    s = scene.wan_animate
+    s.character_source, s.clip_source = "RENDER", "STRIP"
+    s.quality, s.steps, s.segment_frames, s.overlap = "preview", a["steps"], 33, "1"
+    bpy.ops.wan_animate.generate()
+    print("STATUS:", s.status, flush=True)
+    strips = ed.strips_all if hasattr(ed, "strips_all") else ed.sequences_all
+    result = [x for x in strips if x.type == "IMAGE"][0]
+    bpy.ops.wm.save_as_mainfile(filepath=a["blend"])
+    Path(a["report"]).write_text(
+        json.dumps(
+            {
+                "status": s.status,
+                "strip": result.name,
+                "channel": result.channel,
+                "frames": len(result.elements),
+                "directory": bpy.path.abspath(result.directory),
+                "blend": a["blend"],
+            }
+        )
+    )
+    runtime = importlib.import_module(MODULE + ".wan_animate_blender.blender.runtime")
+    runtime.stop_backend()
+
+
+main()
+sys.stdout.flush()
+import os  # noqa: E402
+
+os._exit(0)  # the bpy wheel can hang in interpreter teardown
