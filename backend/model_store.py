@@ -76,11 +76,11 @@ class ModelStore:
                 return self._loaded, False
             check_model_dir(model_dir)
             self._loaded = None  # let the old pipeline go before the new one takes memory
+            t0 = time.perf_counter()  # the first import of torch and diffusers is part of the load
             import torch
             from diffusers import WanAnimatePipeline
 
             device, dtype = pick_device(self._device_request)
-            t0 = time.perf_counter()
             pipe = WanAnimatePipeline.from_pretrained(model_dir, dtype=getattr(torch, dtype))
             pipe.to(device)
             pipe.set_progress_bar_config(disable=True)

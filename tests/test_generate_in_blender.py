@@ -43,7 +43,7 @@ def test_generate_from_camera_still_puts_every_frame_on_the_timeline(
     assert job["settings"]["steps"] == 2 and job["settings"]["width"] % 16 == 0
     assert job["inputs"]["character"]["path"].endswith(".png")
     assert len(job["inputs"]["clip"]["sha256"]) == 64
-    assert set(job["timings_s"]) >= {"preprocessing", "denoise_and_decode", "writing", "model_load"}
+    assert set(job["timings_s"]) >= {"preprocessing", "denoising", "decoding", "writing", "model_load"}
     # A second Generate makes a new folder and a new strip beside the first; nothing is overwritten.
     assert r["second"]["op_result"] == ["FINISHED"]
     dirs = {d for _, _, d in r["second"]["strips"]}
