@@ -116,3 +116,32 @@ def test_backend_crash_mid_job_is_reported_and_imports_nothing(
     assert "backend stopped unexpectedly" in r["error"]
     assert "Press Generate to start it again" in r["error"]
     assert r["new_strips"] == []
+
+
+@pytest.mark.parametrize("bl", ["4.2"])
+def test_remote_backend_uploads_inputs_and_downloads_frames(
+    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
+):
+    from backend_proc import BackendProc
+
+    remote = BackendProc(backend_python, tmp_path / "remote-data", tiny_model, token="remote-secret")
+    try:
+        args = _args(
+            tmp_path,
+            backend_python,
+            tiny_model,
+            extension_zip,
+            carphone_clip,
+            remote_url=remote.url,
+            remote_token="remote-secret",
+        )
+        r = run_blender(bl, "generate.py", args, tmp_path)
+    finally:
+        remote.stop()
+    assert r["op_result"] == ["FINISHED"], r["status"]
+    assert r["local_backend_started"] is False
+    (strip,) = r["new_strips"]
+    assert strip["elements"] == 120 and strip["missing"] == []
+    local = tmp_path / "out"
+    assert str(local) in strip["directory"]  # frames were brought home, not read from the backend's disk
+    assert strip["job"]["inputs"]["clip"]["path"].startswith(str(tmp_path / "remote-data" / "uploads"))

@@ -10,6 +10,14 @@ from harness import MODULE, build_scene, configure, install, main, strips, wait_
 def run(a):
     install(a["zip"])
     configure(a)
+    if a.get("remote_url"):
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.backend_mode, prefs.remote_url, prefs.remote_token = (
+            "REMOTE",
+            a["remote_url"],
+            a["remote_token"],
+        )
+        prefs.backend_python = "/nonexistent/python"  # proves no local backend is started
     scene = build_scene()
     s = scene.wan_animate
     s.quality, s.steps, s.segment_frames, s.overlap = "preview", 2, 17, "1"
@@ -108,6 +116,7 @@ def run(a):
             "op_result": sorted(r2),
             "strips": sorted((x.name, x.channel, x.directory) for x in strips(scene)),
         }
+    out["local_backend_started"] = runtime._backend is not None and runtime._backend.proc is not None
     runtime.stop_backend()
     return out
 
