@@ -12,6 +12,19 @@ from .model_store import HF_REPO_ID, SOURCE_FILE
 APPROX_BYTES = 82 * 10**9
 
 
+def ensure_free_space(target: Path, total_bytes: int) -> int:
+    """Bytes still to fetch; refuses before downloading when they would not fit."""
+    have = sum(p.stat().st_size for p in Path(target).rglob("*") if p.is_file())
+    need = max(total_bytes - have, 0)
+    free = shutil.disk_usage(target).free
+    if free < need * 1.05:
+        raise SystemExit(
+            f"Not enough free disk space in {target}: {need / 1e9:.1f} GB still to download, "
+            f"{free / 1e9:.1f} GB free. Free space or choose another folder with --dir."
+        )
+    return need
+
+
 def download_weights(target: Path, repo_id: str = HF_REPO_ID, revision: str | None = None) -> Path:
     from huggingface_hub import HfApi, snapshot_download
 
@@ -19,14 +32,7 @@ def download_weights(target: Path, repo_id: str = HF_REPO_ID, revision: str | No
     target.mkdir(parents=True, exist_ok=True)
     info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
     total = sum((s.size or 0) for s in info.siblings or []) or APPROX_BYTES
-    have = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-    need = max(total - have, 0)
-    free = shutil.disk_usage(target).free
-    if free < need * 1.05:
-        raise SystemExit(
-            f"Not enough free disk space in {target}: {need / 1e9:.1f} GB still to download, "
-            f"{free / 1e9:.1f} GB free. Free space or choose another folder with --dir."
-        )
+    need = ensure_free_space(target, total)
     print(
         f"downloading {repo_id}@{info.sha} ({total / 1e9:.1f} GB, {need / 1e9:.1f} GB to go) to {target}",
         flush=True,

@@ -101,6 +101,7 @@ class JobRunner:
         timings["model_load"] = model.load_seconds if loaded_now else 0.0
         pipe = model.pipe
         import torch  # already imported by the model load
+
         face_size = int(pipe.transformer.config.motion_encoder_size)
         check()
 
