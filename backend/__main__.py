@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--model-dir", type=Path, default=None, help="Wan2.2-Animate-14B-Diffusers folder")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     s.add_argument("--ready-file", type=Path, default=None, help="write host/port/token here once listening")
+    s.add_argument("--parent-pid", type=int, default=None, help="shut down when this process exits")
     s.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
 
     st = sub.add_parser("setup", help="create the backend's Python environment")
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             None,
             args.ready_file,
             args.device,
+            args.parent_pid,
         )
     return 0
 

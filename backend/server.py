@@ -145,6 +145,7 @@ def serve(
     token: str | None,
     ready_file: Path | None,
     device: str = "auto",
+    parent_pid: int | None = None,
 ) -> None:
     import secrets
 
@@ -166,6 +167,10 @@ def serve(
         server.should_exit = True
 
     threading.Thread(target=watch_shutdown, daemon=True).start()
+    if parent_pid:
+        from .parent_watch import watch_parent
+
+        watch_parent(parent_pid, app.state.shutdown.set)
     app.state.worker.start()
     info = {"host": host, "port": actual_port, "pid": os.getpid(), "url": f"http://{host}:{actual_port}"}
     if ready_file:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -96,3 +97,43 @@ def test_a_one_frame_clip_still_generates_one_frame(
     assert st["frame_count"] == 1
     assert len(list(Path(st["result_dir"]).glob("frame_*.png"))) == 1
 
+
+def test_backend_stops_when_its_parent_process_dies(tmp_path, backend_python, tiny_model):
+    import os
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ready = tmp_path / "ready.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    child = subprocess.Popen(
+        [
+            backend_python,
+            "-m",
+            "backend",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--model-dir",
+            str(tiny_model),
+            "--ready-file",
+            str(ready),
+            "--parent-pid",
+            str(parent.pid),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists() and child.poll() is None
+        parent.kill()
+        parent.wait()
+        assert child.wait(timeout=30) == 0
+    finally:
+        for p in (parent, child):
+            if p.poll() is None:
+                p.kill()

@@ -15,11 +15,3 @@ def strips(editor):
 
 def all_strips(editor):
     return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
-
-
-def movie_strip_types() -> tuple[str, ...]:
-    return ("MOVIE",)
-
-
-def eevee_engine_id() -> str:
-    return "BLENDER_EEVEE" if VERSION >= (5, 0, 0) else "BLENDER_EEVEE_NEXT"

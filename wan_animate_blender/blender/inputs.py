@@ -7,8 +7,6 @@ from pathlib import Path
 
 import bpy
 
-from . import compat
-
 
 class InputError(ValueError):
     """Bad input from the scene; the message says what to do."""
@@ -47,7 +45,7 @@ def reference_from_strip(scene) -> tuple[Path, int, int]:
     """(movie file, start frame on the timeline, channel) of the active movie strip."""
     editor = scene.sequence_editor
     strip = editor.active_strip if editor else None
-    if strip is None or strip.type not in compat.movie_strip_types():
+    if strip is None or strip.type != "MOVIE":
         raise InputError("No movie strip is active in the Sequencer. Select a movie strip, or choose a file.")
     path = Path(bpy.path.abspath(strip.filepath))
     return path, int(strip.frame_start), int(strip.channel)

@@ -4,6 +4,7 @@ headless, what a script calls to advance a job."""
 
 from __future__ import annotations
 
+import atexit
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,10 @@ def stop_backend() -> None:
     if _backend is not None:
         _backend.stop()
         _backend = None
+
+
+# Quitting Blender does not always unregister add-ons; the backend must not outlive it.
+atexit.register(stop_backend)
 
 
 def current_job() -> RunningJob | None:
@@ -109,7 +114,8 @@ def poll_running_job() -> float | None:
     if not job.session.state.finished:
         return 0.25
     try:
-        finish(job)
+        if finish(job) is not None and not bpy.app.background:
+            bpy.ops.ed.undo_push(message="Wan Animate: import result")
     except Exception as exc:  # noqa: BLE001 - shown in the panel, never a traceback popup
         job.session.state.error = f"Import failed: {exc}"
         job.session.state.ok = False

@@ -84,6 +84,8 @@ class LocalBackend:
             self.cfg.device,
             "--ready-file",
             str(ready),
+            "--parent-pid",
+            str(os.getpid()),
         ]
         if self.cfg.threads:
             args += ["--threads", str(self.cfg.threads)]
