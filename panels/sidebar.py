@@ -38,33 +38,27 @@ def draw_panel(layout, context) -> None:
     row.operator("wan_animate.generate", icon="PLAY")
     if running:
         layout.operator("wan_animate.cancel", icon="CANCEL")
-        if hasattr(layout, "progress"):  # UILayout.progress exists since 4.0
-            layout.progress(factor=s.progress / 100.0, type="BAR", text=s.status)
-        else:
-            layout.prop(s, "progress", slider=True)
+        layout.progress(factor=s.progress / 100.0, type="BAR", text=s.status)
     if s.status:
         box = layout.box()
         for line in s.status.splitlines()[:6]:
             box.label(text=line[:120])
 
 
-class WANANIM_PT_view3d(bpy.types.Panel):
+class _SidebarPanel:
     bl_label = "Wan Animate"
+    bl_region_type = "UI"
+    bl_category = "Wan Animate"
+
+    def draw(self, context):
+        draw_panel(self.layout, context)
+
+
+class WANANIM_PT_view3d(_SidebarPanel, bpy.types.Panel):
     bl_idname = "WANANIM_PT_view3d"
     bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Wan Animate"
-
-    def draw(self, context):
-        draw_panel(self.layout, context)
 
 
-class WANANIM_PT_sequencer(bpy.types.Panel):
-    bl_label = "Wan Animate"
+class WANANIM_PT_sequencer(_SidebarPanel, bpy.types.Panel):
     bl_idname = "WANANIM_PT_sequencer"
     bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Wan Animate"
-
-    def draw(self, context):
-        draw_panel(self.layout, context)

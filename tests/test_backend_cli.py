@@ -17,17 +17,20 @@ from backend.download import ensure_free_space
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_make_tiny_model_writes_the_diffusers_layout_and_refuses_to_overwrite(tmp_path, backend_python):
-    target = tmp_path / "tiny model"
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run(
-        [backend_python, "-m", "backend", "make-tiny-model", str(target)],
+def backend_cli(python: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [python, "-m", "backend", *args],
         capture_output=True,
         text=True,
-        env=env,
-        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        cwd=cwd,
         timeout=300,
     )
+
+
+def test_make_tiny_model_writes_the_diffusers_layout_and_refuses_to_overwrite(tmp_path, backend_python):
+    target = tmp_path / "tiny model"
+    r = backend_cli(backend_python, "make-tiny-model", str(target), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     index = json.loads((target / "model_index.json").read_text())
     assert index["_class_name"] == "WanAnimatePipeline"
@@ -42,14 +45,7 @@ def test_make_tiny_model_writes_the_diffusers_layout_and_refuses_to_overwrite(tm
     ):
         assert (target / part).is_dir()
     assert json.loads((target / "wan_animate_tiny_model.json").read_text())["tiny_random_model"] is True
-    again = subprocess.run(
-        [backend_python, "-m", "backend", "make-tiny-model", str(target)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    again = backend_cli(backend_python, "make-tiny-model", str(target), cwd=tmp_path)
     assert again.returncode != 0 and "not empty" in again.stderr
 
 
@@ -61,14 +57,8 @@ def test_download_refuses_early_when_the_disk_is_too_small(tmp_path):
     assert ensure_free_space(tmp_path, 5000) == 4000  # what is already there counts (resume)
 
 
-def test_help_lists_the_commands(backend_python):
-    r = subprocess.run(
-        [backend_python, "-m", "backend", "--help"],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(ROOT)},
-        timeout=60,
-    )
+def test_help_lists_the_commands(backend_python, tmp_path):
+    r = backend_cli(backend_python, "--help", cwd=tmp_path)
     for cmd in ("serve", "setup", "download", "make-tiny-model"):
         assert cmd in r.stdout
 

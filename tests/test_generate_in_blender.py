@@ -9,25 +9,27 @@ import pytest
 from conftest import BLENDER_VERSIONS, run_blender
 
 
-def _args(tmp_path, backend_python, tiny_model, extension_zip, clip, **kw):
-    return {
-        "zip": extension_zip,
-        "backend_python": backend_python,
-        "model_dir": str(tiny_model),
-        "output_dir": str(tmp_path / "out"),
-        "clip": str(clip),
-        **kw,
-    }
+@pytest.fixture()
+def job_args(tmp_path, backend_python, tiny_model, extension_zip, carphone_clip):
+    def make(**kw):
+        base = {
+            "zip": extension_zip,
+            "backend_python": backend_python,
+            "model_dir": str(tiny_model),
+            "output_dir": str(tmp_path / "out"),
+            "clip": str(carphone_clip),
+        }
+        return {**base, **kw}
+
+    return make
 
 
 @BLENDER_VERSIONS
-def test_generate_from_camera_still_puts_every_frame_on_the_timeline(
-    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
-):
+def test_generate_from_camera_still_puts_every_frame_on_the_timeline(bl, tmp_path, job_args):
     r = run_blender(
         bl,
         "generate.py",
-        _args(tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, second_run=True),
+        job_args(second_run=True),
         tmp_path,
     )
     assert r["op_result"] == ["FINISHED"], r["status"]
@@ -54,7 +56,7 @@ def test_generate_from_camera_still_puts_every_frame_on_the_timeline(
 
 @pytest.mark.parametrize("bl", ["5.0"])
 def test_reference_strip_result_lands_above_it_at_its_start(
-    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, astronaut_png
+    bl, tmp_path, job_args, carphone_clip, astronaut_png
 ):
     # Spaces and non-ASCII characters in every path the job touches.
     odd = tmp_path / "clips dir é" / "Référence clip ü.mp4"
@@ -62,9 +64,7 @@ def test_reference_strip_result_lands_above_it_at_its_start(
     shutil.copy(carphone_clip, odd)
     char = tmp_path / "персонаж 1.png"
     shutil.copy(astronaut_png, char)
-    args = _args(
-        tmp_path, backend_python, tiny_model, extension_zip, odd, reference_strip=11, character=str(char)
-    )
+    args = job_args(clip=str(odd), reference_strip=11, character=str(char))
     args["output_dir"] = str(tmp_path / "out put ñ")
     r = run_blender(bl, "generate.py", args, tmp_path)
     assert r["op_result"] == ["FINISHED"], r["status"]
@@ -76,15 +76,8 @@ def test_reference_strip_result_lands_above_it_at_its_start(
 
 
 @pytest.mark.parametrize("bl", ["4.2"])
-def test_cancel_from_blender_stops_the_job_and_imports_nothing(
-    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
-):
-    args = _args(
-        tmp_path,
-        backend_python,
-        tiny_model,
-        extension_zip,
-        carphone_clip,
+def test_cancel_from_blender_stops_the_job_and_imports_nothing(bl, tmp_path, job_args):
+    args = job_args(
         async_cancel=True,
         settings={"steps": 40},
     )
@@ -99,15 +92,8 @@ def test_cancel_from_blender_stops_the_job_and_imports_nothing(
 
 
 @pytest.mark.parametrize("bl", ["5.0"])
-def test_backend_crash_mid_job_is_reported_and_imports_nothing(
-    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
-):
-    args = _args(
-        tmp_path,
-        backend_python,
-        tiny_model,
-        extension_zip,
-        carphone_clip,
+def test_backend_crash_mid_job_is_reported_and_imports_nothing(bl, tmp_path, job_args):
+    args = job_args(
         kill_backend_at="window",
         settings={"steps": 40},
     )
@@ -120,18 +106,13 @@ def test_backend_crash_mid_job_is_reported_and_imports_nothing(
 
 @pytest.mark.parametrize("bl", ["4.2"])
 def test_remote_backend_uploads_inputs_and_downloads_frames(
-    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
+    bl, tmp_path, job_args, backend_python, tiny_model
 ):
     from backend_proc import BackendProc
 
     remote = BackendProc(backend_python, tmp_path / "remote-data", tiny_model, token="remote-secret")
     try:
-        args = _args(
-            tmp_path,
-            backend_python,
-            tiny_model,
-            extension_zip,
-            carphone_clip,
+        args = job_args(
             remote_url=remote.url,
             remote_token="remote-secret",
         )
