@@ -33,7 +33,7 @@ class JobSettings:
     overlap: int = 1
     guidance_scale: float = 1.0
     prompt: str = ""
-    keep_clip_fps: bool = True
+    output_fps: float = 0.0  # 0: the clip's own rate
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -50,6 +50,10 @@ class JobSettings:
             raise RequestError(f"frames per window must be 4n+1 (e.g. 77), got {self.segment_frames}")
         if self.overlap not in OVERLAPS:
             raise RequestError(f"overlap must be 1 or 5 frames, got {self.overlap}")
+        if self.output_fps and not 1.0 <= self.output_fps <= 240.0:
+            raise RequestError(
+                f"output_fps must be between 1 and 240 (or 0 for the clip's rate), got {self.output_fps}"
+            )
         if self.overlap == 5 and self.segment_frames < 10:
             raise RequestError("overlap 5 needs at least 13 frames per window")
 

@@ -80,7 +80,7 @@ class JobRunner:
     ) -> dict[str, Any]:
         from .character import fit_character, load_character
         from .preprocess.extract import build_conditioning
-        from .preprocess.video_io import MODEL_FPS, clip_frame_sources, probe_clip
+        from .preprocess.video_io import MODEL_FPS, output_frame_sources, probe_clip
 
         s = req.settings
         timings: dict[str, float] = {}
@@ -214,11 +214,8 @@ class JobRunner:
 
         report(stage="writing", message="Writing frames", progress=0.92)
         t0 = time.perf_counter()
-        if s.keep_clip_fps:
-            order = clip_frame_sources(clip.frame_count, clip.fps, n_model, MODEL_FPS)
-            fps = clip.fps
-        else:
-            order, fps = list(range(n_model)), MODEL_FPS
+        fps = s.output_fps or clip.fps
+        order = output_frame_sources(clip.frame_count, clip.fps, n_model, fps, MODEL_FPS)
         parent = Path(req.output_dir) if req.output_dir else self.default_output
         result = new_result_dir(parent, req.name, job_id)
         try:

@@ -71,6 +71,7 @@ def build_job(context, character_path: str = "", clip_path: str = "") -> runtime
         seed=s.seed,
         segment_frames=s.segment_frames,
         overlap=int(s.overlap),
+        output_fps=scene.render.fps / scene.render.fps_base,
     )
     settings.validate()
     req = JobRequest(settings=settings, output_dir=str(out_dir), name=clip.stem)

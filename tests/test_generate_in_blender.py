@@ -35,13 +35,15 @@ def test_generate_from_camera_still_puts_every_frame_on_the_timeline(bl, tmp_pat
     assert r["op_result"] == ["FINISHED"], r["status"]
     (strip,) = r["new_strips"]
     assert strip["type"] == "IMAGE"
-    # carphone: 120 frames at 29.97 fps; the result keeps the clip's length and timing.
-    assert strip["elements"] == 120 and strip["frame_final_duration"] == 120
+    # carphone: 120 frames at 29.97 fps; the result lasts as long, at the scene's rate (24 by default).
+    n = round(120 * r["scene_fps"] / 29.97)
+    assert r["scene_fps"] == 24 and n == 96
+    assert strip["elements"] == n and strip["frame_final_duration"] == n
     assert strip["missing"] == []
     assert strip["frame_start"] == r["scene_frame_start"]
     job = strip["job"]
     assert job["tiny_random_model"] is True and "tiny random" in job["warning"]
-    assert job["frame_count"] == 120 and abs(job["fps"] - 29.97) < 0.01
+    assert job["frame_count"] == n and job["fps"] == 24 and abs(job["inputs"]["clip"]["fps"] - 29.97) < 0.01
     assert job["settings"]["steps"] == 2 and job["settings"]["width"] % 16 == 0
     assert job["inputs"]["character"]["path"].endswith(".png")
     assert len(job["inputs"]["clip"]["sha256"]) == 64
@@ -64,7 +66,8 @@ def test_reference_strip_result_lands_above_it_at_its_start(
     shutil.copy(carphone_clip, odd)
     char = tmp_path / "персонаж 1.png"
     shutil.copy(astronaut_png, char)
-    args = job_args(clip=str(odd), reference_strip=11, character=str(char))
+    # The scene set to the clip's rate (29.97), as Blender's "Set Scene Frame Rate" does.
+    args = job_args(clip=str(odd), reference_strip=11, character=str(char), scene_fps=[30, 1.001])
     args["output_dir"] = str(tmp_path / "out put ñ")
     r = run_blender(bl, "generate.py", args, tmp_path)
     assert r["op_result"] == ["FINISHED"], r["status"]
@@ -122,7 +125,7 @@ def test_remote_backend_uploads_inputs_and_downloads_frames(
     assert r["op_result"] == ["FINISHED"], r["status"]
     assert r["local_backend_started"] is False
     (strip,) = r["new_strips"]
-    assert strip["elements"] == 120 and strip["missing"] == []
+    assert strip["elements"] == 96 and strip["missing"] == []
     local = tmp_path / "out"
     assert str(local) in strip["directory"]  # frames were brought home, not read from the backend's disk
     assert strip["job"]["inputs"]["clip"]["path"].startswith(str(tmp_path / "remote-data" / "uploads"))

@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from backend.job_runner import count_windows
-from backend.preprocess.video_io import clip_frame_sources, iter_frames_rgb, model_frame_sources, probe_clip
+from backend.preprocess.video_io import iter_frames_rgb, model_frame_sources, output_frame_sources, probe_clip
 from wan_animate_blender.io.resolution import plan_output_size
+
+
+@pytest.mark.parametrize("clip_fps, n, scene_fps", [(29.97, 120, 24), (24, 48, 30), (25, 100, 25)])
+def test_output_at_the_scene_rate_lasts_as_long_as_the_clip(clip_fps, n, scene_fps):
+    src = model_frame_sources(n, clip_fps)
+    out = output_frame_sources(n, clip_fps, len(src), scene_fps)
+    assert abs(len(out) / scene_fps - n / clip_fps) <= 0.5 / scene_fps
+    assert out == sorted(out) and out[-1] <= len(src) - 1
 
 
 @pytest.mark.parametrize("fps, n", [(24, 48), (25, 100), (29.97, 120), (30, 31), (60, 90), (23.976, 1)])
@@ -16,7 +24,7 @@ def test_model_rate_round_trip_keeps_length_and_timing(fps, n):
     src = model_frame_sources(n, fps)
     assert len(src) == max(1, round(n * 30 / fps))
     assert src == sorted(src) and src[0] == 0 and src[-1] <= n - 1
-    back = clip_frame_sources(n, fps, len(src))
+    back = output_frame_sources(n, fps, len(src))
     assert len(back) == n  # one output frame per clip frame: the strip lines up with the clip
     for j, k in enumerate(back):
         # the generated frame shown at clip time j/fps was made at model time k/30: within half a model frame

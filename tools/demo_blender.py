@@ -42,6 +42,8 @@ def main() -> None:
     ref = coll.new_movie(name="reference", filepath=a["clip"], channel=1, frame_start=1)
     ed.active_strip = ref
     scene.frame_end = ref.frame_final_end - 1
+    # Match the scene to the clip (29.97 fps), as Blender's "Set Scene Frame Rate" would.
+    scene.render.fps, scene.render.fps_base = 30, 1.001
 
     s = scene.wan_animate
     s.character_source, s.clip_source = "RENDER", "STRIP"

@@ -85,6 +85,12 @@ def model_frame_sources(frame_count: int, fps: float, model_fps: float = MODEL_F
     return [min(frame_count - 1, int(round(i * fps / model_fps))) for i in range(n_model)]
 
 
-def clip_frame_sources(frame_count: int, fps: float, n_model: int, model_fps: float = MODEL_FPS) -> list[int]:
-    """For each clip frame, the generated frame shown there: back to the clip's timing."""
-    return [min(n_model - 1, int(round(j * model_fps / fps))) for j in range(frame_count)]
+def output_frame_sources(
+    frame_count: int, fps: float, n_model: int, out_fps: float | None = None, model_fps: float = MODEL_FPS
+) -> list[int]:
+    """For each output frame at ``out_fps`` (default: the clip's rate, giving one
+    frame per clip frame), the generated frame shown there. The output lasts as long
+    as the clip, so it stays in sync with the clip's sound."""
+    out_fps = out_fps or fps
+    n_out = max(1, round(frame_count * out_fps / fps))
+    return [min(n_model - 1, int(round(j * model_fps / out_fps))) for j in range(n_out)]

@@ -21,6 +21,8 @@ def run(a):
     scene = build_scene()
     s = scene.wan_animate
     s.quality, s.steps, s.segment_frames, s.overlap = "preview", 2, 17, "1"
+    if a.get("scene_fps"):
+        scene.render.fps, scene.render.fps_base = a["scene_fps"]
     for k, v in a.get("settings", {}).items():
         setattr(s, k, v)
     if a.get("reference_strip"):
@@ -106,7 +108,7 @@ def run(a):
         if job_json.is_file():
             info["job"] = json.loads(job_json.read_text())
         out["new_strips"].append(info)
-    out["scene_fps"] = scene.render.fps
+    out["scene_fps"] = scene.render.fps / scene.render.fps_base
     out["scene_frame_start"] = scene.frame_start
     if a.get("save_blend"):
         bpy.ops.wm.save_as_mainfile(filepath=a["save_blend"])
