@@ -38,6 +38,7 @@ def test_generate_from_camera_still_puts_every_frame_on_the_timeline(bl, tmp_pat
     # carphone: 120 frames at 29.97 fps; the result lasts as long, at the scene's rate (24 by default).
     n = round(120 * r["scene_fps"] / 29.97)
     assert r["scene_fps"] == 24 and n == 96
+    assert "Set the scene to 29.97 fps" in r["status"]
     assert strip["elements"] == n and strip["frame_final_duration"] == n
     assert strip["missing"] == []
     assert strip["frame_start"] == r["scene_frame_start"]
@@ -73,6 +74,7 @@ def test_reference_strip_result_lands_above_it_at_its_start(
     assert r["op_result"] == ["FINISHED"], r["status"]
     (strip,) = r["new_strips"]
     assert strip["frame_start"] == 11
+    assert "Set the scene" not in r["status"]  # scene and clip agree on the rate
     assert strip["channel"] == 3  # first free channel above the reference on channel 2
     assert strip["elements"] == 120 and strip["missing"] == []
     assert strip["job"]["inputs"]["clip"]["path"].endswith("Référence clip ü.mp4")

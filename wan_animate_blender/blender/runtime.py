@@ -5,6 +5,7 @@ headless, what a script calls to advance a job."""
 from __future__ import annotations
 
 import atexit
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,27 @@ def finish(job: RunningJob):
     job.imported = True
     st.stage = "imported"
     st.message = f"Imported {st.frame_count} frames as '{job.strip.name}' (channel {job.strip.channel})"
+    clip_fps = _clip_fps(Path(st.result_dir))
+    scene_fps = scene.render.fps / scene.render.fps_base
+    if clip_fps and abs(clip_fps - scene_fps) > 0.01:
+        # Movie strips play frame by frame whatever the scene's rate; the result keeps real time.
+        clip_s, scene_s = _fps_text(clip_fps), _fps_text(scene_fps)
+        st.message += (
+            f"\nThe clip runs at {clip_s} fps and the scene at {scene_s} fps: the result keeps the clip's "
+            f"duration, a movie strip of the clip does not. Set the scene to {clip_s} fps to line them up."
+        )
     return job.strip
+
+
+def _fps_text(fps: float) -> str:
+    return f"{fps:.2f}".rstrip("0").rstrip(".")
+
+
+def _clip_fps(result_dir: Path) -> float | None:
+    try:
+        return float(json.loads((result_dir / "job.json").read_text())["inputs"]["clip"]["fps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def poll_running_job() -> float | None:
