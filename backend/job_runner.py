@@ -252,6 +252,7 @@ class JobRunner:
                 "model_fps": MODEL_FPS,
                 "windows": windows,
                 "frame_count": len(order),
+                "output_to_model": order,
                 "fps": fps,
                 "frame_pattern": "frame_{:06d}.png",
                 "timings_s": timings,

@@ -16,7 +16,7 @@ from ..panels.preferences import prefs, user_dir
 from ..wan_animate_blender.blender import runtime
 from ..wan_animate_blender.io.backend_process import EXTENSION_ROOT
 
-SETUP_STATE: dict = {"running": False, "stage": "", "lines": [], "returncode": None}
+SETUP_STATE: dict = {"running": False, "stage": "", "steps": [], "lines": [], "returncode": None}
 
 
 def find_setup_python(configured: str) -> list[str] | None:
@@ -31,7 +31,7 @@ def find_setup_python(configured: str) -> list[str] | None:
 
 
 def run_setup(python_cmd: list[str], venv: Path, log_path: Path) -> int:
-    SETUP_STATE.update(running=True, stage="Starting set-up", lines=[], returncode=None)
+    SETUP_STATE.update(running=True, stage="Starting set-up", steps=[], lines=[], returncode=None)
     env = dict(os.environ, PYTHONPATH=str(EXTENSION_ROOT))
     env.pop("PYTHONHOME", None)
     args = [*python_cmd, "-m", "backend", "setup", "--venv", str(venv)]
@@ -45,6 +45,7 @@ def run_setup(python_cmd: list[str], venv: Path, log_path: Path) -> int:
             line = line.rstrip()
             if line.startswith("["):
                 SETUP_STATE["stage"] = line
+                SETUP_STATE["steps"].append(line)
             SETUP_STATE["lines"] = (SETUP_STATE["lines"] + [line])[-50:]
         rc = proc.wait()
     SETUP_STATE.update(

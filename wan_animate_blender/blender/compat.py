@@ -15,3 +15,19 @@ def strips(editor):
 
 def all_strips(editor):
     return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+
+
+def object_fcurves(obj):
+    """The F-curves animating ``obj``: ``Action.fcurves`` up to 4.x, the action's
+    channelbag for the object's slot in the layered actions of 4.4+ (5.0 removed
+    ``Action.fcurves``)."""
+    anim = obj.animation_data
+    if anim is None or anim.action is None:
+        return []
+    action = anim.action
+    if hasattr(action, "fcurves") and not hasattr(action, "slots"):
+        return action.fcurves
+    from bpy_extras import anim_utils
+
+    bag = anim_utils.action_get_channelbag_for_slot(action, anim.action_slot)
+    return bag.fcurves if bag is not None else []

@@ -13,7 +13,7 @@ import bpy
 
 from ..io.backend_process import BackendConfig, LocalBackend
 from ..io.job_session import JobSession
-from . import sequencer_import
+from . import guides, sequencer_import
 
 
 @dataclass
@@ -103,6 +103,15 @@ def finish(job: RunningJob):
     job.imported = True
     st.stage = "imported"
     st.message = f"Imported {st.frame_count} frames as '{job.strip.name}' (channel {job.strip.channel})"
+    if scene.camera is not None and (Path(st.result_dir) / "keypoints.json").is_file():
+        try:
+            guide = guides.build_guides(
+                scene, Path(st.result_dir), job.frame_start, f"Guides {job.strip.name}"
+            )
+            job.strip["wan_animate_guides"] = guide.name
+            st.message += f"; skeleton guide '{guide.name}'"
+        except Exception as exc:  # noqa: BLE001 - the frames are in; a guide problem must not undo that
+            st.message += f"; no skeleton guide ({exc})"
     clip_fps = _clip_fps(Path(st.result_dir))
     scene_fps = scene.render.fps / scene.render.fps_base
     if clip_fps and abs(clip_fps - scene_fps) > 0.01:

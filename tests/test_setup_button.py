@@ -1,0 +1,34 @@
+"""'Set up backend' makes a real environment outside Blender's Python, with its
+progress visible, and Generate then works with nothing else configured."""
+
+from __future__ import annotations
+
+import shutil
+
+from conftest import run_blender
+
+
+def test_setup_button_then_generate(tmp_path, tiny_model, extension_zip, carphone_clip):
+    python = shutil.which("python3.11") or shutil.which("python3")
+    assert python, "a system Python 3.11 is needed to create the backend's environment"
+    r = run_blender(
+        "5.0",
+        "setup_then_generate.py",
+        {
+            "zip": extension_zip,
+            "setup_python": python,
+            "model_dir": str(tiny_model),
+            "output_dir": str(tmp_path / "out"),
+            "clip": str(carphone_clip),
+        },
+        tmp_path,
+        timeout=2400,
+    )
+    assert r["setup_result"] == ["FINISHED"], r["log"]
+    assert r["stage"] == "Backend ready"
+    assert [ln[:5] for ln in r["steps"]] == ["[1/3]", "[2/3]", "[3/3]"]  # progress the panel shows
+    assert r["env_python_exists"] and "backend-env" in r["env_python"]
+    assert r["env_python"] != r["blender_python"]
+    assert r["blender_site_has_diffusers"] is False  # nothing was installed into Blender's Python
+    assert r["generate"] == ["FINISHED"], r.get("error")
+    assert r["strips"] and r["strips"][0][1] == round(120 * 24 / 29.97)

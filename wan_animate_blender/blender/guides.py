@@ -1,0 +1,134 @@
+"""Armature guides: a job's skeleton as an armature that, seen through the camera,
+lies exactly over the generated frames (shown as the camera's background), one
+bone per keypoint, keyframed per frame, with confidence kept and weak frames marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from mathutils import Vector
+
+from ..io.guide_layout import PARENTS, GuideTrack, load_track
+from . import compat
+
+GUIDE_DEPTH = 10.0  # camera units in front of the lens; any depth projects the same
+TIP = 0.02  # length of bones with nothing to stretch to, as a share of the frame height
+
+
+def camera_frame(scene, camera, depth: float = GUIDE_DEPTH) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) of the camera's frame at ``depth``, in camera space."""
+    corners = camera.data.view_frame(scene=scene)
+    if camera.data.type == "ORTHO":
+        pts = [Vector((c.x, c.y, -depth)) for c in corners]
+    else:
+        pts = [c * (depth / -c.z) for c in corners]
+    xs, ys = [p.x for p in pts], [p.y for p in pts]
+    return min(xs), max(xs), min(ys), max(ys)
+
+
+def to_camera_space(
+    track: GuideTrack, frame: tuple[float, float, float, float], x: float, y: float
+) -> Vector:
+    x0, x1, y0, y1 = frame
+    return Vector((x0 + (x / track.width) * (x1 - x0), y1 - (y / track.height) * (y1 - y0), -GUIDE_DEPTH))
+
+
+def build_guides(scene, job_dir: Path, frame_start: int, name: str):
+    """Create the guide armature for the job in ``job_dir``; returns the object."""
+    camera = scene.camera
+    if camera is None:
+        raise RuntimeError(
+            "Guides need the active camera the character was rendered from; set one and retry."
+        )
+    track = load_track(job_dir)
+    frame = camera_frame(scene, camera)
+    tip = TIP * (frame[3] - frame[2])
+
+    arm = bpy.data.armatures.new(name)
+    arm.display_type = "STICK"
+    obj = bpy.data.objects.new(name, arm)
+    coll = bpy.data.collections.new(name)
+    scene.collection.children.link(coll)
+    coll.objects.link(obj)
+    obj.parent = camera
+    obj.show_in_front = True
+    obj["wan_animate_job"] = str(job_dir)
+    obj["wan_animate_frame_start"] = frame_start
+
+    # Rest: every bone at the frame's centre pointing +Y with no roll, so a pose
+    # bone's location is a plain camera-space offset.
+    centre = Vector(((frame[0] + frame[1]) / 2, (frame[2] + frame[3]) / 2, -GUIDE_DEPTH))
+    view_layer = bpy.context.view_layer
+    prev_active = view_layer.objects.active
+    view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    for n in track.names:
+        eb = arm.edit_bones.new(n)
+        eb.head = centre
+        eb.tail = centre + Vector((0, tip, 0))
+        eb.roll = 0.0
+    bpy.ops.object.mode_set(mode="OBJECT")
+    view_layer.objects.active = prev_active
+
+    for n, parent in PARENTS.items():
+        if parent is not None:
+            c = obj.pose.bones[n].constraints.new("STRETCH_TO")
+            c.target, c.subtarget = obj, parent
+
+    # One key per bone to create the curves in any Blender version, then bulk-fill them.
+    for pb in obj.pose.bones:
+        pb["confidence"] = 0.0
+        pb.keyframe_insert("location", frame=frame_start)
+        pb.keyframe_insert('["confidence"]', frame=frame_start)
+    curves = {(fc.data_path, fc.array_index): fc for fc in compat.object_fcurves(obj)}
+    n_frames = track.frame_count
+    for i, n in enumerate(track.names):
+        cols: list[list[float]] = [[], [], [], []]
+        for f, pts in enumerate(track.frames):
+            x, y, c = pts[i]
+            p = to_camera_space(track, frame, x, y) - centre
+            for k, v in enumerate((p.x, p.y, p.z, c)):
+                cols[k] += [frame_start + f, v]
+        base = f'pose.bones["{n}"]'
+        targets = [(f"{base}.location", k) for k in range(3)] + [(f'{base}["confidence"]', 0)]
+        for (path, idx), co in zip(targets, cols, strict=True):
+            fc = curves[(path, idx)]
+            fc.keyframe_points.clear()
+            fc.keyframe_points.add(n_frames)
+            fc.keyframe_points.foreach_set("co", co)
+            fc.keyframe_points.foreach_set("interpolation", [0] * n_frames)  # CONSTANT: one pose per frame
+            fc.update()
+    for f in track.weak:
+        scene.timeline_markers.new(f"weak pose: {name}", frame=frame_start + f)
+    _show_frames_behind(scene, camera, job_dir, frame_start, n_frames)
+    return obj
+
+
+def _show_frames_behind(scene, camera, job_dir: Path, frame_start: int, n_frames: int) -> None:
+    first = sorted(Path(job_dir).glob("frame_*.png"))[0]
+    img = bpy.data.images.load(str(first), check_existing=False)
+    img.source = "SEQUENCE"
+    cam = camera.data
+    cam.show_background_images = True
+    bg = cam.background_images.new()
+    bg.image = img
+    bg.frame_method = "STRETCH"  # the frames fill the camera frame exactly, like the guide mapping
+    bg.image_user.frame_start = frame_start
+    bg.image_user.frame_duration = n_frames
+    bg.image_user.use_auto_refresh = True
+
+
+def set_guides_visible(obj, visible: bool) -> None:
+    for coll in obj.users_collection:
+        coll.hide_viewport = not visible
+    obj.hide_viewport = not visible
+
+
+def read_point(obj, name: str, frame: int, scene) -> tuple[float, float]:
+    """A guide point back in generated-frame pixels at ``frame`` (after artist edits)."""
+    scene.frame_set(frame)
+    track = load_track(Path(obj["wan_animate_job"]))
+    x0, x1, y0, y1 = camera_frame(scene, scene.camera)
+    head = obj.pose.bones[name].head  # armature space == camera space
+    return ((head.x - x0) / (x1 - x0) * track.width, (y1 - head.y) / (y1 - y0) * track.height)

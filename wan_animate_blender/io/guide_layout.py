@@ -1,0 +1,71 @@
+"""Where each keypoint of a job lies in the generated frames, frame by frame
+(bpy-free): the data behind the armature guides."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...backend.preprocess.keypoint_spec import BODY_NAMES, BODY_SRC_A, BODY_SRC_B, HAND_NAMES
+
+# Each guide point's parent (the point its bone stretches to), by name.
+BODY_PARENT = {
+    "Nose": "Neck", "RShoulder": "Neck", "LShoulder": "Neck", "RElbow": "RShoulder", "RWrist": "RElbow",
+    "LElbow": "LShoulder", "LWrist": "LElbow", "RHip": "Neck", "RKnee": "RHip", "RAnkle": "RKnee",
+    "LHip": "Neck", "LKnee": "LHip", "LAnkle": "LKnee", "REye": "Nose", "LEye": "Nose", "REar": "REye",
+    "LEar": "LEye", "LToe": "LAnkle", "RToe": "RAnkle",
+}  # fmt: skip
+WEAK_THRESHOLD = 0.5
+
+
+def _hand_parent(side: str, j: int) -> str:
+    if j == 0:
+        return f"{side}Wrist"  # the hand hangs off the body's wrist point
+    return f"{side}_{HAND_NAMES[0 if j % 4 == 1 else j - 1]}"
+
+
+POINT_NAMES: tuple[str, ...] = BODY_NAMES + tuple(f"{s}_{n}" for s in ("L", "R") for n in HAND_NAMES)
+PARENTS: dict[str, str | None] = {
+    **{n: BODY_PARENT.get(n) for n in BODY_NAMES},
+    **{f"{s}_{n}": _hand_parent(s, j) for s in ("L", "R") for j, n in enumerate(HAND_NAMES)},
+}
+
+
+@dataclass
+class GuideTrack:
+    names: tuple[str, ...]
+    width: int  # generated frame size in pixels
+    height: int
+    frames: list[list[tuple[float, float, float]]]  # per output frame: (x, y, confidence) per name
+    weak: list[int]  # output frames where the body was found only weakly
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frames)
+
+
+def _points(kps: list[list[float]]) -> list[tuple[float, float, float]]:
+    body = [
+        tuple((kps[a][k] + kps[b][k]) / 2.0 for k in range(3))
+        for a, b in zip(BODY_SRC_A, BODY_SRC_B, strict=True)
+    ]
+    hands = [tuple(kps[i]) for i in range(91, 133)]
+    return body + hands
+
+
+def load_track(job_dir: Path) -> GuideTrack:
+    job = json.loads((Path(job_dir) / "job.json").read_text())
+    kp = json.loads((Path(job_dir) / "keypoints.json").read_text())["frames"]
+    clip = job["inputs"]["clip"]
+    w, h = job["settings"]["width"], job["settings"]["height"]
+    # The same fit the pose frames were drawn with: the clip inside the output frame, centred.
+    s = min(w / clip["width"], h / clip["height"])
+    dx, dy = (w - clip["width"] * s) / 2.0, (h - clip["height"] * s) / 2.0
+    per_model = []
+    for f in kp:
+        pts = _points(f["keypoints"])
+        per_model.append([(x * s + dx, y * s + dy, c) for x, y, c in pts])
+    frames = [per_model[m] for m in job["output_to_model"]]
+    weak = [i for i, pts in enumerate(frames) if sum(c for _, _, c in pts[:20]) / 20.0 < WEAK_THRESHOLD]
+    return GuideTrack(POINT_NAMES, w, h, frames, weak)
