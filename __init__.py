@@ -12,7 +12,7 @@ _classes: list = []
 def register() -> None:
     import bpy
 
-    from .operators import backend_ops, generate
+    from .operators import backend_ops, generate, guide_ops
     from .panels import preferences, properties, sidebar
 
     _classes[:] = [
@@ -22,6 +22,8 @@ def register() -> None:
         generate.WANANIM_OT_cancel,
         backend_ops.WANANIM_OT_setup_backend,
         backend_ops.WANANIM_OT_stop_backend,
+        guide_ops.WANANIM_OT_toggle_guides,
+        guide_ops.WANANIM_OT_regenerate_from_guides,
         sidebar.WANANIM_PT_view3d,
         sidebar.WANANIM_PT_sequencer,
     ]

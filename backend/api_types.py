@@ -67,6 +67,9 @@ class JobRequest:
     clip_path: str | None = None
     character_upload: str | None = None
     clip_upload: str | None = None
+    # Reuse saved keypoints (a keypoints.json, optionally with edited "pose_points") instead of detecting.
+    keypoints_path: str | None = None
+    keypoints_upload: str | None = None
     output_dir: str | None = None
     name: str = "shot"
 

@@ -117,8 +117,24 @@ class JobRunner:
                     message=f"Preprocessing: {what} {i}/{n} frames",
                 )
 
-        with self._estimator() as estimator:
-            cond = build_conditioning(clip, estimator, s.width, s.height, face_size, pre_progress, MODEL_FPS)
+        saved = None
+        if inputs.get("keypoints") is not None:
+            try:
+                saved = json.loads(Path(inputs["keypoints"]).read_text())
+            except (OSError, ValueError) as exc:
+                raise RequestError(f"Cannot read the saved keypoints {inputs['keypoints']}: {exc}") from exc
+            estimator_name = "reused keypoints" + (
+                " with edited guides" if saved["frames"] and "pose_points" in saved["frames"][0] else ""
+            )
+            cond = build_conditioning(
+                clip, None, s.width, s.height, face_size, pre_progress, MODEL_FPS, saved
+            )
+        else:
+            with self._estimator() as estimator:
+                cond = build_conditioning(
+                    clip, estimator, s.width, s.height, face_size, pre_progress, MODEL_FPS
+                )
+            estimator_name = getattr(estimator, "name", type(estimator).__name__)
         timings["preprocessing"] = time.perf_counter() - t0
         n_model = len(cond.sources)
 
@@ -247,7 +263,7 @@ class JobRunner:
                         "height": clip.height,
                     },
                 },
-                "estimator": getattr(estimator, "name", type(estimator).__name__),
+                "estimator": estimator_name,
                 "model_frames": n_model,
                 "model_fps": MODEL_FPS,
                 "windows": windows,
@@ -316,7 +332,10 @@ def resolve_inputs(req: JobRequest, uploads_dir: Path) -> dict[str, Path]:
         assert path is not None
         return Path(path)
 
-    return {
+    out = {
         "character": one(req.character_path, req.character_upload, "character"),
         "clip": one(req.clip_path, req.clip_upload, "reference clip"),
     }
+    if req.keypoints_path or req.keypoints_upload:
+        out["keypoints"] = one(req.keypoints_path, req.keypoints_upload, "saved keypoints")
+    return out

@@ -86,7 +86,12 @@ def create_app(
     @app.post(f"{API_PREFIX}/jobs", status_code=201)
     def submit(payload: dict = Body(...)) -> dict:  # noqa: B008 - FastAPI's idiom
         req = JobRequest.from_json(payload)
-        for label, p in (("character image", req.character_path), ("reference clip", req.clip_path)):
+        named = (
+            ("character image", req.character_path),
+            ("reference clip", req.clip_path),
+            ("saved keypoints file", req.keypoints_path),
+        )
+        for label, p in named:
             if p and not Path(p).is_file():
                 raise RequestError(f"The {label} was not found: {p}. Check the path, or upload the file.")
         return worker.submit(req).to_json()

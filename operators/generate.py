@@ -76,9 +76,20 @@ def build_job(context, character_path: str = "", clip_path: str = "") -> runtime
     settings.validate()
     req = JobRequest(settings=settings, output_dir=str(out_dir), name=clip.stem)
 
+    session = make_session(context, req, character, clip)
+    return runtime.RunningJob(session, scene.name, f"Wan {clip.stem}", frame_start, above)
+
+
+def make_session(context, req: JobRequest, character: Path, clip: Path) -> JobSession:
+    """A session on the backend the preferences name: remote, or the local one (kept warm)."""
+    p = prefs(context)
     if p.backend_mode == "REMOTE":
-        session = JobSession(
-            req, character, clip, remote=BackendClient(p.remote_url, p.remote_token), download_to=out_dir
+        return JobSession(
+            req,
+            character,
+            clip,
+            remote=BackendClient(p.remote_url, p.remote_token),
+            download_to=resolved_output_dir(p),
         )
     else:
         cfg = BackendConfig(
@@ -88,8 +99,7 @@ def build_job(context, character_path: str = "", clip_path: str = "") -> runtime
             device=p.device,
             threads=p.cpu_threads,
         )
-        session = JobSession(req, character, clip, local=runtime.local_backend(cfg))
-    return runtime.RunningJob(session, scene.name, f"Wan {clip.stem}", frame_start, above)
+        return JobSession(req, character, clip, local=runtime.local_backend(cfg))
 
 
 class WANANIM_OT_generate(bpy.types.Operator):
@@ -114,23 +124,28 @@ class WANANIM_OT_generate(bpy.types.Operator):
             context.scene.wan_animate.status = str(exc)
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        if not bpy.app.background:
-            runtime.start_job(job)
-            self.report({"INFO"}, "Wan Animate job started")
-            return {"FINISHED"}
-        # Headless: timers never fire, so run to the end right here.
-        runtime.set_job(job)
-        job.session.run()
-        runtime.poll_running_job()
-        st = job.session.state
-        if st.cancelled:
-            self.report({"WARNING"}, st.message)
-            return {"CANCELLED"}
-        if not st.ok:
-            self.report({"ERROR"}, st.error or "The job failed")
-            return {"CANCELLED"}
-        self.report({"INFO"}, context.scene.wan_animate.status)
+        return run_job(self, context, job)
+
+
+def run_job(op, context, job: runtime.RunningJob) -> set[str]:
+    """With a UI: start and return (a timer follows). Headless: run to the end."""
+    if not bpy.app.background:
+        runtime.start_job(job)
+        op.report({"INFO"}, "Wan Animate job started")
         return {"FINISHED"}
+    # Timers never fire in background mode, so the job runs to the end right here.
+    runtime.set_job(job)
+    job.session.run()
+    runtime.poll_running_job()
+    st = job.session.state
+    if st.cancelled:
+        op.report({"WARNING"}, st.message)
+        return {"CANCELLED"}
+    if not st.ok:
+        op.report({"ERROR"}, st.error or "The job failed")
+        return {"CANCELLED"}
+    op.report({"INFO"}, context.scene.wan_animate.status)
+    return {"FINISHED"}
 
 
 class WANANIM_OT_cancel(bpy.types.Operator):

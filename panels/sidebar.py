@@ -39,6 +39,15 @@ def draw_panel(layout, context) -> None:
     if running:
         layout.operator("wan_animate.cancel", icon="CANCEL")
         layout.progress(factor=s.progress / 100.0, type="BAR", text=s.status)
+    guides = [o for o in context.scene.objects if o.type == "ARMATURE" and "wan_animate_job" in o]
+    if guides:
+        col = layout.column(align=True)
+        col.label(text="Skeleton Guides")
+        for g in guides:
+            row = col.row(align=True)
+            icon = "HIDE_ON" if g.hide_viewport else "HIDE_OFF"
+            row.operator("wan_animate.toggle_guides", text=g.name, icon=icon).guide = g.name
+            row.operator("wan_animate.regenerate_from_guides", text="", icon="FILE_REFRESH").guide = g.name
     if s.status:
         box = layout.box()
         for line in s.status.splitlines()[:6]:

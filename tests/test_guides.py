@@ -3,6 +3,8 @@ job saved, over the generated frames; confidence is kept and weak frames marked.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import BLENDER_VERSIONS, run_blender
 
@@ -38,3 +40,52 @@ def test_guide_bones_sit_on_the_saved_keypoints_through_the_camera(
     assert r["worst_px"] < 0.5
     assert r["markers"] == r["weak_expected"]
     assert r["background_images"] == 1 and r["bg_duration"] == r["frame_count"]
+
+
+@pytest.mark.parametrize("bl", ["5.0"])
+def test_an_edited_bone_shows_in_the_regenerated_pose_frames(
+    bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
+):
+    import cv2
+    import numpy as np
+
+    from backend.preprocess.keypoint_spec import PALETTE
+
+    r = run_blender(
+        bl,
+        "regenerate.py",
+        {
+            "zip": extension_zip,
+            "backend_python": backend_python,
+            "model_dir": str(tiny_model),
+            "output_dir": str(tmp_path / "out"),
+            "clip": str(carphone_clip),
+            "frame": 10,
+            "target": [0.3, 0.6],
+        },
+        tmp_path,
+    )
+    assert r["result"] == ["FINISHED"], r["status"]
+    assert r["estimator"] == "reused keypoints with edited guides"  # no re-detection
+    assert r["new_job"] != r["old_job"] and r["new_channel"] > r["old_channel"]
+    m = r["model_frame"]
+    (nx, ny, _), (ox, oy, _) = r["new"], r["old"]
+    assert (
+        abs(nx - 0.3 * r["size"][0]) < 0.5 and abs(ny - 0.6 * r["size"][1]) < 0.5
+    )  # read back where dragged
+    assert abs(nx - ox) > 3 or abs(ny - oy) > 3
+    new_pose = cv2.cvtColor(
+        cv2.imread(str(Path(r["new_job"]) / "pose" / f"pose_{m + 1:06d}.png")), cv2.COLOR_BGR2RGB
+    )
+    old_pose = cv2.cvtColor(
+        cv2.imread(str(Path(r["old_job"]) / "pose" / f"pose_{m + 1:06d}.png")), cv2.COLOR_BGR2RGB
+    )
+    wrist = np.array(PALETTE[4])  # RWrist's joint colour
+    assert 0 <= nx < r["size"][0] and 0 <= ny < r["size"][1], (r["old"], r["new"], r["size"])
+    assert (new_pose[int(ny), int(nx)] == wrist).all()
+    assert not (old_pose[int(ny), int(nx)] == wrist).all()
+    # Untouched frames are drawn as before (from the same saved keypoints).
+    other = (m + 30) % len(list((Path(r["new_job"]) / "pose").glob("*.png")))
+    a = cv2.imread(str(Path(r["new_job"]) / "pose" / f"pose_{other + 1:06d}.png"))
+    b = cv2.imread(str(Path(r["old_job"]) / "pose" / f"pose_{other + 1:06d}.png"))
+    assert (a != b).mean() < 0.01

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pose_format import CONFIDENCE_THRESHOLD, crop_face, draw_pose_frame, face_box, wholebody_to_body20
+from .pose_format import (
+    CONFIDENCE_THRESHOLD,
+    crop_face,
+    draw_pose_frame,
+    draw_pose_points,
+    face_box,
+    wholebody_to_body20,
+)
 from .video_io import ClipError, ClipInfo, iter_frames_rgb, model_frame_sources
 
 Progress = Callable[[int, int, str], None]
@@ -95,9 +102,20 @@ def build_conditioning(
     face_size: int,
     progress: Progress | None = None,
     model_fps: float = 30.0,
+    saved: dict | None = None,
 ) -> Conditioning:
+    """``saved``: a keypoints.json of an earlier job on this clip; its keypoints are
+    reused (no detection) and its ``pose_points`` (edited guides), if any, drawn."""
     sources = model_frame_sources(info.frame_count, info.fps, model_fps)
-    kps = estimate_keypoints(info, sources, estimator, progress)
+    if saved is not None:
+        if len(saved["frames"]) != len(sources):
+            raise ClipError(
+                f"The saved keypoints cover {len(saved['frames'])} frames but {info.path.name} needs "
+                f"{len(sources)}: they belong to another clip. Generate from the clip again."
+            )
+        kps = [np.asarray(f["keypoints"], dtype=np.float64) for f in saved["frames"]]
+    else:
+        kps = estimate_keypoints(info, sources, estimator, progress)
 
     body_found = [bool((wholebody_to_body20(k)[:, 2] >= CONFIDENCE_THRESHOLD).sum() >= 3) for k in kps]
     if not any(body_found):
@@ -108,10 +126,22 @@ def build_conditioning(
     boxes, bridged = bridge_face_boxes([face_box(k, info.height, info.width) for k in kps])
 
     box = Letterbox.fit(info.width, info.height, out_w, out_h)
-    pose_frames = [draw_pose_frame(box.apply(k), out_h, out_w) for k in kps]
+    if saved is not None and all("pose_points" in f for f in saved["frames"]):
+        pose_frames = [_draw_saved_points(f["pose_points"], saved, out_w, out_h) for f in saved["frames"]]
+    else:
+        pose_frames = [draw_pose_frame(box.apply(k), out_h, out_w) for k in kps]
     face_frames = []
     for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
         face_frames.append(crop_face(frame, boxes[n], face_size))
         if progress:
             progress(n + 1, len(sources), "face")
     return Conditioning(sources, kps, boxes, bridged, pose_frames, face_frames)
+
+
+def _draw_saved_points(points: list, saved: dict, out_w: int, out_h: int) -> np.ndarray:
+    """Edited guide points are in the pixels of the frames they were made for."""
+    pts = np.asarray(points, dtype=np.float64)
+    sx, sy = out_w / saved.get("pose_points_width", out_w), out_h / saved.get("pose_points_height", out_h)
+    pts[:, 0] *= sx
+    pts[:, 1] *= sy
+    return draw_pose_points(pts[:20], pts[20:62], out_h, out_w)

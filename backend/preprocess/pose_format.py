@@ -62,8 +62,22 @@ def draw_pose_frame(
     draw_hands: bool = True,
 ) -> np.ndarray:
     """Draw one (133, 3) keypoint set as an RGB uint8 skeleton frame on black."""
+    kps = np.asarray(kps, dtype=np.float64)
+    hands = np.concatenate([kps[LEFT_HAND_SLICE], kps[RIGHT_HAND_SLICE]]) if draw_hands else None
+    return draw_pose_points(wholebody_to_body20(kps), hands, height, width, threshold)
+
+
+def draw_pose_points(
+    body: np.ndarray,
+    hands: np.ndarray | None,
+    height: int,
+    width: int,
+    threshold: float = CONFIDENCE_THRESHOLD,
+) -> np.ndarray:
+    """Draw the 20 body points and (optionally) 42 hand points (left 21, then right
+    21), each (x, y, confidence) in output pixels."""
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
-    body = wholebody_to_body20(kps)
+    body = np.asarray(body, dtype=np.float64)
     hw = body_halfwidth(height, width)
 
     for (a, b), color in zip(BODY_BONES, PALETTE, strict=False):
@@ -81,10 +95,11 @@ def draw_pose_frame(
             continue
         cv2.circle(canvas, (int(point[0]), int(point[1])), hw, color, thickness=-1)
 
-    if draw_hands:
+    if hands is not None:
+        hands = np.asarray(hands, dtype=np.float64)
         hand_w = max(hw // 2, 1)
-        for sl in (LEFT_HAND_SLICE, RIGHT_HAND_SLICE):
-            _draw_hand(canvas, np.asarray(kps, dtype=np.float64)[sl], hand_w, threshold)
+        _draw_hand(canvas, hands[:21], hand_w, threshold)
+        _draw_hand(canvas, hands[21:42], hand_w, threshold)
     return canvas
 
 

@@ -4,12 +4,13 @@ bone per keypoint, keyframed per frame, with confidence kept and weak frames mar
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import bpy
 from mathutils import Vector
 
-from ..io.guide_layout import PARENTS, GuideTrack, load_track
+from ..io.guide_layout import PARENTS, GuideTrack, edited_keypoints, load_track
 from . import compat
 
 GUIDE_DEPTH = 10.0  # camera units in front of the lens; any depth projects the same
@@ -120,15 +121,51 @@ def _show_frames_behind(scene, camera, job_dir: Path, frame_start: int, n_frames
 
 
 def set_guides_visible(obj, visible: bool) -> None:
-    for coll in obj.users_collection:
-        coll.hide_viewport = not visible
     obj.hide_viewport = not visible
+    job = obj.get("wan_animate_job")
+    camera = obj.parent
+    if camera is not None and camera.type == "CAMERA":
+        for bg in camera.data.background_images:
+            if bg.image is not None and job and bpy.path.abspath(bg.image.filepath).startswith(job):
+                bg.show_background_image = visible
 
 
-def read_point(obj, name: str, frame: int, scene) -> tuple[float, float]:
-    """A guide point back in generated-frame pixels at ``frame`` (after artist edits)."""
-    scene.frame_set(frame)
+def read_guide(obj, scene) -> dict[int, list[tuple[float, float, float]]]:
+    """The guide's points back in generated-frame pixels, per output frame, as the
+    artist left them (evaluated at each frame, edits included)."""
     track = load_track(Path(obj["wan_animate_job"]))
     x0, x1, y0, y1 = camera_frame(scene, scene.camera)
-    head = obj.pose.bones[name].head  # armature space == camera space
-    return ((head.x - x0) / (x1 - x0) * track.width, (y1 - head.y) / (y1 - y0) * track.height)
+    start = int(obj["wan_animate_frame_start"])
+    keep = scene.frame_current
+    out = {}
+    try:
+        for f in range(track.frame_count):
+            scene.frame_set(start + f)
+            pts = []
+            for n in track.names:
+                pb = obj.pose.bones[n]
+                head = pb.head  # armature space == camera space
+                pts.append(
+                    (
+                        (head.x - x0) / (x1 - x0) * track.width,
+                        (y1 - head.y) / (y1 - y0) * track.height,
+                        float(pb.get("confidence", 0.0)),
+                    )
+                )
+            out[f] = pts
+    finally:
+        scene.frame_set(keep)
+    return out
+
+
+def write_edited_keypoints(obj, scene, folder: Path) -> Path:
+    """Save the guide, as edited, next to nothing it could overwrite."""
+    job_dir = Path(obj["wan_animate_job"])
+    saved = json.loads((job_dir / "keypoints.json").read_text())
+    data = edited_keypoints(saved, load_track(job_dir), read_guide(obj, scene))
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while (target := folder / f"{job_dir.name}_edit_{n:03d}.json").exists():
+        n += 1
+    target.write_text(json.dumps(data))
+    return target

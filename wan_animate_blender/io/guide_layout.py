@@ -39,6 +39,8 @@ class GuideTrack:
     height: int
     frames: list[list[tuple[float, float, float]]]  # per output frame: (x, y, confidence) per name
     weak: list[int]  # output frames where the body was found only weakly
+    per_model: list[list[tuple[float, float, float]]]  # the same points per generated (30 fps) frame
+    output_to_model: list[int]
 
     @property
     def frame_count(self) -> int:
@@ -62,10 +64,33 @@ def load_track(job_dir: Path) -> GuideTrack:
     # The same fit the pose frames were drawn with: the clip inside the output frame, centred.
     s = min(w / clip["width"], h / clip["height"])
     dx, dy = (w - clip["width"] * s) / 2.0, (h - clip["height"] * s) / 2.0
-    per_model = []
-    for f in kp:
-        pts = _points(f["keypoints"])
-        per_model.append([(x * s + dx, y * s + dy, c) for x, y, c in pts])
+    per_model = [[(x * s + dx, y * s + dy, c) for x, y, c in _points(f["keypoints"])] for f in kp]
     frames = [per_model[m] for m in job["output_to_model"]]
     weak = [i for i, pts in enumerate(frames) if sum(c for _, _, c in pts[:20]) / 20.0 < WEAK_THRESHOLD]
-    return GuideTrack(POINT_NAMES, w, h, frames, weak)
+    return GuideTrack(POINT_NAMES, w, h, frames, weak, per_model, list(job["output_to_model"]))
+
+
+def edited_keypoints(
+    saved: dict, track: GuideTrack, edited: dict[int, list[tuple[float, float, float]]]
+) -> dict:
+    """A keypoints.json for regenerating: the saved detections (they still place the
+    face crops) plus ``pose_points`` to draw, per generated frame. ``edited`` maps an
+    output frame to the guide's points read back there; a point the artist moved
+    counts as confident, so a fixed lost hand is drawn."""
+    first_output: dict[int, int] = {}
+    for f, m in enumerate(track.output_to_model):
+        first_output.setdefault(m, f)
+    out = dict(saved)
+    out["pose_points_width"], out["pose_points_height"] = track.width, track.height
+    frames = []
+    for m, frame in enumerate(saved["frames"]):
+        points = list(track.per_model[m])
+        f = first_output.get(m)
+        if f is not None and f in edited:
+            for i, (x, y, _c) in enumerate(edited[f]):
+                ox, oy, oc = points[i]
+                moved = abs(x - ox) > 0.5 or abs(y - oy) > 0.5
+                points[i] = (x, y, 1.0 if moved else oc)
+        frames.append({**frame, "pose_points": [list(p) for p in points]})
+    out["frames"] = frames
+    return out

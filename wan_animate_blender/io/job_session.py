@@ -92,7 +92,9 @@ class JobSession:
             self._set(stage="uploading", message="Uploading inputs")
             req.character_upload = client.upload(self.character)
             req.clip_upload = client.upload(self.clip)
-            req.character_path = req.clip_path = None
+            if req.keypoints_path:
+                req.keypoints_upload = client.upload(Path(req.keypoints_path))
+            req.character_path = req.clip_path = req.keypoints_path = None
             req.output_dir = None
         else:
             req.character_path, req.clip_path = str(self.character), str(self.clip)
