@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class LocalBackend:
         self.proc: subprocess.Popen | None = None
         self.client: BackendClient | None = None
         self.log_path = Path(cfg.data_dir) / "logs" / "backend.log"
+        self._start_lock = threading.Lock()  # several job threads may ask at once (batches)
 
     @property
     def running(self) -> bool:
@@ -49,6 +51,10 @@ class LocalBackend:
             return ""
 
     def start(self) -> BackendClient:
+        with self._start_lock:
+            return self._start()
+
+    def _start(self) -> BackendClient:
         if self.running and self.client is not None:
             return self.client
         python = Path(self.cfg.python)
