@@ -24,6 +24,7 @@ def register() -> None:
         backend_ops.WANANIM_OT_stop_backend,
         guide_ops.WANANIM_OT_toggle_guides,
         guide_ops.WANANIM_OT_regenerate_from_guides,
+        guide_ops.WANANIM_OT_compare,
         sidebar.WANANIM_PT_view3d,
         sidebar.WANANIM_PT_sequencer,
     ]

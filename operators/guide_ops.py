@@ -98,3 +98,31 @@ def _strips_of(scene, job_dir):
     if ed is None:
         return []
     return [s for s in compat.all_strips(ed) if s.get("wan_animate_result") == str(job_dir)]
+
+
+class WANANIM_OT_compare(bpy.types.Operator):
+    """Lay out reference, skeleton and result side by side in a new Sequencer scene"""
+
+    bl_idname = "wan_animate.compare"
+    bl_label = "Compare Take"
+
+    job_dir: bpy.props.StringProperty(name="Job folder", description="Empty: the active result strip's job")
+
+    def execute(self, context):
+        from pathlib import Path
+
+        from ..wan_animate_blender.blender import compare
+
+        job_dir = self.job_dir
+        if not job_dir:
+            ed = context.scene.sequence_editor
+            strip = ed.active_strip if ed else None
+            job_dir = strip.get("wan_animate_result", "") if strip else ""
+        if not job_dir or not (Path(job_dir) / "job.json").is_file():
+            self.report({"ERROR"}, "Select a Wan Animate result strip (or give its job folder) to compare.")
+            return {"CANCELLED"}
+        scene = compare.build_compare(Path(job_dir), context.scene)
+        if context.window is not None:
+            context.window.scene = scene
+        self.report({"INFO"}, f"Made scene '{scene.name}'")
+        return {"FINISHED"}
