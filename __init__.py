@@ -20,6 +20,7 @@ def register() -> None:
         properties.WANANIM_Settings,
         generate.WANANIM_OT_generate,
         generate.WANANIM_OT_cancel,
+        generate.WANANIM_OT_generate_from_armature,
         backend_ops.WANANIM_OT_setup_backend,
         backend_ops.WANANIM_OT_stop_backend,
         guide_ops.WANANIM_OT_toggle_guides,

@@ -70,6 +70,9 @@ class JobRequest:
     # Reuse saved keypoints (a keypoints.json, optionally with edited "pose_points") instead of detecting.
     keypoints_path: str | None = None
     keypoints_upload: str | None = None
+    # Without a clip (motion from a Blender animation): a face image, or none for the neutral face.
+    face_path: str | None = None
+    face_upload: str | None = None
     output_dir: str | None = None
     name: str = "shot"
 
@@ -96,8 +99,10 @@ class JobRequest:
         self.settings.validate()
         if not (self.character_path or self.character_upload):
             raise RequestError("a character image is required (character_path or character_upload)")
-        if not (self.clip_path or self.clip_upload):
-            raise RequestError("a reference clip is required (clip_path or clip_upload)")
+        if not (self.clip_path or self.clip_upload or self.keypoints_path or self.keypoints_upload):
+            raise RequestError(
+                "a reference clip (or saved pose points) is required: clip_path or clip_upload"
+            )
 
 
 @dataclass

@@ -93,7 +93,7 @@ class JobRunner:
         character_path, clip_path = inputs["character"], inputs["clip"]
         t0 = time.perf_counter()
         character = load_character(character_path)
-        clip = probe_clip(clip_path)
+        clip = probe_clip(clip_path) if clip_path is not None else None
         timings["inputs"] = time.perf_counter() - t0
 
         report(stage="loading_model", message="Loading the model", progress=0.01)
@@ -126,9 +126,19 @@ class JobRunner:
             estimator_name = "reused keypoints" + (
                 " with edited guides" if saved["frames"] and "pose_points" in saved["frames"][0] else ""
             )
-            cond = build_conditioning(
-                clip, None, s.width, s.height, face_size, pre_progress, MODEL_FPS, saved
-            )
+            if clip is None:
+                from .preprocess.extract import conditioning_from_points
+                from .preprocess.face_still import face_from_image
+
+                face = face_from_image(inputs.get("face"), face_size)
+                estimator_name = "Blender animation" + (
+                    ", face from image" if inputs.get("face") else ", neutral face"
+                )
+                cond = conditioning_from_points(saved, s.width, s.height, face, MODEL_FPS)
+            else:
+                cond = build_conditioning(
+                    clip, None, s.width, s.height, face_size, pre_progress, MODEL_FPS, saved
+                )
         else:
             with self._estimator() as estimator:
                 cond = build_conditioning(
@@ -230,8 +240,11 @@ class JobRunner:
 
         report(stage="writing", message="Writing frames", progress=0.92)
         t0 = time.perf_counter()
-        fps = s.output_fps or clip.fps
-        order = output_frame_sources(clip.frame_count, clip.fps, n_model, fps, MODEL_FPS)
+        src_count, src_fps = (
+            (clip.frame_count, clip.fps) if clip else (len(saved["frames"]), float(saved["fps"]))
+        )
+        fps = s.output_fps or src_fps
+        order = output_frame_sources(src_count, src_fps, n_model, fps, MODEL_FPS)
         parent = Path(req.output_dir) if req.output_dir else self.default_output
         result = new_result_dir(parent, req.name, job_id)
         try:
@@ -261,7 +274,17 @@ class JobRunner:
                         "frame_count": clip.frame_count,
                         "width": clip.width,
                         "height": clip.height,
-                    },
+                    }
+                    if clip
+                    else None,
+                    "pose_points": {
+                        "path": str(inputs["keypoints"]),
+                        "fps": src_fps,
+                        "frame_count": src_count,
+                    }
+                    if clip is None
+                    else None,
+                    "face": {"path": str(inputs["face"])} if inputs.get("face") else None,
                 },
                 "estimator": estimator_name,
                 "model_frames": n_model,
@@ -296,6 +319,8 @@ def _write_frames(result: Path, frames: np.ndarray, order: list[int], cond, canc
             cv2.imwrite(
                 str(result / sub / f"{sub}_{n + 1:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), png
             )
+    if not cond.keypoints:  # driven by pose points alone: there are no detections to save
+        return
     keypoints = {
         "format": "coco-wholebody-133",
         "fields": ["x", "y", "confidence"],
@@ -334,8 +359,12 @@ def resolve_inputs(req: JobRequest, uploads_dir: Path) -> dict[str, Path]:
 
     out = {
         "character": one(req.character_path, req.character_upload, "character"),
-        "clip": one(req.clip_path, req.clip_upload, "reference clip"),
+        "clip": one(req.clip_path, req.clip_upload, "reference clip")
+        if (req.clip_path or req.clip_upload)
+        else None,
     }
     if req.keypoints_path or req.keypoints_upload:
         out["keypoints"] = one(req.keypoints_path, req.keypoints_upload, "saved keypoints")
+    if req.face_path or req.face_upload:
+        out["face"] = one(req.face_path, req.face_upload, "face image")
     return out

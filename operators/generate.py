@@ -80,7 +80,7 @@ def build_job(context, character_path: str = "", clip_path: str = "") -> runtime
     return runtime.RunningJob(session, scene.name, f"Wan {clip.stem}", frame_start, above)
 
 
-def make_session(context, req: JobRequest, character: Path, clip: Path) -> JobSession:
+def make_session(context, req: JobRequest, character: Path, clip: Path | None) -> JobSession:
     """A session on the backend the preferences name: remote, or the local one (kept warm)."""
     p = prefs(context)
     if p.backend_mode == "REMOTE":
@@ -164,3 +164,70 @@ class WANANIM_OT_cancel(bpy.types.Operator):
             job.session.cancel()
             context.scene.wan_animate.status = "Cancelling…"
         return {"FINISHED"}
+
+
+class WANANIM_OT_generate_from_armature(bpy.types.Operator):
+    """Generate with the motion of an animated armature seen through the active camera
+    (no reference clip). Face: the given image, or a neutral face"""
+
+    bl_idname = "wan_animate.generate_from_armature"
+    bl_label = "Generate from Armature"
+
+    armature: bpy.props.StringProperty(name="Armature", description="Empty: the active object")
+    face_image: bpy.props.StringProperty(
+        name="Face", subtype="FILE_PATH", description="A face photo for expressions; empty: neutral face"
+    )
+    mapping: bpy.props.StringProperty(name="Mapping", description="Overrides, e.g. 'LWrist=hand_L:head'")
+
+    def execute(self, context):
+        from ..wan_animate_blender.blender import animation_drive
+
+        if runtime.current_job() is not None:
+            self.report(
+                {"ERROR"}, "A Wan Animate job is already running; cancel it or wait for it to finish."
+            )
+            return {"CANCELLED"}
+        scene = context.scene
+        s = scene.wan_animate
+        obj = scene.objects.get(self.armature) if self.armature else context.active_object
+        try:
+            if obj is None or obj.type != "ARMATURE":
+                raise inputs.InputError("Pick an armature (make it active, or name it) to drive the motion.")
+            if s.character_source == "RENDER":
+                character = inputs.render_character_still(scene, user_dir("stills"))
+            else:
+                character = Path(bpy.path.abspath(s.character_image))
+                if not character.is_file():
+                    raise inputs.InputError(f"The character image was not found: {character}.")
+            face = Path(bpy.path.abspath(self.face_image)) if self.face_image else None
+            if face is not None and not face.is_file():
+                raise inputs.InputError(
+                    f"The face image was not found: {face}. Leave it empty for a neutral face."
+                )
+            width, height = plan_output_size(*_character_size(character), s.quality)
+            data = animation_drive.sample_pose_points(scene, obj, width, height, self.mapping)
+            points = animation_drive.write_pose_points(data, user_dir("pose_points"), obj.name)
+            settings = JobSettings(
+                width=width,
+                height=height,
+                steps=s.steps,
+                seed=s.seed,
+                segment_frames=s.segment_frames,
+                overlap=int(s.overlap),
+                output_fps=scene.render.fps / scene.render.fps_base,
+            )
+            settings.validate()
+        except (inputs.InputError, RequestError, ValueError) as exc:
+            s.status = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        req = JobRequest(
+            settings=settings,
+            keypoints_path=str(points),
+            face_path=str(face) if face else None,
+            output_dir=str(resolved_output_dir(prefs(context))),
+            name=obj.name,
+        )
+        session = make_session(context, req, character, None)
+        job = runtime.RunningJob(session, scene.name, f"Wan {obj.name}", scene.frame_start, 0)
+        return run_job(self, context, job)

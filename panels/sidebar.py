@@ -36,6 +36,12 @@ def draw_panel(layout, context) -> None:
     row.enabled = not running
     row.scale_y = 1.4
     row.operator("wan_animate.generate", icon="PLAY")
+    obj = context.active_object
+    if obj is not None and obj.type == "ARMATURE" and "wan_animate_job" not in obj:
+        row = layout.row()
+        row.enabled = not running
+        row.operator("wan_animate.generate_from_armature", icon="ARMATURE_DATA").armature = obj.name
+        layout.label(text="Face: neutral unless a face image is given", icon="INFO")
     if running:
         layout.operator("wan_animate.cancel", icon="CANCEL")
         layout.progress(factor=s.progress / 100.0, type="BAR", text=s.status)

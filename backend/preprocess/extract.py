@@ -145,3 +145,16 @@ def _draw_saved_points(points: list, saved: dict, out_w: int, out_h: int) -> np.
     pts[:, 0] *= sx
     pts[:, 1] *= sy
     return draw_pose_points(pts[:20], pts[20:62], out_h, out_w)
+
+
+def conditioning_from_points(
+    saved: dict, out_w: int, out_h: int, face: np.ndarray, model_fps: float = 30.0
+) -> Conditioning:
+    """No clip: the pose comes from ``pose_points`` sampled at ``saved["fps"]`` (a
+    Blender animation projected through the camera), the face is one frame held."""
+    frames = saved["frames"]
+    if not frames or not all("pose_points" in f for f in frames):
+        raise ClipError("The pose points file has no frames with pose_points; nothing to drive the motion.")
+    sources = model_frame_sources(len(frames), float(saved["fps"]), model_fps)
+    pose = [_draw_saved_points(frames[i]["pose_points"], saved, out_w, out_h) for i in sources]
+    return Conditioning(sources, [], [], [], pose, [face] * len(sources))

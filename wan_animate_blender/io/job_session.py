@@ -35,14 +35,15 @@ class JobSession:
         self,
         request: JobRequest,
         character: Path,
-        clip: Path,
+        clip: Path | None,
         local: LocalBackend | None = None,
         remote: BackendClient | None = None,
         download_to: Path | None = None,
         poll_s: float = 0.25,
     ) -> None:
         self.request = request
-        self.character, self.clip = Path(character), Path(clip)
+        self.character = Path(character)
+        self.clip = Path(clip) if clip is not None else None  # None: motion from saved pose points
         self.local, self.remote = local, remote
         self.download_to = download_to
         self.poll_s = poll_s
@@ -81,7 +82,7 @@ class JobSession:
 
     def _run(self) -> None:
         for label, p in (("character image", self.character), ("reference clip", self.clip)):
-            if not p.is_file():
+            if p is not None and not p.is_file():
                 raise BackendError(f"The {label} was not found: {p}. Pick an existing file.")
         client = self._client()
         if self._cancel.is_set():
@@ -91,13 +92,17 @@ class JobSession:
         if self.remote is not None:
             self._set(stage="uploading", message="Uploading inputs")
             req.character_upload = client.upload(self.character)
-            req.clip_upload = client.upload(self.clip)
+            if self.clip is not None:
+                req.clip_upload = client.upload(self.clip)
             if req.keypoints_path:
                 req.keypoints_upload = client.upload(Path(req.keypoints_path))
-            req.character_path = req.clip_path = req.keypoints_path = None
+            if req.face_path:
+                req.face_upload = client.upload(Path(req.face_path))
+            req.character_path = req.clip_path = req.keypoints_path = req.face_path = None
             req.output_dir = None
         else:
-            req.character_path, req.clip_path = str(self.character), str(self.clip)
+            req.character_path = str(self.character)
+            req.clip_path = str(self.clip) if self.clip is not None else None
         st = client.submit(req)
         self._set(job_id=st.id)
         cancel_sent = False

@@ -1,0 +1,70 @@
+"""Motion from a Blender animation: the rig's joints projected through the active
+camera, frame by frame, as Wan pose points (no reference clip at all)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bpy_extras.object_utils import world_to_camera_view
+
+from ..io.guide_layout import POINT_NAMES
+from ..io.rig_mapping import build_mapping
+
+
+def sample_pose_points(scene, armature, width: int, height: int, overrides: str = "") -> dict:
+    """A pose-points file (the keypoints.json shape, with ``pose_points`` only) for
+    every frame of the scene's range, at the scene's frame rate."""
+    camera = scene.camera
+    if camera is None:
+        raise ValueError("The scene has no active camera to project the rig through; set one.")
+    scheme, mapping = build_mapping([b.name for b in armature.pose.bones], overrides)
+    body = [n for n in POINT_NAMES[:20] if n in mapping]
+    if len(body) < 8:
+        raise ValueError(
+            f"Only {len(body)} of the 20 pose points were found on '{armature.name}' ({scheme} naming guessed). "
+            "Add a mapping such as 'LWrist=hand_L:head, RWrist=hand_R:head'."
+        )
+    keep = scene.frame_current
+    frames = []
+    try:
+        for f in range(scene.frame_start, scene.frame_end + 1):
+            scene.frame_set(f)
+            pts = []
+            for name in POINT_NAMES:
+                ref = mapping.get(name)
+                if ref is None:
+                    pts.append([0.0, 0.0, 0.0])
+                    continue
+                pb = armature.pose.bones[ref.bone]
+                local = (
+                    pb.head
+                    if ref.end == "head"
+                    else pb.tail
+                    if ref.end == "tail"
+                    else (pb.head + pb.tail) / 2
+                )
+                uv = world_to_camera_view(scene, camera, armature.matrix_world @ local)
+                visible = 1.0 if uv.z > 0 else 0.0  # behind the camera: not drawn
+                pts.append([uv.x * width, (1.0 - uv.y) * height, visible])
+            frames.append({"frame": f, "pose_points": pts})
+    finally:
+        scene.frame_set(keep)
+    return {
+        "format": "wan-pose-points",
+        "source": f"Blender armature '{armature.name}' ({scheme} naming)",
+        "mapped": sorted(mapping),
+        "fps": scene.render.fps / scene.render.fps_base,
+        "pose_points_width": width,
+        "pose_points_height": height,
+        "frames": frames,
+    }
+
+
+def write_pose_points(data: dict, folder: Path, stem: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while (target := folder / f"{stem}_{n:03d}.json").exists():
+        n += 1
+    target.write_text(json.dumps(data))
+    return target
