@@ -21,6 +21,7 @@ def register() -> None:
         generate.WANANIM_OT_generate,
         generate.WANANIM_OT_cancel,
         generate.WANANIM_OT_generate_from_armature,
+        generate.WANANIM_OT_replace_performer,
         backend_ops.WANANIM_OT_setup_backend,
         backend_ops.WANANIM_OT_stop_backend,
         guide_ops.WANANIM_OT_toggle_guides,

@@ -34,12 +34,14 @@ class JobSettings:
     guidance_scale: float = 1.0
     prompt: str = ""
     output_fps: float = 0.0  # 0: the clip's own rate
+    clip_start: int = 0  # first clip frame used (a trimmed strip shows only part of its movie)
+    clip_frames: int = 0  # how many clip frames from there; 0: to the end
 
     def validate(self) -> None:
         if self.mode not in MODES:
             raise RequestError(f"mode must be one of {MODES}, not {self.mode!r}")
-        if self.mode == "replace":
-            raise RequestError("replace mode is not available yet in this backend; use mode 'animate'")
+        if self.clip_start < 0 or self.clip_frames < 0:
+            raise RequestError("clip_start and clip_frames must not be negative")
         for name in ("width", "height"):
             v = getattr(self, name)
             if v < 16 or v % 16:

@@ -93,7 +93,9 @@ class JobRunner:
         character_path, clip_path = inputs["character"], inputs["clip"]
         t0 = time.perf_counter()
         character = load_character(character_path)
-        clip = probe_clip(clip_path) if clip_path is not None else None
+        clip = probe_clip(clip_path).view(s.clip_start, s.clip_frames) if clip_path is not None else None
+        if s.mode == "replace" and clip is None:
+            raise RequestError("replace mode needs a reference clip to put the character into")
         timings["inputs"] = time.perf_counter() - t0
 
         report(stage="loading_model", message="Loading the model", progress=0.01)
@@ -137,12 +139,28 @@ class JobRunner:
                 cond = conditioning_from_points(saved, s.width, s.height, face, MODEL_FPS)
             else:
                 cond = build_conditioning(
-                    clip, None, s.width, s.height, face_size, pre_progress, MODEL_FPS, saved
+                    clip,
+                    None,
+                    s.width,
+                    s.height,
+                    face_size,
+                    pre_progress,
+                    MODEL_FPS,
+                    saved,
+                    s.mode == "replace",
                 )
         else:
             with self._estimator() as estimator:
                 cond = build_conditioning(
-                    clip, estimator, s.width, s.height, face_size, pre_progress, MODEL_FPS
+                    clip,
+                    estimator,
+                    s.width,
+                    s.height,
+                    face_size,
+                    pre_progress,
+                    MODEL_FPS,
+                    None,
+                    s.mode == "replace",
                 )
             estimator_name = getattr(estimator, "name", type(estimator).__name__)
         timings["preprocessing"] = time.perf_counter() - t0
@@ -153,10 +171,13 @@ class JobRunner:
         ref = fit_character(character, s.width, s.height)
         pose_imgs = [Image.fromarray(f) for f in cond.pose_frames]
         face_imgs = [Image.fromarray(f) for f in cond.face_frames]
+        bg_imgs = [Image.fromarray(f) for f in cond.background_frames] or None
+        mask_imgs = [Image.fromarray(f, "L") for f in cond.mask_frames] or None
         # The pipeline needs more frames than the overlap; a very short clip holds its last frame.
         while len(pose_imgs) <= s.overlap:
-            pose_imgs.append(pose_imgs[-1])
-            face_imgs.append(face_imgs[-1])
+            for seq in (pose_imgs, face_imgs, bg_imgs, mask_imgs):
+                if seq is not None:
+                    seq.append(seq[-1])
         windows = count_windows(len(pose_imgs), s.segment_frames, s.overlap)
 
         steps_total = windows * s.steps
@@ -217,6 +238,8 @@ class JobRunner:
                     image=ref,
                     pose_video=pose_imgs,
                     face_video=face_imgs,
+                    background_video=bg_imgs,
+                    mask_video=mask_imgs,
                     prompt=s.prompt or DEFAULT_PROMPT,
                     height=s.height,
                     width=s.width,
@@ -313,11 +336,20 @@ def _write_frames(result: Path, frames: np.ndarray, order: list[int], cond, canc
         if cancel.is_set():
             raise Cancelled()
         cv2.imwrite(str(result / f"frame_{n + 1:06d}.png"), bgr[src], png)
-    for sub, images in (("pose", cond.pose_frames), ("face", cond.face_frames)):
+    for sub, images in (
+        ("pose", cond.pose_frames),
+        ("face", cond.face_frames),
+        ("background", cond.background_frames),
+        ("mask", cond.mask_frames),
+    ):
+        if not images:
+            continue
         (result / sub).mkdir()
         for n, img in enumerate(images):
             cv2.imwrite(
-                str(result / sub / f"{sub}_{n + 1:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), png
+                str(result / sub / f"{sub}_{n + 1:06d}.png"),
+                img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                png,
             )
     if not cond.keypoints:  # driven by pose points alone: there are no detections to save
         return

@@ -231,3 +231,80 @@ class WANANIM_OT_generate_from_armature(bpy.types.Operator):
         session = make_session(context, req, character, None)
         job = runtime.RunningJob(session, scene.name, f"Wan {obj.name}", scene.frame_start, 0)
         return run_job(self, context, job)
+
+
+class WANANIM_OT_replace_performer(bpy.types.Operator):
+    """Put the character into the active movie strip in place of its performer (replace
+    mode), on the frames the strip shows; the original is muted, never deleted"""
+
+    bl_idname = "wan_animate.replace_performer"
+    bl_label = "Replace Performer"
+    bl_options = {"REGISTER"}  # the import pushes its own undo steps, around the change
+
+    def execute(self, context):
+        if runtime.current_job() is not None:
+            self.report(
+                {"ERROR"}, "A Wan Animate job is already running; cancel it or wait for it to finish."
+            )
+            return {"CANCELLED"}
+        scene = context.scene
+        s = scene.wan_animate
+        ed = scene.sequence_editor
+        strip = ed.active_strip if ed else None
+        try:
+            if strip is None or strip.type != "MOVIE":
+                raise inputs.InputError("Select the movie strip whose performer should be replaced.")
+            if len(getattr(strip, "retiming_keys", [])) > 0:
+                raise inputs.InputError(
+                    f"'{strip.name}' is retimed (speed keys); replacing on retimed strips is not supported yet. "
+                    "Clear its retiming, replace, then retime the result."
+                )
+            clip = Path(bpy.path.abspath(strip.filepath))
+            if not clip.is_file():
+                raise inputs.InputError(f"The strip's movie file was not found: {clip}.")
+            if s.character_source == "RENDER":
+                character = inputs.render_character_still(scene, user_dir("stills"))
+            else:
+                character = Path(bpy.path.abspath(s.character_image))
+                if not character.is_file():
+                    raise inputs.InputError(f"The character image was not found: {character}.")
+            el = strip.elements[0]
+            width, height = plan_output_size(
+                el.orig_width or scene.render.resolution_x,
+                el.orig_height or scene.render.resolution_y,
+                s.quality,
+            )
+            # Movie strips show one source frame per timeline frame: the trim is a plain source range,
+            # and the result keeps the movie's rate so it lines up frame for frame.
+            settings = JobSettings(
+                mode="replace",
+                width=width,
+                height=height,
+                steps=s.steps,
+                seed=s.seed,
+                segment_frames=s.segment_frames,
+                overlap=int(s.overlap),
+                output_fps=strip.fps,
+                clip_start=int(strip.frame_offset_start),
+                clip_frames=int(strip.frame_final_duration),
+            )
+            settings.validate()
+        except (inputs.InputError, RequestError, ValueError) as exc:
+            s.status = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        req = JobRequest(
+            settings=settings,
+            output_dir=str(resolved_output_dir(prefs(context))),
+            name=f"{strip.name}_replaced",
+        )
+        session = make_session(context, req, character, clip)
+        job = runtime.RunningJob(
+            session,
+            scene.name,
+            f"{strip.name} replaced",
+            int(strip.frame_final_start),
+            int(strip.channel),
+            mute_strip=strip.name,
+        )
+        return run_job(self, context, job)

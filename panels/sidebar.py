@@ -47,6 +47,10 @@ def draw_panel(layout, context) -> None:
         layout.progress(factor=s.progress / 100.0, type="BAR", text=s.status)
     ed = context.scene.sequence_editor
     active = ed.active_strip if ed else None
+    if active is not None and active.type == "MOVIE":
+        row = layout.row()
+        row.enabled = not running
+        row.operator("wan_animate.replace_performer", icon="USER")
     if active is not None and "wan_animate_result" in active:
         layout.operator("wan_animate.compare", icon="SEQ_SPLITVIEW")
     guides = [o for o in context.scene.objects if o.type == "ARMATURE" and "wan_animate_job" in o]

@@ -141,3 +141,28 @@ def test_bad_requests_say_what_to_change(backend, body, fragment):
     r = backend.post("/v1/jobs", json=body)
     assert r.status_code == 400
     assert fragment in r.json()["detail"]
+
+
+def test_replace_mode_on_a_trimmed_range_masks_the_performer(backend, astronaut_png, carphone_clip):
+    import cv2
+    import numpy as np
+
+    st, _ = backend.wait(
+        submit(backend, astronaut_png, carphone_clip, mode="replace", clip_start=10, clip_frames=40).json()[
+            "id"
+        ]
+    )
+    assert st["state"] == "done", st
+    assert st["frame_count"] == 40  # just the trimmed range, one frame per clip frame
+    result = Path(st["result_dir"])
+    job = json.loads((result / "job.json").read_text())
+    assert job["settings"]["mode"] == "replace"
+    mask = cv2.imread(str(result / "mask" / "mask_000001.png"), cv2.IMREAD_GRAYSCALE)
+    bg = cv2.imread(str(result / "background" / "background_000001.png"))
+    assert set(np.unique(mask)) == {0, 255}
+    assert 0.05 < (mask == 255).mean() < 0.95  # the performer, not the whole frame or nothing
+    assert (bg[mask == 255] == 0).all() and bg[mask == 0].mean() > 20
+    # coarsened to 16-pixel cells: every cell is all white or all black
+    h, w = mask.shape
+    cells = mask[: h // 16 * 16, : w // 16 * 16].reshape(h // 16, 16, w // 16, 16)
+    assert (cells.min(axis=(1, 3)) == cells.max(axis=(1, 3))).all()

@@ -7,7 +7,7 @@ track has been bridged."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,6 +56,10 @@ class Conditioning:
     face_filled: list[bool]  # True where the box was bridged, not detected
     pose_frames: list[np.ndarray]  # RGB uint8 at output size
     face_frames: list[np.ndarray]  # RGB uint8 face_size x face_size
+    background_frames: list[np.ndarray] = field(
+        default_factory=list
+    )  # replace mode: RGB, performer blacked out
+    mask_frames: list[np.ndarray] = field(default_factory=list)  # replace mode: uint8, 255 = regenerate
 
 
 def estimate_keypoints(
@@ -103,6 +107,7 @@ def build_conditioning(
     progress: Progress | None = None,
     model_fps: float = 30.0,
     saved: dict | None = None,
+    replace: bool = False,
 ) -> Conditioning:
     """``saved``: a keypoints.json of an earlier job on this clip; its keypoints are
     reused (no detection) and its ``pose_points`` (edited guides), if any, drawn."""
@@ -130,12 +135,45 @@ def build_conditioning(
         pose_frames = [_draw_saved_points(f["pose_points"], saved, out_w, out_h) for f in saved["frames"]]
     else:
         pose_frames = [draw_pose_frame(box.apply(k), out_h, out_w) for k in kps]
-    face_frames = []
-    for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
-        face_frames.append(crop_face(frame, boxes[n], face_size))
-        if progress:
-            progress(n + 1, len(sources), "face")
-    return Conditioning(sources, kps, boxes, bridged, pose_frames, face_frames)
+    face_frames, backgrounds, masks = [], [], []
+    segmenter = None
+    if replace:
+        from .segment_mediapipe import MediapipeSegmenter
+
+        segmenter = MediapipeSegmenter()
+    try:
+        for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
+            face_frames.append(crop_face(frame, boxes[n], face_size))
+            if segmenter is not None:
+                bg, mask = _replace_frames(frame, segmenter, box, out_w, out_h)
+                backgrounds.append(bg)
+                masks.append(mask)
+            if progress:
+                progress(n + 1, len(sources), "face and mask" if replace else "face")
+    finally:
+        if segmenter is not None:
+            segmenter.close()
+    return Conditioning(sources, kps, boxes, bridged, pose_frames, face_frames, backgrounds, masks)
+
+
+def _replace_frames(frame: np.ndarray, segmenter, box: Letterbox, out_w: int, out_h: int):
+    """The clip frame fitted into the output like the pose, its performer region
+    (dilated, coarsened) blacked out in the background and white in the mask."""
+    import cv2
+
+    from .segment_mediapipe import coarse_mask
+
+    fitted = np.zeros((out_h, out_w, 3), np.uint8)
+    h, w = frame.shape[:2]
+    sw, sh = max(1, round(w * box.scale)), max(1, round(h * box.scale))
+    x0, y0 = int(round(box.dx)), int(round(box.dy))
+    fitted[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)[
+        : out_h - y0, : out_w - x0
+    ]
+    mask = coarse_mask(segmenter.mask(fitted))
+    background = fitted.copy()
+    background[mask > 0] = 0
+    return background, mask
 
 
 def _draw_saved_points(points: list, saved: dict, out_w: int, out_h: int) -> np.ndarray:

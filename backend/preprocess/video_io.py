@@ -24,6 +24,17 @@ class ClipInfo:
     height: int
     fps: float
     frame_count: int
+    first: int = 0  # a view on part of the clip starts at this source frame
+
+    def view(self, start: int, frames: int = 0) -> ClipInfo:
+        """The frames a trimmed strip shows: ``frames`` from ``start`` (0: to the end)."""
+        if start >= self.frame_count:
+            raise ClipError(
+                f"The clip {self.path.name} has {self.frame_count} frames; a range starting at frame {start} "
+                "is empty. Check the strip's trim."
+            )
+        n = self.frame_count - start if frames <= 0 else min(frames, self.frame_count - start)
+        return ClipInfo(self.path, self.width, self.height, self.fps, n, self.first + start)
 
     @property
     def duration_s(self) -> float:
@@ -64,7 +75,7 @@ def iter_frames_rgb(info: ClipInfo, indices: list[int] | None = None) -> Iterato
     try:
         pos, frame = -1, None
         for target in range(info.frame_count) if indices is None else indices:
-            while pos < target:
+            while pos < target + info.first:
                 if not cap.grab():
                     return
                 pos += 1

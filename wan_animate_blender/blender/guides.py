@@ -63,13 +63,14 @@ def build_guides(scene, job_dir: Path, frame_start: int, name: str):
     view_layer = bpy.context.view_layer
     prev_active = view_layer.objects.active
     view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode="EDIT")
+    # No undo steps of its own: edit-mode steps inside the import's undo step crash undo in 5.0.
+    bpy.ops.object.mode_set("EXEC_DEFAULT", False, mode="EDIT")
     for n in track.names:
         eb = arm.edit_bones.new(n)
         eb.head = centre
         eb.tail = centre + Vector((0, tip, 0))
         eb.roll = 0.0
-    bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.ops.object.mode_set("EXEC_DEFAULT", False, mode="OBJECT")
     view_layer.objects.active = prev_active
 
     for n, parent in PARENTS.items():

@@ -13,7 +13,7 @@ import bpy
 
 from ..io.backend_process import BackendConfig, LocalBackend
 from ..io.job_session import JobSession
-from . import guides, sequencer_import
+from . import compat, guides, sequencer_import
 
 
 @dataclass
@@ -23,6 +23,7 @@ class RunningJob:
     strip_name: str
     frame_start: int
     above_channel: int
+    mute_strip: str | None = None  # replace mode: the original, muted (kept) once the result is in
     strip: object = None
     imported: bool = False
 
@@ -97,13 +98,22 @@ def finish(job: RunningJob):
     scene = bpy.data.scenes.get(job.scene_name)
     if job.imported or not st.ok or scene is None or st.result_dir is None:
         return job.strip
+    # Undo step before the change so that Ctrl+Z returns to the edit as it was.
+    bpy.ops.ed.undo_push(message="Wan Animate: before import")
     job.strip = sequencer_import.import_frames(
         scene, Path(st.result_dir), job.strip_name, job.frame_start, job.above_channel
     )
     job.imported = True
+    if job.mute_strip:
+        original = compat.all_strips(scene.sequence_editor).get(job.mute_strip)
+        if original is not None:
+            original.mute = True
     st.stage = "imported"
     st.message = f"Imported {st.frame_count} frames as '{job.strip.name}' (channel {job.strip.channel})"
-    if scene.camera is not None and (Path(st.result_dir) / "keypoints.json").is_file():
+    # Guides are the animate-mode workflow. Replace results get none: in 5.0.1 an undo after a
+    # replacement that also built a guide crashed Blender (seen in tests; not yet understood).
+    wants_guide = job.mute_strip is None
+    if wants_guide and scene.camera is not None and (Path(st.result_dir) / "keypoints.json").is_file():
         try:
             guide = guides.build_guides(
                 scene, Path(st.result_dir), job.frame_start, f"Guides {job.strip.name}"
@@ -114,7 +124,8 @@ def finish(job: RunningJob):
             st.message += f"; no skeleton guide ({exc})"
     clip_fps = _clip_fps(Path(st.result_dir))
     scene_fps = scene.render.fps / scene.render.fps_base
-    if clip_fps and abs(clip_fps - scene_fps) > 0.01:
+    # A replacement keeps its movie strip's rate on purpose (frame for frame); no note then.
+    if clip_fps and abs(clip_fps - scene_fps) > 0.01 and job.mute_strip is None:
         # Movie strips play frame by frame whatever the scene's rate; the result keeps real time.
         clip_s, scene_s = _fps_text(clip_fps), _fps_text(scene_fps)
         st.message += (
@@ -144,7 +155,7 @@ def poll_running_job() -> float | None:
     if not job.session.state.finished:
         return 0.25
     try:
-        if finish(job) is not None and not bpy.app.background:
+        if finish(job) is not None:
             bpy.ops.ed.undo_push(message="Wan Animate: import result")
     except Exception as exc:  # noqa: BLE001 - shown in the panel, never a traceback popup
         job.session.state.error = f"Import failed: {exc}"
