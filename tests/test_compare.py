@@ -6,11 +6,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
-from conftest import run_blender
+from conftest import BLENDER_VERSIONS, run_blender
 
 
-@pytest.mark.parametrize("bl", ["5.0"])
+@BLENDER_VERSIONS
 def test_compare_lays_out_reference_skeleton_and_result(
     bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
 ):

@@ -42,7 +42,7 @@ def test_guide_bones_sit_on_the_saved_keypoints_through_the_camera(
     assert r["background_images"] == 1 and r["bg_duration"] == r["frame_count"]
 
 
-@pytest.mark.parametrize("bl", ["5.0"])
+@BLENDER_VERSIONS
 def test_an_edited_bone_shows_in_the_regenerated_pose_frames(
     bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
 ):
