@@ -31,20 +31,58 @@ def _character_size(path: Path) -> tuple[int, int]:
         bpy.data.images.remove(img)
 
 
+def panel_character(scene, override: str = "") -> Path:
+    """The character image the panel names: an override path, a still rendered from
+    the active camera, or the chosen file."""
+    s = scene.wan_animate
+    if override:
+        character = Path(bpy.path.abspath(override))
+    elif s.character_source == "RENDER":
+        return inputs.render_character_still(scene, user_dir("stills"))
+    else:
+        if not s.character_image:
+            raise inputs.InputError("Choose a character image, or switch Character to Render Camera.")
+        character = Path(bpy.path.abspath(s.character_image))
+    if not character.is_file():
+        raise inputs.InputError(f"The character image was not found: {character}. Pick an existing file.")
+    return character
+
+
+def panel_settings(scene, size_from: tuple[int, int], **overrides) -> JobSettings:
+    """The panel's settings, at the output size planned from ``size_from`` (w, h)."""
+    s = scene.wan_animate
+    if size_from[0] <= 0 or size_from[1] <= 0:
+        raise inputs.InputError("Cannot read the character image's size. Save it as PNG or JPEG.")
+    width, height = plan_output_size(size_from[0], size_from[1], s.quality)
+    settings = JobSettings(
+        width=width,
+        height=height,
+        steps=s.steps,
+        seed=s.seed,
+        segment_frames=s.segment_frames,
+        overlap=int(s.overlap),
+        output_fps=scene.render.fps / scene.render.fps_base,
+    )
+    for k, v in overrides.items():
+        setattr(settings, k, v)
+    settings.validate()
+    return settings
+
+
+def busy(op) -> bool:
+    if runtime.current_job() is None:
+        return False
+    op.report({"ERROR"}, "A Wan Animate job is already running; cancel it or wait for it to finish.")
+    return True
+
+
 def build_job(context, character_path: str = "", clip_path: str = "") -> runtime.RunningJob:
     scene = context.scene
     s = scene.wan_animate
     p = prefs(context)
     out_dir = resolved_output_dir(p)
 
-    if character_path:
-        character = Path(bpy.path.abspath(character_path))
-    elif s.character_source == "RENDER":
-        character = inputs.render_character_still(scene, user_dir("stills"))
-    else:
-        if not s.character_image:
-            raise inputs.InputError("Choose a character image, or switch Character to Render Camera.")
-        character = Path(bpy.path.abspath(s.character_image))
+    character = panel_character(scene, character_path)
 
     frame_start, above = scene.frame_start, 0
     if clip_path:
@@ -55,25 +93,9 @@ def build_job(context, character_path: str = "", clip_path: str = "") -> runtime
         if not s.clip_path:
             raise inputs.InputError("Choose a reference clip, or switch Reference to Active Strip.")
         clip = Path(bpy.path.abspath(s.clip_path))
-    for label, path in (("character image", character), ("reference clip", clip)):
-        if not path.is_file():
-            raise inputs.InputError(f"The {label} was not found: {path}. Pick an existing file.")
-
-    w, h = _character_size(character)
-    if w == 0 or h == 0:
-        raise inputs.InputError(f"Cannot read the character image {character.name}. Save it as PNG or JPEG.")
-    width, height = plan_output_size(w, h, s.quality)
-    settings = JobSettings(
-        mode="animate",
-        width=width,
-        height=height,
-        steps=s.steps,
-        seed=s.seed,
-        segment_frames=s.segment_frames,
-        overlap=int(s.overlap),
-        output_fps=scene.render.fps / scene.render.fps_base,
-    )
-    settings.validate()
+    if not clip.is_file():
+        raise inputs.InputError(f"The reference clip was not found: {clip}. Pick an existing file.")
+    settings = panel_settings(scene, _character_size(character))
     req = JobRequest(settings=settings, output_dir=str(out_dir), name=clip.stem)
 
     session = make_session(context, req, character, clip)
@@ -113,10 +135,7 @@ class WANANIM_OT_generate(bpy.types.Operator):
     clip_path: bpy.props.StringProperty(name="Clip", description="Override: reference movie file")
 
     def execute(self, context):
-        if runtime.current_job() is not None:
-            self.report(
-                {"ERROR"}, "A Wan Animate job is already running; cancel it or wait for it to finish."
-            )
+        if busy(self):
             return {"CANCELLED"}
         try:
             job = build_job(context, self.character_path, self.clip_path)
@@ -182,10 +201,7 @@ class WANANIM_OT_generate_from_armature(bpy.types.Operator):
     def execute(self, context):
         from ..wan_animate_blender.blender import animation_drive
 
-        if runtime.current_job() is not None:
-            self.report(
-                {"ERROR"}, "A Wan Animate job is already running; cancel it or wait for it to finish."
-            )
+        if busy(self):
             return {"CANCELLED"}
         scene = context.scene
         s = scene.wan_animate
@@ -193,30 +209,17 @@ class WANANIM_OT_generate_from_armature(bpy.types.Operator):
         try:
             if obj is None or obj.type != "ARMATURE":
                 raise inputs.InputError("Pick an armature (make it active, or name it) to drive the motion.")
-            if s.character_source == "RENDER":
-                character = inputs.render_character_still(scene, user_dir("stills"))
-            else:
-                character = Path(bpy.path.abspath(s.character_image))
-                if not character.is_file():
-                    raise inputs.InputError(f"The character image was not found: {character}.")
+            character = panel_character(scene)
             face = Path(bpy.path.abspath(self.face_image)) if self.face_image else None
             if face is not None and not face.is_file():
                 raise inputs.InputError(
                     f"The face image was not found: {face}. Leave it empty for a neutral face."
                 )
-            width, height = plan_output_size(*_character_size(character), s.quality)
-            data = animation_drive.sample_pose_points(scene, obj, width, height, self.mapping)
-            points = animation_drive.write_pose_points(data, user_dir("pose_points"), obj.name)
-            settings = JobSettings(
-                width=width,
-                height=height,
-                steps=s.steps,
-                seed=s.seed,
-                segment_frames=s.segment_frames,
-                overlap=int(s.overlap),
-                output_fps=scene.render.fps / scene.render.fps_base,
+            settings = panel_settings(scene, _character_size(character))
+            data = animation_drive.sample_pose_points(
+                scene, obj, settings.width, settings.height, self.mapping
             )
-            settings.validate()
+            points = animation_drive.write_pose_points(data, user_dir("pose_points"), obj.name)
         except (inputs.InputError, RequestError, ValueError) as exc:
             s.status = str(exc)
             self.report({"ERROR"}, str(exc))
@@ -242,10 +245,7 @@ class WANANIM_OT_replace_performer(bpy.types.Operator):
     bl_options = {"REGISTER"}  # the import pushes its own undo steps, around the change
 
     def execute(self, context):
-        if runtime.current_job() is not None:
-            self.report(
-                {"ERROR"}, "A Wan Animate job is already running; cancel it or wait for it to finish."
-            )
+        if busy(self):
             return {"CANCELLED"}
         scene = context.scene
         s = scene.wan_animate
@@ -262,33 +262,19 @@ class WANANIM_OT_replace_performer(bpy.types.Operator):
             clip = Path(bpy.path.abspath(strip.filepath))
             if not clip.is_file():
                 raise inputs.InputError(f"The strip's movie file was not found: {clip}.")
-            if s.character_source == "RENDER":
-                character = inputs.render_character_still(scene, user_dir("stills"))
-            else:
-                character = Path(bpy.path.abspath(s.character_image))
-                if not character.is_file():
-                    raise inputs.InputError(f"The character image was not found: {character}.")
+            character = panel_character(scene)
             el = strip.elements[0]
-            width, height = plan_output_size(
-                el.orig_width or scene.render.resolution_x,
-                el.orig_height or scene.render.resolution_y,
-                s.quality,
-            )
+            size = (el.orig_width or scene.render.resolution_x, el.orig_height or scene.render.resolution_y)
             # Movie strips show one source frame per timeline frame: the trim is a plain source range,
             # and the result keeps the movie's rate so it lines up frame for frame.
-            settings = JobSettings(
+            settings = panel_settings(
+                scene,
+                size,
                 mode="replace",
-                width=width,
-                height=height,
-                steps=s.steps,
-                seed=s.seed,
-                segment_frames=s.segment_frames,
-                overlap=int(s.overlap),
                 output_fps=strip.fps,
                 clip_start=int(strip.frame_offset_start),
                 clip_frames=int(strip.frame_final_duration),
             )
-            settings.validate()
         except (inputs.InputError, RequestError, ValueError) as exc:
             s.status = str(exc)
             self.report({"ERROR"}, str(exc))

@@ -46,12 +46,9 @@ class WANANIM_OT_regenerate_from_guides(bpy.types.Operator):
         from ..backend.api_types import JobRequest, JobSettings
         from ..panels.preferences import prefs, resolved_output_dir, user_dir
         from ..wan_animate_blender.blender import runtime
-        from .generate import make_session, run_job
+        from .generate import busy, make_session, run_job
 
-        if runtime.current_job() is not None:
-            self.report(
-                {"ERROR"}, "A Wan Animate job is already running; cancel it or wait for it to finish."
-            )
+        if busy(self):
             return {"CANCELLED"}
         obj = context.scene.objects.get(self.guide)
         if obj is None or "wan_animate_job" not in obj:

@@ -20,7 +20,6 @@ def test_replace_performer_on_a_trimmed_strip(
             "output_dir": str(tmp_path / "out"),
             "clip": str(carphone_clip),
             "character": str(astronaut_png),
-
         },
         tmp_path,
     )
