@@ -34,7 +34,9 @@ def run(a):
     r2 = sorted(bpy.ops.wan_animate.replace_performer())
     after2 = state(scene)
     results = [x for x in strips(scene) if x.type == "IMAGE"]
-    jobs = [json.loads((Path(bpy.path.abspath(x.directory)) / "job.json").read_text()) for x in results]
+    dirs = [bpy.path.abspath(x.directory) for x in results]
+    jobs = [json.loads((Path(d) / "job.json").read_text()) for d in dirs]
+    del results  # undo frees the strips these point to: touching them afterwards reads freed memory
     bpy.ops.ed.undo()
     undone = state(bpy.context.scene)
     runtime = __import__(MODULE + ".wan_animate_blender.blender.runtime", fromlist=["runtime"])
@@ -49,7 +51,7 @@ def run(a):
         "status": s.status,
         "modes": [j["settings"]["mode"] for j in jobs],
         "ranges": [[j["settings"]["clip_start"], j["settings"]["clip_frames"]] for j in jobs],
-        "dirs": [x.directory for x in results],
+        "dirs": dirs,
     }
 
 

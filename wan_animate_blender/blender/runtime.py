@@ -110,10 +110,7 @@ def finish(job: RunningJob):
             original.mute = True
     st.stage = "imported"
     st.message = f"Imported {st.frame_count} frames as '{job.strip.name}' (channel {job.strip.channel})"
-    # Guides are the animate-mode workflow. Replace results get none: in 5.0.1 an undo after a
-    # replacement that also built a guide crashed Blender (seen in tests; not yet understood).
-    wants_guide = job.mute_strip is None
-    if wants_guide and scene.camera is not None and (Path(st.result_dir) / "keypoints.json").is_file():
+    if scene.camera is not None and (Path(st.result_dir) / "keypoints.json").is_file():
         try:
             guide = guides.build_guides(
                 scene, Path(st.result_dir), job.frame_start, f"Guides {job.strip.name}"
