@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import bpy
-
-VERSION = bpy.app.version
-
 
 def strips(editor):
     """All strips of a sequence editor: ``strips`` since 4.4, ``sequences`` before.
