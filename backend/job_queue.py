@@ -23,12 +23,16 @@ class JobStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created REAL, request TEXT, status TEXT)"
         )
-        # A job that was running when the backend died cannot be resumed mid-step.
+        # A job that was running when the backend died cannot go on mid-step; its finished
+        # windows are on disk, and submitting it again resumes after them.
         for job in self.list():
             if not job.finished:
                 if job.state == "running":
                     job.state, job.stage = "failed", "failed"
-                    job.error = "The backend stopped while this job ran. Submit it again."
+                    job.error = (
+                        "The backend stopped while this job ran. Submit it again: "
+                        "it resumes after its last finished window."
+                    )
                     job.message = job.error
                 self.save(job)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import threading
 import time
@@ -18,6 +17,7 @@ import numpy as np
 
 from .api_types import JobRequest, RequestError
 from .model_store import ModelStore
+from .window_plan import count_windows  # noqa: F401  (re-exported for callers)
 
 Report = Callable[..., None]
 DEFAULT_PROMPT = "视频中的人在做动作"  # the official default; custom prompts are discouraged upstream
@@ -27,19 +27,16 @@ class Cancelled(Exception):
     pass
 
 
-def count_windows(n_frames: int, segment: int, overlap: int) -> int:
-    """How many windows the pipeline runs for ``n_frames`` (each later window adds
-    segment - overlap new frames)."""
-    step = segment - overlap
-    return max(1, math.ceil(max(n_frames - overlap, 1) / step))
-
-
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def window_key_hash(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def new_result_dir(parent: Path, name: str, job_id: str) -> Path:
@@ -61,11 +58,18 @@ def new_result_dir(parent: Path, name: str, job_id: str) -> Path:
 
 class JobRunner:
     def __init__(
-        self, models: ModelStore, model_dir: Path, default_output: Path, estimator_factory=None
+        self,
+        models: ModelStore,
+        model_dir: Path,
+        default_output: Path,
+        estimator_factory=None,
+        work_dir: Path | None = None,
     ) -> None:
         self.models = models
         self.model_dir = Path(model_dir)
         self.default_output = Path(default_output)
+        # Finished windows of unfinished jobs live here until the job completes.
+        self.work_dir = Path(work_dir) if work_dir else self.default_output.parent / "windows"
         self._estimator_factory = estimator_factory
 
     def _estimator(self):
@@ -178,87 +182,80 @@ class JobRunner:
             for seq in (pose_imgs, face_imgs, bg_imgs, mask_imgs):
                 if seq is not None:
                     seq.append(seq[-1])
+        from .generate_windows import WindowInputs, WindowStore, assemble, generate_windows
+
+        shas = {k: file_sha256(v) for k, v in inputs.items() if v is not None}
+        # Everything that shapes the frames: a re-run that matches resumes, anything else starts over.
+        window_key = {
+            "inputs": shas,
+            "settings": {k: v for k, v in req.to_json()["settings"].items() if k != "output_fps"},
+            "estimator": estimator_name,
+            "model": [model.model_id, model.revision, model.dtype, model.device, model.tiny],
+        }
         windows = count_windows(len(pose_imgs), s.segment_frames, s.overlap)
-
-        steps_total = windows * s.steps
-        state = {"calls": 0, "t_first": None, "t_denoise": 0.0, "t_last": time.perf_counter()}
-        decode_s = [0.0]
-        vae_decode = pipe.vae.decode
-
-        def timed_decode(*a, **kw):
-            t = time.perf_counter()
-            try:
-                return vae_decode(*a, **kw)
-            finally:
-                decode_s[0] += time.perf_counter() - t
-
+        store = WindowStore(self.work_dir / window_key_hash(window_key), window_key)
+        resumed = store.finished(windows)
+        steps_total = (windows - resumed) * s.steps
         t_pipe = time.perf_counter()
+        state = {"done": 0}
 
-        def on_step(_pipe, i, _t, kwargs):
+        def on_step(window: int, n_windows: int, step: int, decoding: bool) -> None:
             check()
-            now = time.perf_counter()
-            state["calls"] += 1
-            done = state["calls"]
-            window = (done - 1) // s.steps + 1
-            step = i + 1
-            per_step = (now - t_pipe) / done
-            eta = per_step * (steps_total - done)
-            last_of_window = step == s.steps
+            if not decoding:
+                state["done"] += 1
+            done = max(state["done"], 1)
+            eta = (time.perf_counter() - t_pipe) / done * (steps_total - state["done"])
             report(
-                stage="decoding" if last_of_window else "denoising",
+                stage="decoding" if decoding else "denoising",
                 message=(
-                    f"Decoding window {window} of {windows}"
-                    if last_of_window
-                    else f"Window {window} of {windows}, step {step} of {s.steps}"
+                    f"Decoding window {window} of {n_windows}"
+                    if decoding
+                    else f"Window {window} of {n_windows}, step {step} of {s.steps}"
                 ),
-                progress=0.15 + 0.75 * done / steps_total,
+                progress=0.15 + 0.75 * ((resumed * s.steps + state["done"]) / (windows * s.steps)),
                 window=window,
-                windows=windows,
+                windows=n_windows,
                 step=step,
                 steps=s.steps,
                 eta_s=eta,
             )
-            return kwargs
 
         report(
             stage="denoising",
-            message=f"Window 1 of {windows}, step 0 of {s.steps}",
-            progress=0.15,
-            window=1,
+            message=(
+                f"Resuming after window {resumed} of {windows} (saved by an earlier run)"
+                if resumed
+                else f"Window 1 of {windows}, step 0 of {s.steps}"
+            ),
+            progress=0.15 + 0.75 * resumed / windows,
+            window=resumed + 1 if resumed < windows else windows,
             windows=windows,
             step=0,
             steps=s.steps,
         )
-        generator = torch.Generator(device="cpu").manual_seed(int(s.seed))
-        # The window hand-off decode is timed on its own: it is a separate memory and time peak.
-        pipe.vae.decode = timed_decode
-        try:
-            with torch.inference_mode():
-                out = pipe(
-                    image=ref,
-                    pose_video=pose_imgs,
-                    face_video=face_imgs,
-                    background_video=bg_imgs,
-                    mask_video=mask_imgs,
-                    prompt=s.prompt or DEFAULT_PROMPT,
-                    height=s.height,
-                    width=s.width,
-                    segment_frame_length=s.segment_frames,
-                    num_inference_steps=s.steps,
-                    mode=s.mode,
-                    prev_segment_conditioning_frames=s.overlap,
-                    guidance_scale=s.guidance_scale,
-                    generator=generator,
-                    output_type="np",
-                    callback_on_step_end=on_step,
-                    max_sequence_length=512,
-                )
-        finally:
-            del pipe.vae.decode  # back to the class method
-        total = time.perf_counter() - t_pipe
-        timings["decoding"] = decode_s[0]
-        timings["denoising"] = total - decode_s[0]
-        frames = out.frames[0][:n_model]  # (n_model, H, W, 3) float in [0, 1]
+        inp = WindowInputs(
+            image=ref,
+            pose=pose_imgs,
+            face=face_imgs,
+            background=bg_imgs,
+            mask=mask_imgs,
+            prompt=s.prompt or DEFAULT_PROMPT,
+            width=s.width,
+            height=s.height,
+            segment=s.segment_frames,
+            overlap=s.overlap,
+            steps=s.steps,
+            mode=s.mode,
+            guidance_scale=s.guidance_scale,
+            seed=int(s.seed),
+            colour_match=s.colour_match,
+        )
+        with torch.inference_mode():
+            plan, wt = generate_windows(pipe, inp, store, on_step)
+        timings["encoding"] = wt.encode_s
+        timings["denoising"] = wt.denoise_s
+        timings["decoding"] = wt.decode_s
+        frames = assemble(store, plan, n_model)  # uint8 frames, read from the window files
         check()
 
         report(stage="writing", message="Writing frames", progress=0.92)
@@ -289,10 +286,10 @@ class JobRunner:
                 "settings": req.to_json()["settings"],
                 "seed": s.seed,
                 "inputs": {
-                    "character": {"path": str(character_path), "sha256": file_sha256(character_path)},
+                    "character": {"path": str(character_path), "sha256": shas["character"]},
                     "clip": {
                         "path": str(clip_path),
-                        "sha256": file_sha256(clip_path),
+                        "sha256": shas["clip"],
                         "fps": clip.fps,
                         "frame_count": clip.frame_count,
                         "width": clip.width,
@@ -311,6 +308,9 @@ class JobRunner:
                 },
                 "estimator": estimator_name,
                 "model_frames": n_model,
+                "colour_match": s.colour_match,
+                "colour_gains": wt.colour_gains,
+                "resumed_windows": wt.resumed_windows,
                 "model_fps": MODEL_FPS,
                 "windows": windows,
                 "frame_count": len(order),
@@ -324,18 +324,20 @@ class JobRunner:
         except BaseException:
             shutil.rmtree(result, ignore_errors=True)
             raise
+        store.remove()  # the frames are in the result now; a re-run starts afresh
         return {"result_dir": str(result), "frame_count": len(order), "fps": fps, "timings": timings}
 
 
-def _write_frames(result: Path, frames: np.ndarray, order: list[int], cond, cancel: threading.Event) -> None:
+def _write_frames(
+    result: Path, frames: list[np.ndarray], order: list[int], cond, cancel: threading.Event
+) -> None:
     import cv2
 
     png = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast; these frames are intermediates for the edit
-    bgr = [cv2.cvtColor((np.clip(f, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR) for f in frames]
     for n, src in enumerate(order):
         if cancel.is_set():
             raise Cancelled()
-        cv2.imwrite(str(result / f"frame_{n + 1:06d}.png"), bgr[src], png)
+        cv2.imwrite(str(result / f"frame_{n + 1:06d}.png"), cv2.cvtColor(frames[src], cv2.COLOR_RGB2BGR), png)
     for sub, images in (
         ("pose", cond.pose_frames),
         ("face", cond.face_frames),

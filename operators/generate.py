@@ -61,6 +61,7 @@ def panel_settings(scene, size_from: tuple[int, int], **overrides) -> JobSetting
         seed=s.seed,
         segment_frames=s.segment_frames,
         overlap=int(s.overlap),
+        colour_match=bool(s.colour_match),
         output_fps=scene.render.fps / scene.render.fps_base,
     )
     for k, v in overrides.items():

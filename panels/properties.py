@@ -46,6 +46,14 @@ class WANANIM_Settings(bpy.types.PropertyGroup):
     overlap: bpy.props.EnumProperty(
         name="Overlap", items=[("1", "1 frame", ""), ("5", "5 frames", "")], default="1"
     )
+    colour_match: bpy.props.BoolProperty(
+        name="Match Colours Across Windows",
+        description=(
+            "Correct each window's colour and contrast to the previous one over their shared "
+            "frames, so long shots do not drift"
+        ),
+        default=True,
+    )
     # Read by the panel while a job runs (written on the main thread by the poll timer).
     progress: bpy.props.FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, default=0)
     status: bpy.props.StringProperty(name="Status", default="")

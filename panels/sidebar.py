@@ -31,6 +31,7 @@ def draw_panel(layout, context) -> None:
     col.prop(s, "seed")
     col.prop(s, "segment_frames")
     col.prop(s, "overlap")
+    col.prop(s, "colour_match")
 
     row = layout.row(align=True)
     row.enabled = not running

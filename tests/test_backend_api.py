@@ -166,3 +166,54 @@ def test_replace_mode_on_a_trimmed_range_masks_the_performer(backend, astronaut_
     h, w = mask.shape
     cells = mask[: h // 16 * 16, : w // 16 * 16].reshape(h // 16, 16, w // 16, 16)
     assert (cells.min(axis=(1, 3)) == cells.max(axis=(1, 3))).all()
+
+
+def _frames(result_dir: str) -> list[bytes]:
+    import cv2
+
+    return [cv2.imread(str(p)).tobytes() for p in sorted(Path(result_dir).glob("frame_*.png"))]
+
+
+def test_a_cancelled_job_submitted_again_resumes_after_its_finished_windows(
+    backend, astronaut_png, carphone_clip
+):
+    settings = {"steps": 6, "segment_frames": 9}
+    job_id = submit(backend, astronaut_png, carphone_clip, **settings).json()["id"]
+    backend.wait(job_id, until=lambda st: (st["window"] or 0) >= 3 and st["stage"] == "denoising")
+    backend.post(f"/v1/jobs/{job_id}/cancel")
+    assert backend.wait(job_id)[0]["state"] == "cancelled"
+
+    st, seen = backend.wait(submit(backend, astronaut_png, carphone_clip, **settings).json()["id"])
+    assert st["state"] == "done", st
+    assert any("Resuming after window 2" in s["message"] for s in seen)
+    job = json.loads((Path(st["result_dir"]) / "job.json").read_text())
+    assert job["resumed_windows"] == 2 and job["windows"] > 3
+    # Once done the saved windows are gone: the same request again starts from scratch,
+    # and gives exactly the frames the resumed job gave.
+    st2, seen2 = backend.wait(submit(backend, astronaut_png, carphone_clip, **settings).json()["id"])
+    assert not any("Resuming" in s["message"] for s in seen2)
+    assert _frames(st2["result_dir"]) == _frames(st["result_dir"])
+
+
+def test_a_job_cut_short_by_a_crash_resumes_in_the_restarted_backend(
+    tmp_path, backend_python, tiny_model, astronaut_png, carphone_clip
+):
+    settings = {"steps": 6, "segment_frames": 9}
+    b = BackendProc(backend_python, tmp_path / "data", tiny_model)
+    try:
+        job_id = submit(b, astronaut_png, carphone_clip, **settings).json()["id"]
+        b.wait(job_id, until=lambda st: (st["window"] or 0) >= 2 and st["stage"] == "denoising")
+    finally:
+        b.proc.kill()  # no shutdown: as if the machine lost power
+        b.proc.wait()
+        b.log.close()
+    b2 = BackendProc(backend_python, tmp_path / "data", tiny_model)
+    try:
+        old = b2.get(f"/v1/jobs/{job_id}").json()
+        assert old["state"] == "failed" and "resumes" in old["error"]
+        st, _ = b2.wait(submit(b2, astronaut_png, carphone_clip, **settings).json()["id"])
+        assert st["state"] == "done"
+        job = json.loads((Path(st["result_dir"]) / "job.json").read_text())
+        assert job["resumed_windows"] >= 1
+    finally:
+        b2.stop()

@@ -32,6 +32,7 @@ class Shot:
     seed: int = 42
     segment_frames: int = 77
     overlap: int = 1
+    colour_match: bool = True  # hold colours steady across windows
     frame_start: int | None = None  # None: the scene's start frame
 
 
@@ -79,6 +80,7 @@ def run_batch(
                 seed=shot.seed,
                 segment_frames=shot.segment_frames,
                 overlap=shot.overlap,
+                colour_match=shot.colour_match,
                 output_fps=scene.render.fps / scene.render.fps_base,
             )
             settings.validate()

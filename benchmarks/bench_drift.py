@@ -1,0 +1,128 @@
+"""Benchmark (not a test): colour drift across windows, with the correction on and off.
+
+Two measurements, each printed as the mean colour difference (0-255 units, per-channel means)
+of the last window against the first, and the ratio off/on:
+
+1. the real window loop (backend.generate_windows) on the tiny random model, over a still
+   pose and face, so every window should look alike: whatever differs is drift;
+2. a synthetic clip whose windows drift the way long Wan-Animate shots are reported to
+   (each window a little flatter and brighter than the one before, its overlap frames too),
+   corrected by the same matching at each hand-off.
+
+Run: `python3 tools/dev.py bench` (or this file with the backend environment's Python).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backend.window_plan import drift, match_colours, plan_windows  # noqa: E402
+
+
+def tiny_model_drift(windows: int = 6) -> tuple[float, float, float]:
+    import torch
+    from diffusers import WanAnimatePipeline
+    from PIL import Image
+
+    from backend.generate_windows import WindowInputs, WindowStore, assemble, generate_windows
+    from backend.tiny_model import make_tiny_model
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="wan-drift-"))
+    pipe = WanAnimatePipeline.from_pretrained(make_tiny_model(tmp / "tiny"))
+    pipe.set_progress_bar_config(disable=True)
+    size = pipe.transformer.config.motion_encoder_size
+    rng = np.random.default_rng(1)
+    pose = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    face = Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+    segment, overlap = 9, 1
+    n = overlap + windows * (segment - overlap)
+    results: dict[bool, float] = {}
+    seconds: dict[bool, float] = {}
+    image = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    for on in (False, True):
+        inp = WindowInputs(
+            image=image,
+            pose=[pose] * n,
+            face=[face] * n,
+            background=None,
+            mask=None,
+            prompt="a person stands still",
+            width=32,
+            height=32,
+            segment=segment,
+            overlap=overlap,
+            steps=4,
+            mode="animate",
+            guidance_scale=1.0,
+            seed=0,
+            colour_match=on,
+        )
+        store = WindowStore(tmp / f"w{int(on)}", {"on": on})
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            plan, _ = generate_windows(pipe, inp, store, lambda *a: None)
+        seconds[on] = time.perf_counter() - t0
+        frames = np.stack(assemble(store, plan, n)).astype(np.float64) / 255.0
+        first, last = frames[:segment], frames[-(segment - overlap) :]
+        results[on] = drift(last, first)
+    return results[False], results[True], seconds[True] / seconds[False]
+
+
+def synthetic_drift(windows: int = 10, segment: int = 17, overlap: int = 1) -> tuple[float, float]:
+    import skimage.data
+
+    still = skimage.data.astronaut()[::8, ::8].astype(np.float64) / 255.0
+    n = overlap + windows * (segment - overlap)
+    plan, _ = plan_windows(n, segment, overlap)
+    rng = np.random.default_rng(0)
+    # A still subject with a little sensor noise: any change of the mean colour is drift.
+    truth = [np.clip(still + rng.normal(0, 0.01, still.shape), 0, 1) for _ in range(plan[-1].end)]
+
+    def generated(k: int, frames: list[np.ndarray]) -> np.ndarray:
+        # Window k comes out a little flatter, brighter and warmer than window k-1.
+        gain = 0.97**k
+        shift = np.array([0.012, 0.008, 0.0]) * k
+        return np.clip(0.5 + (np.stack(frames) - 0.5) * gain + shift, 0, 1)
+
+    out = {}
+    for on in (False, True):
+        kept, prev_tail = [], None
+        for win in plan:
+            frames = generated(win.index, truth[win.start : win.end])
+            if on and prev_tail is not None:
+                found = match_colours(prev_tail, frames[:overlap])
+                if found is not None:
+                    gain, offset, _ = found
+                    frames = np.clip(frames * gain + offset, 0, 1)
+            prev_tail = frames[-overlap:]
+            kept.append(frames[win.keep_from :])
+        out[on] = drift(kept[-1], kept[0])
+    return out[False], out[True]
+
+
+def main() -> int:
+    print("Colour drift: mean colour difference of the last window against the first (0-255)")
+    print(f"{'case':<44}{'off':>8}{'on':>8}{'off/on':>9}")
+    s_off, s_on = synthetic_drift()
+    print(
+        f"{'synthetic clip, 10 windows, injected drift':<44}{s_off:8.2f}{s_on:8.2f}{s_off / max(s_on, 1e-9):9.1f}"
+    )
+    t_off, t_on, cost = tiny_model_drift()
+    print(
+        f"{'tiny random model, 6 windows, still pose':<44}{t_off:8.2f}{t_on:8.2f}{t_off / max(t_on, 1e-9):9.1f}"
+    )
+    print(f"time of the tiny-model run with matching on / off: {cost:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
