@@ -36,6 +36,7 @@ class JobSettings:
     output_fps: float = 0.0  # 0: the clip's own rate
     clip_start: int = 0  # first clip frame used (a trimmed strip shows only part of its movie)
     clip_frames: int = 0  # how many clip frames from there; 0: to the end
+    clip_speed: float = 1.0  # clip frames per output-rate frame (a retimed strip plays faster or slower)
     colour_match: bool = True  # match each window's colours to the previous one over the overlap
 
     def validate(self) -> None:
@@ -43,6 +44,8 @@ class JobSettings:
             raise RequestError(f"mode must be one of {MODES}, not {self.mode!r}")
         if not isinstance(self.colour_match, bool):
             raise RequestError(f"colour_match must be true or false, got {self.colour_match!r}")
+        if not 0.01 <= self.clip_speed <= 100.0:
+            raise RequestError(f"clip_speed must be between 0.01 and 100, got {self.clip_speed}")
         if self.clip_start < 0 or self.clip_frames < 0:
             raise RequestError("clip_start and clip_frames must not be negative")
         for name in ("width", "height"):

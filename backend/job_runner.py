@@ -70,6 +70,7 @@ class JobRunner:
         self.default_output = Path(default_output)
         # Finished windows of unfinished jobs live here until the job completes.
         self.work_dir = Path(work_dir) if work_dir else self.default_output.parent / "windows"
+        self.cache_dir = self.work_dir.parent / "keypoints-cache"
         self._estimator_factory = estimator_factory
 
     def _estimator(self):
@@ -97,9 +98,14 @@ class JobRunner:
         character_path, clip_path = inputs["character"], inputs["clip"]
         t0 = time.perf_counter()
         character = load_character(character_path)
-        clip = probe_clip(clip_path).view(s.clip_start, s.clip_frames) if clip_path is not None else None
+        clip = (
+            probe_clip(clip_path).view(s.clip_start, s.clip_frames, s.clip_speed)
+            if clip_path is not None
+            else None
+        )
         if s.mode == "replace" and clip is None:
             raise RequestError("replace mode needs a reference clip to put the character into")
+        shas = {k: file_sha256(v) for k, v in inputs.items() if v is not None}
         timings["inputs"] = time.perf_counter() - t0
 
         report(stage="loading_model", message="Loading the model", progress=0.01)
@@ -155,18 +161,34 @@ class JobRunner:
                 )
         else:
             with self._estimator() as estimator:
+                name = getattr(estimator, "name", type(estimator).__name__)
+                # Detection is the slow part of preprocessing and depends only on the clip's
+                # frames and the estimator: a re-run with another seed, step count or size reuses it.
+                cache_key = {
+                    "clip": shas["clip"],
+                    "range": [clip.first, clip.frame_count, clip.fps],
+                    "estimator": name,
+                    "format": KEYPOINTS_FORMAT,
+                }
+                cache_file = self.cache_dir / f"{window_key_hash(cache_key)}.json"
+                cached = _read_json(cache_file)
                 cond = build_conditioning(
                     clip,
-                    estimator,
+                    None if cached else estimator,
                     s.width,
                     s.height,
                     face_size,
                     pre_progress,
                     MODEL_FPS,
-                    None,
+                    cached,
                     s.mode == "replace",
                 )
-            estimator_name = getattr(estimator, "name", type(estimator).__name__)
+                if cached is None:
+                    self.cache_dir.mkdir(parents=True, exist_ok=True)
+                    tmp = cache_file.with_suffix(".part")
+                    tmp.write_text(json.dumps(_keypoints_json(cond)))
+                    tmp.replace(cache_file)
+            estimator_name = name + CACHED_LABEL if cached else name
         timings["preprocessing"] = time.perf_counter() - t0
         n_model = len(cond.sources)
 
@@ -184,12 +206,12 @@ class JobRunner:
                     seq.append(seq[-1])
         from .generate_windows import WindowInputs, WindowStore, assemble, generate_windows
 
-        shas = {k: file_sha256(v) for k, v in inputs.items() if v is not None}
         # Everything that shapes the frames: a re-run that matches resumes, anything else starts over.
         window_key = {
             "inputs": shas,
             "settings": {k: v for k, v in req.to_json()["settings"].items() if k != "output_fps"},
-            "estimator": estimator_name,
+            # The cached label is left out: cached keypoints are the estimator's own.
+            "estimator": estimator_name.removesuffix(CACHED_LABEL),
             "model": [model.model_id, model.revision, model.dtype, model.device, model.tiny],
         }
         windows = count_windows(len(pose_imgs), s.segment_frames, s.overlap)
@@ -211,7 +233,8 @@ class JobRunner:
                     f"Decoding window {window} of {n_windows}"
                     if decoding
                     else f"Window {window} of {n_windows}, step {step} of {s.steps}"
-                ),
+                )
+                + (f" (resumed after window {resumed})" if resumed else ""),
                 progress=0.15 + 0.75 * ((resumed * s.steps + state["done"]) / (windows * s.steps)),
                 window=window,
                 windows=n_windows,
@@ -355,8 +378,16 @@ def _write_frames(
             )
     if not cond.keypoints:  # driven by pose points alone: there are no detections to save
         return
-    keypoints = {
-        "format": "coco-wholebody-133",
+    (result / "keypoints.json").write_text(json.dumps(_keypoints_json(cond)))
+
+
+KEYPOINTS_FORMAT = "coco-wholebody-133"
+CACHED_LABEL = " (cached keypoints)"
+
+
+def _keypoints_json(cond) -> dict[str, Any]:
+    return {
+        "format": KEYPOINTS_FORMAT,
         "fields": ["x", "y", "confidence"],
         "frames": [
             {
@@ -369,7 +400,13 @@ def _write_frames(
             for i, (src, k) in enumerate(zip(cond.sources, cond.keypoints, strict=True))
         ],
     }
-    (result / "keypoints.json").write_text(json.dumps(keypoints))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent or half-written: detect again
 
 
 def _versions() -> dict[str, str]:

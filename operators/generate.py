@@ -16,11 +16,12 @@ from ..panels.preferences import (
     resolved_output_dir,
     user_dir,
 )
-from ..wan_animate_blender.blender import inputs, runtime
+from ..wan_animate_blender.blender import compat, inputs, runtime
 from ..wan_animate_blender.io.backend_process import BackendConfig
 from ..wan_animate_blender.io.client import BackendClient, BackendError
 from ..wan_animate_blender.io.job_session import JobSession
 from ..wan_animate_blender.io.resolution import plan_output_size
+from ..wan_animate_blender.io.strip_timing import StripTimingError, shown_range
 
 
 def _character_size(path: Path) -> tuple[int, int]:
@@ -221,7 +222,7 @@ class WANANIM_OT_generate_from_armature(bpy.types.Operator):
                 scene, obj, settings.width, settings.height, self.mapping
             )
             points = animation_drive.write_pose_points(data, user_dir("pose_points"), obj.name)
-        except (inputs.InputError, RequestError, ValueError) as exc:
+        except (inputs.InputError, RequestError, StripTimingError, ValueError) as exc:
             s.status = str(exc)
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -255,28 +256,31 @@ class WANANIM_OT_replace_performer(bpy.types.Operator):
         try:
             if strip is None or strip.type != "MOVIE":
                 raise inputs.InputError("Select the movie strip whose performer should be replaced.")
-            if len(getattr(strip, "retiming_keys", [])) > 0:
-                raise inputs.InputError(
-                    f"'{strip.name}' is retimed (speed keys); replacing on retimed strips is not supported yet. "
-                    "Clear its retiming, replace, then retime the result."
-                )
             clip = Path(bpy.path.abspath(strip.filepath))
             if not clip.is_file():
                 raise inputs.InputError(f"The strip's movie file was not found: {clip}.")
             character = panel_character(scene)
             el = strip.elements[0]
             size = (el.orig_width or scene.render.resolution_x, el.orig_height or scene.render.resolution_y)
-            # Movie strips show one source frame per timeline frame: the trim is a plain source range,
-            # and the result keeps the movie's rate so it lines up frame for frame.
+            shown = shown_range(
+                int(strip.frame_start),
+                int(strip.frame_final_start),
+                int(strip.frame_final_end),
+                int(strip.frame_duration),
+                compat.retiming_key_frames(strip),
+            )
+            # The result keeps the movie's rate and spans the shown content at the strip's speed,
+            # so it lines up with the strip frame for frame.
             settings = panel_settings(
                 scene,
                 size,
                 mode="replace",
                 output_fps=strip.fps,
-                clip_start=int(strip.frame_offset_start),
-                clip_frames=int(strip.frame_final_duration),
+                clip_start=shown.first,
+                clip_frames=shown.count,
+                clip_speed=shown.speed,
             )
-        except (inputs.InputError, RequestError, ValueError) as exc:
+        except (inputs.InputError, RequestError, StripTimingError, ValueError) as exc:
             s.status = str(exc)
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

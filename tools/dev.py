@@ -121,11 +121,14 @@ def main() -> int:
             [str(pythons["backend"]), str(ROOT / "tools" / "demo.py"), *args.rest], cwd=ROOT, env=env
         ).returncode
     if args.cmd == "bench":
-        return subprocess.run(
-            [str(pythons["backend"]), str(ROOT / "benchmarks" / "bench_job.py"), *args.rest],
-            cwd=ROOT,
-            env=env,
-        ).returncode
+        code = 0
+        for script in ("bench_job.py", "bench_drift.py"):
+            code |= subprocess.run(
+                [str(pythons["backend"]), str(ROOT / "benchmarks" / script), *args.rest],
+                cwd=ROOT,
+                env=env,
+            ).returncode
+        return code
     return 0
 
 

@@ -26,15 +26,16 @@ class ClipInfo:
     frame_count: int
     first: int = 0  # a view on part of the clip starts at this source frame
 
-    def view(self, start: int, frames: int = 0) -> ClipInfo:
-        """The frames a trimmed strip shows: ``frames`` from ``start`` (0: to the end)."""
+    def view(self, start: int, frames: int = 0, speed: float = 1.0) -> ClipInfo:
+        """The frames a trimmed strip shows: ``frames`` from ``start`` (0: to the end), played at
+        ``speed`` (a strip at 2x shows the same frames in half the time: twice the rate)."""
         if start >= self.frame_count:
             raise ClipError(
                 f"The clip {self.path.name} has {self.frame_count} frames; a range starting at frame {start} "
                 "is empty. Check the strip's trim."
             )
         n = self.frame_count - start if frames <= 0 else min(frames, self.frame_count - start)
-        return ClipInfo(self.path, self.width, self.height, self.fps, n, self.first + start)
+        return ClipInfo(self.path, self.width, self.height, self.fps * speed, n, self.first + start)
 
     @property
     def duration_s(self) -> float:

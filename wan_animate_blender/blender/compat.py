@@ -27,3 +27,9 @@ def object_fcurves(obj):
 
     bag = anim_utils.action_get_channelbag_for_slot(action, anim.action_slot)
     return bag.fcurves if bag is not None else []
+
+
+def retiming_key_frames(strip) -> list[int]:
+    """Timeline frames of a strip's retiming keys (4.0+; the same in 5.0). Reading is safe;
+    adding keys from Python to a strip without retiming data crashes 5.0, so we never do."""
+    return [int(k.timeline_frame) for k in getattr(strip, "retiming_keys", ())]

@@ -1,0 +1,91 @@
+"""Replace Performer on a strip played at another speed: the job reads exactly the movie
+frames the strip shows, and the result lines up with it frame for frame."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import BLENDER_VERSIONS, run_blender
+
+from wan_animate_blender.io.strip_timing import StripTimingError, shown_range
+
+
+def test_plain_strip_shows_its_trimmed_range():
+    r = shown_range(frame_start=5, final_start=15, final_end=55, length=120, retiming_keys=[])
+    assert (r.first, r.count, r.speed) == (10, 40, 1.0)
+
+
+def test_uniform_speed_maps_like_blender():
+    # Measured in 4.2: 60 frames at 200% gives keys 1 and 31, and frame 20 shows content 37.
+    r = shown_range(1, 20, 21, 60, [1, 31])
+    assert r.first == 37
+    r = shown_range(1, 1, 32, 60, [1, 31])
+    assert (r.first, r.count) == (0, 60) and r.speed == pytest.approx(60 / 31)
+
+
+def test_varying_speed_is_refused_with_a_way_out():
+    with pytest.raises(StripTimingError, match="split the strip"):
+        shown_range(1, 1, 50, 60, [1, 20, 50])
+
+
+def _closest_clip_frame(clip, image_path) -> int:
+    shown = cv2.imread(str(image_path)).astype(np.float32)
+    cap = cv2.VideoCapture(str(clip))
+    errors = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        errors.append(float(np.mean((frame.astype(np.float32) - shown) ** 2)))
+    return int(np.argmin(errors))
+
+
+@pytest.fixture(scope="module")
+def retimed_blend(tmp_path_factory, carphone_clip):
+    tmp = tmp_path_factory.mktemp("retimed")
+    r = run_blender(
+        "4.2",
+        "replace_retimed.py",
+        {
+            "make": True,
+            "clip": str(carphone_clip),
+            "speed_percent": 250.0,
+            "trim_start": 3,
+            "trim_end": 4,
+            "blend": str(tmp / "retimed.blend"),
+            "renders": str(tmp),
+        },
+        tmp,
+    )
+    return tmp / "retimed.blend", r
+
+
+@BLENDER_VERSIONS
+def test_replace_follows_the_strips_speed(
+    bl, tmp_path, retimed_blend, backend_python, tiny_model, extension_zip, carphone_clip, astronaut_png
+):
+    blend, made = retimed_blend
+    assert len(made["keys"]) == 2  # a real speed change, not an untouched strip
+    first_shown, last_shown = (_closest_clip_frame(carphone_clip, p) for p in made["renders"])
+    r = run_blender(
+        bl,
+        "replace_retimed.py",
+        {
+            "zip": extension_zip,
+            "backend_python": backend_python,
+            "model_dir": str(tiny_model),
+            "output_dir": str(tmp_path / "out"),
+            "character": str(astronaut_png),
+            "blend": str(blend),
+        },
+        tmp_path,
+    )
+    assert r["result"] == ["FINISHED"], r["status"]
+    st = r["settings"]
+    # The job starts and ends on the movie frames Blender shows at the strip's ends ...
+    assert abs(st["clip_start"] - first_shown) <= 1
+    assert abs(st["clip_start"] + st["clip_frames"] - 1 - last_shown) <= 1
+    assert st["clip_speed"] == pytest.approx(2.5, rel=0.05)
+    # ... and the result covers exactly the strip's frames.
+    assert r["made"] == r["plate"] and r["frame_count"] == r["plate"][1]

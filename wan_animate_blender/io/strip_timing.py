@@ -1,0 +1,58 @@
+"""Which movie frames a Sequencer strip shows on the timeline (bpy-free).
+
+A movie strip shows content frame ``t - frame_start`` at timeline frame ``t``, unless it is
+retimed. A uniform speed change ("Set Speed" on the whole strip) leaves two retiming keys, at
+the first and the last content frame; Blender then shows content frame
+``round((t - k0) * (length - 1) / (k1 - k0))`` (measured in 4.2 by rendering a clip whose
+frames carry their own index). More keys mean a speed that varies along the strip: the
+content position of the inner keys is not readable from Python, so that case is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class StripTimingError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ShownRange:
+    first: int  # first content frame shown
+    count: int  # content frames spanned, first to last shown
+    speed: float  # content frames per timeline frame over the shown range
+
+    def content_at(self, offset: int, shown: int) -> int:
+        """The content frame shown ``offset`` timeline frames into ``shown`` shown frames."""
+        if shown <= 1:
+            return self.first
+        return self.first + round(offset * (self.count - 1) / (shown - 1))
+
+
+def shown_range(
+    frame_start: int, final_start: int, final_end: int, length: int, retiming_keys: list[int]
+) -> ShownRange:
+    """The content frames a strip shows between ``final_start`` and ``final_end`` (exclusive)."""
+    shown = final_end - final_start
+    if shown <= 0 or length <= 0:
+        raise StripTimingError("The strip shows no frames.")
+    if not retiming_keys:
+        first = final_start - frame_start
+        return ShownRange(first, shown, 1.0)
+    if len(retiming_keys) != 2:
+        raise StripTimingError(
+            f"The strip's speed varies along it ({len(retiming_keys)} retiming keys). Replace Performer "
+            "follows offsets, trims and one constant speed: keep one speed (Strip > Retiming > Reset, "
+            "then Set Speed), or split the strip where the speed changes and replace each part."
+        )
+    k0, k1 = sorted(retiming_keys)
+    if k1 <= k0:
+        raise StripTimingError("The strip's retiming keys overlap; reset its retiming.")
+
+    def content(t: int) -> int:
+        return min(length - 1, max(0, round((t - k0) * (length - 1) / (k1 - k0))))
+
+    first, last = content(final_start), content(final_end - 1)
+    count = last - first + 1
+    return ShownRange(first, count, count / shown)
