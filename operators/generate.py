@@ -256,6 +256,11 @@ class WANANIM_OT_replace_performer(bpy.types.Operator):
         try:
             if strip is None or strip.type != "MOVIE":
                 raise inputs.InputError("Select the movie strip whose performer should be replaced.")
+            if strip.use_reverse_frames:
+                raise inputs.InputError(
+                    f"'{strip.name}' plays in reverse; Replace Performer follows forward playback only. "
+                    "Turn off Reverse Frames, replace, then reverse the result strip."
+                )
             clip = Path(bpy.path.abspath(strip.filepath))
             if not clip.is_file():
                 raise inputs.InputError(f"The strip's movie file was not found: {clip}.")
@@ -266,8 +271,9 @@ class WANANIM_OT_replace_performer(bpy.types.Operator):
                 int(strip.frame_start),
                 int(strip.frame_final_start),
                 int(strip.frame_final_end),
-                int(strip.frame_duration),
+                compat.movie_length(strip),
                 compat.retiming_key_frames(strip),
+                compat.RETIMING_KEYS_END_EXCLUSIVE,
             )
             # The result keeps the movie's rate and spans the shown content at the strip's speed,
             # so it lines up with the strip frame for frame.

@@ -24,6 +24,12 @@ def test_uniform_speed_maps_like_blender():
     assert (r.first, r.count) == (0, 60) and r.speed == pytest.approx(60 / 31)
 
 
+def test_blender_5_puts_the_end_key_one_past_the_last_frame():
+    # Measured in 5.0: 120 frames at 250% gives keys 5 and 53; frames 8 and 48 show 8 and 108.
+    r = shown_range(5, 8, 49, 120, [5, 53], keys_end_exclusive=True)
+    assert (r.first, r.first + r.count - 1) == (8, 108)
+
+
 def test_varying_speed_is_refused_with_a_way_out():
     with pytest.raises(StripTimingError, match="split the strip"):
         shown_range(1, 1, 50, 60, [1, 20, 50])
@@ -67,7 +73,6 @@ def test_replace_follows_the_strips_speed(
 ):
     blend, made = retimed_blend
     assert len(made["keys"]) == 2  # a real speed change, not an untouched strip
-    first_shown, last_shown = (_closest_clip_frame(carphone_clip, p) for p in made["renders"])
     r = run_blender(
         bl,
         "replace_retimed.py",
@@ -78,10 +83,12 @@ def test_replace_follows_the_strips_speed(
             "output_dir": str(tmp_path / "out"),
             "character": str(astronaut_png),
             "blend": str(blend),
+            "renders": str(tmp_path),
         },
         tmp_path,
     )
     assert r["result"] == ["FINISHED"], r["status"]
+    first_shown, last_shown = (_closest_clip_frame(carphone_clip, p) for p in r["renders"])
     st = r["settings"]
     # The job starts and ends on the movie frames Blender shows at the strip's ends ...
     assert abs(st["clip_start"] - first_shown) <= 1

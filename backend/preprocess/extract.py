@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .keypoint_filter import clean_tracks
 from .pose_format import (
     CONFIDENCE_THRESHOLD,
     crop_face,
@@ -120,7 +121,10 @@ def build_conditioning(
             )
         kps = [np.asarray(f["keypoints"], dtype=np.float64) for f in saved["frames"]]
     else:
-        kps = estimate_keypoints(info, sources, estimator, progress)
+        # Saved keypoints were cleaned when they were detected; fresh ones are cleaned here.
+        kps = clean_tracks(
+            estimate_keypoints(info, sources, estimator, progress), model_fps, info.width, info.height
+        )
 
     body_found = [bool((wholebody_to_body20(k)[:, 2] >= CONFIDENCE_THRESHOLD).sum() >= 3) for k in kps]
     if not any(body_found):

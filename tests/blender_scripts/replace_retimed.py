@@ -43,6 +43,12 @@ def replace(a):
     plate = [x for x in strips(scene) if x.name == "plate"][0]
     ed.active_strip = plate
     plate_range = [plate.frame_final_start, plate.frame_final_duration]
+    renders = []  # what this Blender shows at the strip's ends: the truth to check against
+    for t in (plate.frame_final_start, plate.frame_final_end - 1):
+        scene.frame_set(t)
+        scene.render.filepath = str(Path(a["renders"]) / f"shown_{t}.png")
+        bpy.ops.render.render(write_still=True)
+        renders.append(scene.render.filepath)
     result = sorted(bpy.ops.wan_animate.replace_performer())
     (made,) = [x for x in strips(scene) if x.type == "IMAGE"]
     job = json.loads((Path(bpy.path.abspath(made.directory)) / "job.json").read_text())
@@ -51,6 +57,7 @@ def replace(a):
     __import__(MODULE + ".wan_animate_blender.blender.runtime", fromlist=["runtime"]).stop_backend()
     return {
         "result": result,
+        "renders": renders,
         "status": s.status,
         "plate": plate_range,
         "made": [made.frame_final_start, made.frame_final_duration],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bpy
+
 
 def strips(editor):
     """All strips of a sequence editor: ``strips`` since 4.4, ``sequences`` before.
@@ -33,3 +35,22 @@ def retiming_key_frames(strip) -> list[int]:
     """Timeline frames of a strip's retiming keys (4.0+; the same in 5.0). Reading is safe;
     adding keys from Python to a strip without retiming data crashes 5.0, so we never do."""
     return [int(k.timeline_frame) for k in getattr(strip, "retiming_keys", ())]
+
+
+# 5.0 places a retimed strip's end key one past its last frame and reports the retimed
+# length as frame_duration; 4.x puts the key on the last frame and keeps the movie's length.
+RETIMING_KEYS_END_EXCLUSIVE = bpy.app.version >= (5, 0, 0)
+
+
+def movie_length(strip) -> int:
+    """The movie's own frame count behind a movie strip."""
+    if not RETIMING_KEYS_END_EXCLUSIVE or not len(strip.retiming_keys):
+        return int(strip.frame_duration)
+    path = bpy.path.abspath(strip.filepath)
+    existing = {c.name for c in bpy.data.movieclips}
+    clip = bpy.data.movieclips.load(path, check_existing=True)
+    try:
+        return int(clip.frame_duration)
+    finally:
+        if clip.name not in existing:
+            bpy.data.movieclips.remove(clip)

@@ -1,15 +1,20 @@
 """Which movie frames a Sequencer strip shows on the timeline (bpy-free).
 
 A movie strip shows content frame ``t - frame_start`` at timeline frame ``t``, unless it is
-retimed. A uniform speed change ("Set Speed" on the whole strip) leaves two retiming keys, at
-the first and the last content frame; Blender then shows content frame
-``round((t - k0) * (length - 1) / (k1 - k0))`` (measured in 4.2 by rendering a clip whose
-frames carry their own index). More keys mean a speed that varies along the strip: the
-content position of the inner keys is not readable from Python, so that case is refused.
+retimed. A uniform speed change ("Set Speed" on the whole strip) leaves two retiming keys,
+``k0`` and ``k1``, at the content's start and end. Measured by rendering such strips and
+matching the renders to the movie's frames, Blender shows at timeline frame ``t``:
+
+- 4.2: content ``round((t - k0) * (length - 1) / (k1 - k0))``, ``k1`` being the last frame shown;
+- 5.0: content ``round((t - k0) * length / (k1 - k0))``, ``k1`` being one past the last.
+
+More keys mean a speed that varies along the strip: where inner keys sit in the movie is
+not readable from Python, so that case is refused.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -30,10 +35,20 @@ class ShownRange:
         return self.first + round(offset * (self.count - 1) / (shown - 1))
 
 
+def _round(x: float) -> int:
+    return int(math.floor(x + 0.5))  # Blender rounds halves up, not to even
+
+
 def shown_range(
-    frame_start: int, final_start: int, final_end: int, length: int, retiming_keys: list[int]
+    frame_start: int,
+    final_start: int,
+    final_end: int,
+    length: int,
+    retiming_keys: list[int],
+    keys_end_exclusive: bool = False,
 ) -> ShownRange:
-    """The content frames a strip shows between ``final_start`` and ``final_end`` (exclusive)."""
+    """The content frames a strip shows between ``final_start`` and ``final_end`` (exclusive);
+    ``length`` is the movie's own frame count and ``keys_end_exclusive`` Blender 5's rule."""
     shown = final_end - final_start
     if shown <= 0 or length <= 0:
         raise StripTimingError("The strip shows no frames.")
@@ -51,7 +66,11 @@ def shown_range(
         raise StripTimingError("The strip's retiming keys overlap; reset its retiming.")
 
     def content(t: int) -> int:
-        return min(length - 1, max(0, round((t - k0) * (length - 1) / (k1 - k0))))
+        if keys_end_exclusive:
+            c = _round((t - k0) * length / (k1 - k0))
+        else:
+            c = _round((t - k0) * (length - 1) / (k1 - k0))
+        return min(length - 1, max(0, c))
 
     first, last = content(final_start), content(final_end - 1)
     count = last - first + 1
