@@ -17,6 +17,7 @@ import numpy as np
 
 from .api_types import JobRequest, RequestError
 from .model_store import ModelStore
+from .preprocess.extract import KEYPOINT_DECIMALS
 from .window_plan import count_windows  # noqa: F401  (re-exported for callers)
 
 Report = Callable[..., None]
@@ -393,7 +394,7 @@ def _keypoints_json(cond) -> dict[str, Any]:
             {
                 "model_frame": i,
                 "clip_frame": src,
-                "keypoints": np.round(k, 3).tolist(),
+                "keypoints": np.round(k, KEYPOINT_DECIMALS).tolist(),
                 "face_box": list(cond.face_boxes[i]),
                 "face_box_bridged": cond.face_filled[i],
             }

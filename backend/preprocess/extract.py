@@ -23,6 +23,7 @@ from .pose_format import (
 from .video_io import ClipError, ClipInfo, iter_frames_rgb, model_frame_sources
 
 Progress = Callable[[int, int, str], None]
+KEYPOINT_DECIMALS = 3  # what keypoints.json keeps: 1/1000 pixel
 
 
 class NoPersonError(ClipError):
@@ -121,10 +122,12 @@ def build_conditioning(
             )
         kps = [np.asarray(f["keypoints"], dtype=np.float64) for f in saved["frames"]]
     else:
-        # Saved keypoints were cleaned when they were detected; fresh ones are cleaned here.
-        kps = clean_tracks(
+        # Saved keypoints were cleaned when they were detected; fresh ones are cleaned here, and
+        # rounded as keypoints.json stores them, so a job that reuses them draws the same pose.
+        cleaned = clean_tracks(
             estimate_keypoints(info, sources, estimator, progress), model_fps, info.width, info.height
         )
+        kps = [np.round(k, KEYPOINT_DECIMALS) for k in cleaned]
 
     body_found = [bool((wholebody_to_body20(k)[:, 2] >= CONFIDENCE_THRESHOLD).sum() >= 3) for k in kps]
     if not any(body_found):
