@@ -234,3 +234,6 @@ def test_a_rerun_with_another_seed_reuses_the_detected_keypoints(backend, astron
     assert jobs[1]["timings_s"]["preprocessing"] < jobs[0]["timings_s"]["preprocessing"]
     kp = [json.loads((Path(s["result_dir"]) / "keypoints.json").read_text()) for s in (st1, st2)]
     assert [f["keypoints"] for f in kp[0]["frames"]] == [f["keypoints"] for f in kp[1]["frames"]]
+    # Cached keypoints draw exactly the pose that fresh detection drew.
+    poses = [sorted((Path(s["result_dir"]) / "pose").glob("*.png")) for s in (st1, st2)]
+    assert [p.read_bytes() for p in poses[0]] == [p.read_bytes() for p in poses[1]]
