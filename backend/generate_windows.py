@@ -110,15 +110,14 @@ class WindowStore:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _to_uint8(video: torch.Tensor) -> np.ndarray:
-    """VAE output (1, C, T, H, W) in [-1, 1] -> (T, H, W, C) uint8."""
-    x = (video[0].float() / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0).cpu().numpy()
-    return (x * 255 + 0.5).astype(np.uint8)
-
-
 def _unit(video: torch.Tensor) -> np.ndarray:
     """VAE output (1, C, T, H, W) in [-1, 1] -> (T, H, W, C) float in [0, 1]."""
     return (video[0].float() / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0).cpu().numpy()
+
+
+def _to_uint8(video: torch.Tensor) -> np.ndarray:
+    """VAE output (1, C, T, H, W) in [-1, 1] -> (T, H, W, C) uint8."""
+    return (_unit(video) * 255 + 0.5).astype(np.uint8)
 
 
 def _apply_colour(video: torch.Tensor, gain: np.ndarray, offset: np.ndarray) -> torch.Tensor:
@@ -266,6 +265,5 @@ def assemble(store: WindowStore, windows: list[Window], n_frames: int) -> list[n
     """The clip's frames (uint8 arrays, memory-mapped from the window files), padding cut off."""
     out: list[np.ndarray] = []
     for win in windows:
-        frames = store.frames(win.index)
-        out.extend(frames[i] for i in range(len(frames)))
+        out.extend(store.frames(win.index))
     return out[:n_frames]

@@ -18,7 +18,7 @@ import numpy as np
 from .api_types import JobRequest, RequestError
 from .model_store import ModelStore
 from .preprocess.extract import KEYPOINT_DECIMALS
-from .window_plan import count_windows  # noqa: F401  (re-exported for callers)
+from .window_plan import count_windows
 
 Report = Callable[..., None]
 DEFAULT_PROMPT = "视频中的人在做动作"  # the official default; custom prompts are discouraged upstream
@@ -36,7 +36,8 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def window_key_hash(key: dict[str, Any]) -> str:
+def key_hash(key: dict[str, Any]) -> str:
+    """A short stable name for a JSON-able key (window store and keypoint cache folders)."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -171,7 +172,7 @@ class JobRunner:
                     "estimator": name,
                     "format": KEYPOINTS_FORMAT,
                 }
-                cache_file = self.cache_dir / f"{window_key_hash(cache_key)}.json"
+                cache_file = self.cache_dir / f"{key_hash(cache_key)}.json"
                 cached = _read_json(cache_file)
                 cond = build_conditioning(
                     clip,
@@ -216,7 +217,7 @@ class JobRunner:
             "model": [model.model_id, model.revision, model.dtype, model.device, model.tiny],
         }
         windows = count_windows(len(pose_imgs), s.segment_frames, s.overlap)
-        store = WindowStore(self.work_dir / window_key_hash(window_key), window_key)
+        store = WindowStore(self.work_dir / key_hash(window_key), window_key)
         resumed = store.finished(windows)
         steps_total = (windows - resumed) * s.steps
         t_pipe = time.perf_counter()

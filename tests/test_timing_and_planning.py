@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.job_runner import count_windows
 from backend.preprocess.video_io import iter_frames_rgb, model_frame_sources, output_frame_sources, probe_clip
+from backend.window_plan import count_windows
 from wan_animate_blender.io.resolution import plan_output_size
 
 
