@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--ready-file", type=Path, default=None, help="write host/port/token here once listening")
     s.add_argument("--parent-pid", type=int, default=None, help="shut down when this process exits")
     s.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    s.add_argument(
+        "--parallel-mode",
+        choices=("ulysses", "ring"),
+        default="ulysses",
+        help="under torchrun with several GPUs: how attention shares the tokens",
+    )
 
     st = sub.add_parser("setup", help="create the backend's Python environment")
     st.add_argument("--venv", type=Path, required=True)
@@ -56,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
+        from . import sequence_parallel
+
+        device, leader = args.device, None
+        if sequence_parallel.world_size() > 1:
+            # Under torchrun: rank 0 is the backend, the others only join the transformer's calls.
+            rank_device = sequence_parallel.init_process_group()
+            if sequence_parallel.rank() != 0:
+                sequence_parallel.follow(rank_device)
+                return 0
+            device, leader = str(rank_device), sequence_parallel.Leader(args.parallel_mode)
         from .server import serve
 
         serve(
@@ -65,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             args.model_dir or default_model_dir(),
             None,
             args.ready_file,
-            args.device,
+            device,
             args.parent_pid,
+            leader,
         )
     return 0
 

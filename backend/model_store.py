@@ -59,8 +59,10 @@ def pick_device(requested: str = "auto") -> tuple[str, str]:
 
 
 class ModelStore:
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, device: str = "auto", leader=None) -> None:
         self._device_request = device
+        # A sequence_parallel.Leader when launched with torchrun on several GPUs.
+        self._leader = leader
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
 
@@ -84,6 +86,8 @@ class ModelStore:
             pipe = WanAnimatePipeline.from_pretrained(model_dir, dtype=getattr(torch, dtype))
             pipe.to(device)
             pipe.set_progress_bar_config(disable=True)
+            if self._leader is not None:
+                self._leader.load(pipe.transformer, str(model_dir), dtype)
             source = {}
             if (model_dir / SOURCE_FILE).is_file():
                 source = json.loads((model_dir / SOURCE_FILE).read_text())

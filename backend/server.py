@@ -25,12 +25,17 @@ MAX_UPLOAD_BYTES = 4 << 30
 
 
 def create_app(
-    token: str, data_dir: Path, model_dir: Path, device: str = "auto", estimator_factory=None
+    token: str,
+    data_dir: Path,
+    model_dir: Path,
+    device: str = "auto",
+    estimator_factory=None,
+    leader=None,
 ) -> FastAPI:
     data_dir = Path(data_dir)
     uploads = data_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
-    models = ModelStore(device)
+    models = ModelStore(device, leader)
     store = JobStore(data_dir / "jobs.sqlite3")
     runner = JobRunner(models, Path(model_dir), data_dir / "results", estimator_factory)
     worker = JobWorker(store, runner, uploads)
@@ -151,13 +156,14 @@ def serve(
     ready_file: Path | None,
     device: str = "auto",
     parent_pid: int | None = None,
+    leader=None,
 ) -> None:
     import secrets
 
     import uvicorn
 
     token = token or os.environ.get("WAN_ANIMATE_TOKEN") or secrets.token_urlsafe(32)
-    app = create_app(token, data_dir, model_dir, device)
+    app = create_app(token, data_dir, model_dir, device, leader=leader)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -190,4 +196,6 @@ def serve(
         server.run(sockets=[sock])
     finally:
         app.state.worker.stop()
+        if leader is not None:
+            leader.stop()
         sys.stdout.flush()

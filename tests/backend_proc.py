@@ -14,16 +14,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class BackendProc:
-    def __init__(self, python: str, data_dir: Path, model_dir: Path, token: str = "test-token") -> None:
+    def __init__(
+        self,
+        python: str,
+        data_dir: Path,
+        model_dir: Path,
+        token: str = "test-token",
+        ranks: int = 1,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.token = token
         ready = data_dir / "ready.json"
         ready.unlink(missing_ok=True)
         data_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONPATH=str(ROOT), WAN_ANIMATE_TOKEN=token)
+        env = dict(os.environ, PYTHONPATH=str(ROOT), WAN_ANIMATE_TOKEN=token, **(extra_env or {}))
+        # Several ranks: the same command under torchrun, as on a multi-GPU machine (gloo on CPU here).
+        launch = (
+            [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"]
+            if ranks > 1
+            else [python]
+        )
         self.log = open(data_dir / "backend.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                python,
+                *launch,
                 "-m",
                 "backend",
                 "serve",
