@@ -15,6 +15,18 @@ TOKEN_ENV = "WAN_ANIMATE_TOKEN"
 MODES = ("animate", "replace")
 OVERLAPS = (1, 5)
 TERMINAL_STATES = ("done", "failed", "cancelled")
+# How the model sits in accelerator memory, fastest first ("auto": the fastest that fits).
+MEMORY_MODES = ("auto", "resident", "model_offload", "group_offload", "sequential_offload")
+ATTENTION_CHOICES = (
+    "auto",
+    "sdpa",
+    "sdpa_flash",
+    "sdpa_cudnn",
+    "sdpa_math",
+    "flash_attn",
+    "flash_attn_3",
+    "sage",
+)
 STAGES = ("queued", "loading_model", "preprocessing", "denoising", "decoding", "writing", "done")
 
 
@@ -38,12 +50,40 @@ class JobSettings:
     clip_frames: int = 0  # how many clip frames from there; 0: to the end
     clip_speed: float = 1.0  # clip frames per output-rate frame (a retimed strip plays faster or slower)
     colour_match: bool = True  # match each window's colours to the previous one over the overlap
+    # Speed and memory; each changes only how fast and in how much memory, except where noted.
+    memory_mode: str = "auto"
+    attention: str = "auto"
+    compile: bool = False  # torch.compile the transformer blocks (the first window pays for it)
+    fp8: bool = False  # transformer weights stored in fp8, computed in bf16: half the memory, close output
+    step_cache: float = 0.0  # reuse a step's output when the predicted change is below this; 0 off
+    # [{"path": ".../lora.safetensors", "strength": 1.0}], paths on the backend's machine.
+    loras: list = field(default_factory=list)
 
     def validate(self) -> None:
         if self.mode not in MODES:
             raise RequestError(f"mode must be one of {MODES}, not {self.mode!r}")
         if not isinstance(self.colour_match, bool):
             raise RequestError(f"colour_match must be true or false, got {self.colour_match!r}")
+        if self.memory_mode not in MEMORY_MODES:
+            raise RequestError(f"memory_mode must be one of {MEMORY_MODES}, not {self.memory_mode!r}")
+        if self.attention not in ATTENTION_CHOICES:
+            raise RequestError(f"attention must be one of {ATTENTION_CHOICES}, not {self.attention!r}")
+        for name in ("compile", "fp8"):
+            if not isinstance(getattr(self, name), bool):
+                raise RequestError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not 0.0 <= self.step_cache <= 1.0:
+            raise RequestError(f"step_cache must be between 0 (off) and 1, got {self.step_cache}")
+        if not isinstance(self.loras, list) or not all(
+            isinstance(x, dict)
+            and isinstance(x.get("path"), str)
+            and isinstance(x.get("strength", 1.0), (int, float))
+            and set(x) <= {"path", "strength"}
+            for x in self.loras
+        ):
+            raise RequestError('loras must be a list of {"path": "...safetensors", "strength": 1.0}')
+        for x in self.loras:
+            if not -4.0 <= x.get("strength", 1.0) <= 4.0:
+                raise RequestError(f"LoRA strength must be between -4 and 4, got {x['strength']}")
         if not 0.01 <= self.clip_speed <= 100.0:
             raise RequestError(f"clip_speed must be between 0.01 and 100, got {self.clip_speed}")
         if self.clip_start < 0 or self.clip_frames < 0:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .step_cache import StepCache
 from .window_plan import Window, bounce_index, match_colours, plan_windows
 
 # Window files are written to a temporary name and renamed, so a crash mid-write never leaves a
@@ -50,6 +51,7 @@ class WindowInputs:
     guidance_scale: float
     seed: int
     colour_match: bool = True
+    step_cache: float = 0.0
 
 
 @dataclass
@@ -58,6 +60,7 @@ class WindowTimings:
     denoise_s: float = 0.0
     decode_s: float = 0.0
     resumed_windows: int = 0
+    skipped_steps: int = 0  # transformer passes the step cache saved
     colour_gains: list = field(default_factory=list)
 
 
@@ -211,7 +214,13 @@ def generate_windows(
         t0 = time.perf_counter()
         latents = noise
         pipe.scheduler.set_timesteps(inp.steps, device=device)
+        cache = StepCache(inp.step_cache, inp.steps)
         for i, t in enumerate(pipe.scheduler.timesteps):
+            noise_pred = cache.cached(i, latents)
+            if noise_pred is not None:
+                latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+                on_step(win.index + 1, len(windows), i + 1, False)
+                continue
             model_in = torch.cat([latents, reference_latents], dim=1).to(dtype)
             common = dict(
                 hidden_states=model_in,
@@ -233,9 +242,11 @@ def generate_windows(
                         **common,
                     )[0]
                 noise_pred = noise_uncond + inp.guidance_scale * (noise_pred - noise_uncond)
+            cache.computed(latents, noise_pred)
             latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
             on_step(win.index + 1, len(windows), i + 1, False)
         timings.denoise_s += time.perf_counter() - t0
+        timings.skipped_steps += cache.skipped
 
         on_step(win.index + 1, len(windows), inp.steps, True)
         t0 = time.perf_counter()

@@ -110,9 +110,21 @@ class JobRunner:
         shas = {k: file_sha256(v) for k, v in inputs.items() if v is not None}
         timings["inputs"] = time.perf_counter() - t0
 
-        report(stage="loading_model", message="Loading the model", progress=0.01)
-        model, loaded_now = self.models.get(self.model_dir)
+        from . import memory_plan
+        from .model_store import LoadOptions
+        from .speed_options import LoraSpec, resolve_attention
+
+        need = memory_plan.needs(
+            memory_plan.model_sizes(self.model_dir), s.width, s.height, s.segment_frames, s.fp8
+        )
+        available = self.models.available_bytes()
+        memory_mode = memory_plan.resolve(s.memory_mode, need, available, self.models.parallel)
+        report(stage="loading_model", message=f"Loading the model ({memory_mode})", progress=0.01)
+        model, loaded_now = self.models.get(self.model_dir, LoadOptions(memory_mode, s.fp8, s.compile))
         timings["model_load"] = model.load_seconds if loaded_now else 0.0
+        attention = resolve_attention(s.attention, model.device.startswith("cuda"), self.models.parallel)
+        loras = [LoraSpec(x["path"], float(x.get("strength", 1.0))) for x in s.loras]
+        self.models.configure(model, attention, loras)
         pipe = model.pipe
         import torch  # already imported by the model load
 
@@ -211,7 +223,13 @@ class JobRunner:
         # Everything that shapes the frames: a re-run that matches resumes, anything else starts over.
         window_key = {
             "inputs": shas,
-            "settings": {k: v for k, v in req.to_json()["settings"].items() if k != "output_fps"},
+            # Memory mode, kernel and compilation change speed, not the picture: a job that ran
+            # out of memory resumes in a leaner mode.
+            "settings": {
+                k: v
+                for k, v in req.to_json()["settings"].items()
+                if k not in ("output_fps", "memory_mode", "attention", "compile")
+            },
             # The cached label is left out: cached keypoints are the estimator's own.
             "estimator": estimator_name.removesuffix(CACHED_LABEL),
             "model": [model.model_id, model.revision, model.dtype, model.device, model.tiny],
@@ -274,9 +292,17 @@ class JobRunner:
             guidance_scale=s.guidance_scale,
             seed=int(s.seed),
             colour_match=s.colour_match,
+            step_cache=s.step_cache,
         )
-        with torch.inference_mode():
-            plan, wt = generate_windows(pipe, inp, store, on_step)
+        try:
+            with torch.inference_mode():
+                plan, wt = generate_windows(pipe, inp, store, on_step)
+        except torch.OutOfMemoryError as exc:
+            # Finished windows are saved: the advice is to resubmit, which resumes after them.
+            raise RequestError(
+                memory_plan.too_big_message(need, available or 0, memory_mode)
+                + " Submitting the job again resumes after its last finished window."
+            ) from exc
         timings["encoding"] = wt.encode_s
         timings["denoising"] = wt.denoise_s
         timings["decoding"] = wt.decode_s
@@ -333,6 +359,16 @@ class JobRunner:
                 },
                 "estimator": estimator_name,
                 "model_frames": n_model,
+                "memory_mode": memory_mode,
+                "memory_estimate_gb": {k: round(v / memory_plan.GIB, 2) for k, v in need.items()},
+                "attention": attention,
+                "fp8": s.fp8,
+                "compile": s.compile,
+                "transformer_weight_bytes": model.weight_bytes,
+                "transformer_block_weight_bytes": model.block_weight_bytes,
+                "step_cache": s.step_cache,
+                "skipped_steps": wt.skipped_steps,
+                "loras": model.setup.lora_reports,
                 "colour_match": s.colour_match,
                 "colour_gains": wt.colour_gains,
                 "resumed_windows": wt.resumed_windows,

@@ -26,7 +26,7 @@ import torch
 from .api_types import RequestError
 
 MODES = ("ulysses", "ring")
-_STOP, _LOAD, _FORWARD = "stop", "load", "forward"
+_STOP, _LOAD, _CONFIGURE, _FORWARD = "stop", "load", "configure", "forward"
 
 
 def world_size() -> int:
@@ -184,10 +184,14 @@ class Leader:
         self.world = world_size()
         self.mode = mode
 
-    def load(self, transformer: torch.nn.Module, model_dir: str, dtype: str) -> None:
-        _broadcast_command((_LOAD, model_dir, dtype, self.mode))
+    def load(self, transformer: torch.nn.Module, model_dir: str, dtype: str, fp8: bool) -> None:
+        _broadcast_command((_LOAD, model_dir, dtype, fp8, self.mode))
         enable(transformer, self.world, self.mode)
         transformer.register_forward_pre_hook(self._send_call, with_kwargs=True)
+
+    def configure(self, attention: str, loras: list) -> None:
+        """Every rank runs the same kernels with the same LoRAs (paths are on this machine)."""
+        _broadcast_command((_CONFIGURE, attention, [(lo.path, lo.strength) for lo in loras]))
 
     def _send_call(self, _module, args, kwargs):
         import torch.distributed as dist
@@ -214,19 +218,32 @@ def follow(device: torch.device) -> None:
     import torch.distributed as dist
     from diffusers import WanAnimateTransformer3DModel
 
+    from .speed_options import LoraSpec, TransformerSetup, configure
+
     transformer = None
+    setup = TransformerSetup()
     while True:
         command = _broadcast_command(None)
         if command[0] == _STOP:
             break
         if command[0] == _LOAD:
-            _, model_dir, dtype, mode = command
-            transformer = None  # the old weights go before the new ones arrive
+            _, model_dir, dtype, fp8, mode = command
             transformer = WanAnimateTransformer3DModel.from_pretrained(
                 model_dir, subfolder="transformer", torch_dtype=getattr(torch, dtype)
-            ).to(device)
-            transformer.eval()
+            )
+            if fp8:
+                transformer.enable_layerwise_casting(
+                    storage_dtype=torch.float8_e4m3fn, compute_dtype=getattr(torch, dtype)
+                )
+            transformer.to(device).eval()
             enable(transformer, world_size(), mode)
+            setup = TransformerSetup()
+            continue
+        if command[0] == _CONFIGURE:
+            _, attention, loras = command
+            # A file rank 0 could read but this rank cannot would desynchronise the ranks; the
+            # paths are the same machine's, so both read the same file.
+            configure(transformer, setup, attention, [LoraSpec(p, w) for p, w in loras])
             continue
         kwargs: dict[str, Any] = {}
         for k, (kind, *spec) in command[1].items():

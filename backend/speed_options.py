@@ -1,0 +1,127 @@
+"""The per-job settings that change how the transformer runs: attention kernel and LoRAs.
+
+Applied to a transformer, not a pipeline, so the sequence-parallel followers (which hold only
+the transformer) configure themselves with the very same calls as rank 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .api_types import ATTENTION_CHOICES, RequestError
+
+# Our names -> (diffusers attention backend, the package it needs or None, needs CUDA).
+ATTENTION = {
+    "sdpa": ("native", None, False),  # PyTorch picks flash, cuDNN or memory-efficient itself
+    "sdpa_flash": ("_native_flash", None, True),
+    "sdpa_cudnn": ("_native_cudnn", None, True),
+    "sdpa_math": ("_native_math", None, False),
+    "flash_attn": ("flash", "flash_attn", True),
+    "flash_attn_3": ("_flash_3", "flash_attn_interface", True),
+    "sage": ("sage", "sageattention", True),
+}
+# What "auto" tries, best first (FlashAttention-3 is Hopper-only and the fastest there).
+_AUTO_ORDER = ("flash_attn_3", "sage", "sdpa")
+
+
+def attention_available(name: str, cuda: bool) -> str | None:
+    """None when ``name`` can run here, else why not."""
+    _backend, package, needs_cuda = ATTENTION[name]
+    if needs_cuda and not cuda:
+        return f"attention '{name}' runs on an NVIDIA GPU only"
+    if package and importlib.util.find_spec(package) is None:
+        return f"attention '{name}' needs the {package} package in the backend's environment"
+    return None
+
+
+# Backends that can exchange tokens between sequence-parallel ranks (they return log-sum-exp or
+# run under Ulysses' all-to-all in diffusers).
+_PARALLEL_OK = ("sdpa", "sdpa_flash", "sdpa_cudnn", "flash_attn", "sage")
+
+
+def resolve_attention(requested: str, cuda: bool, parallel: bool = False) -> str:
+    if requested not in ATTENTION_CHOICES:
+        raise RequestError(f"attention must be one of {ATTENTION_CHOICES}, not {requested!r}")
+    if requested == "auto":
+        order = [n for n in _AUTO_ORDER if not parallel or n in _PARALLEL_OK]
+        return next(n for n in order if attention_available(n, cuda) is None)
+    why = attention_available(requested, cuda)
+    if why is None and parallel and requested not in _PARALLEL_OK:
+        why = f"attention '{requested}' cannot be shared across several GPUs"
+    if why:
+        raise RequestError(why + "; choose 'auto' or 'sdpa'.")
+    return requested
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    path: str
+    strength: float
+
+
+@dataclass
+class TransformerSetup:
+    """What a transformer currently has applied, so a job changes only what differs."""
+
+    attention: str | None = None
+    adapters: dict[str, str] = field(default_factory=dict)  # file identity -> adapter name
+    lora_reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _file_identity(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def configure(
+    transformer: torch.nn.Module,
+    setup: TransformerSetup,
+    attention: str,
+    loras: list[LoraSpec],
+    pipeline=None,
+) -> TransformerSetup:
+    """Give ``transformer`` this job's attention kernel and LoRAs (at their strengths)."""
+    from .lora_files import read_lora
+
+    if setup.attention != attention:
+        transformer.set_attention_backend(ATTENTION[attention][0])
+        setup.attention = attention
+    wanted: dict[str, float] = {}
+    reports = []
+    for spec in loras:
+        path = Path(spec.path)
+        if not path.is_file():
+            raise RequestError(f"LoRA file not found: {path}")
+        ident = _file_identity(path)
+        name = setup.adapters.get(ident)
+        report: dict[str, Any] = {"file": path.name, "strength": spec.strength}
+        if name is None:
+            # Once PEFT has wrapped a layer, the Linear is its ".base_layer".
+            shapes = {
+                n.removesuffix(".base_layer"): (m.out_features, m.in_features)
+                for n, m in transformer.named_modules()
+                if isinstance(m, torch.nn.Linear)
+            }
+            lora = read_lora(path, shapes)
+            name = f"lora_{ident}"
+            transformer.load_lora_adapter(lora.state_dict, adapter_name=name, prefix=None, _pipeline=pipeline)
+            setup.adapters[ident] = name
+            report.update(layout=lora.layout, rank=lora.rank, layers=len(lora.state_dict) // 2)
+            report["skipped_keys"] = len(lora.skipped)
+        wanted[name] = wanted.get(name, 0.0) + spec.strength
+        reports.append(report)
+    unused = [n for n in setup.adapters.values() if n not in wanted]
+    if unused:
+        # LoRAs of earlier jobs go: the model is exactly the base model again without them.
+        transformer.delete_adapters(unused)
+        setup.adapters = {k: v for k, v in setup.adapters.items() if v in wanted}
+    if wanted:
+        transformer.set_adapters(list(wanted), list(wanted.values()))
+    setup.lora_reports = reports
+    return setup
