@@ -12,11 +12,12 @@ _classes: list = []
 def register() -> None:
     import bpy
 
-    from .operators import backend_ops, generate, guide_ops
+    from .operators import backend_ops, generate, guide_ops, lora_ops
     from .panels import preferences, properties, sidebar
 
     _classes[:] = [
         preferences.WANANIM_AddonPreferences,
+        properties.WANANIM_Lora,
         properties.WANANIM_Settings,
         generate.WANANIM_OT_generate,
         generate.WANANIM_OT_cancel,
@@ -27,6 +28,8 @@ def register() -> None:
         guide_ops.WANANIM_OT_toggle_guides,
         guide_ops.WANANIM_OT_regenerate_from_guides,
         guide_ops.WANANIM_OT_compare,
+        lora_ops.WANANIM_OT_add_lora,
+        lora_ops.WANANIM_OT_remove_lora,
         sidebar.WANANIM_PT_view3d,
         sidebar.WANANIM_PT_sequencer,
     ]

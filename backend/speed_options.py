@@ -111,6 +111,7 @@ def configure(
             lora = read_lora(path, shapes)
             name = f"lora_{ident}"
             transformer.load_lora_adapter(lora.state_dict, adapter_name=name, prefix=None, _pipeline=pipeline)
+            _exact_lora_weights(transformer, name, lora.state_dict)
             setup.adapters[ident] = name
             report.update(layout=lora.layout, rank=lora.rank, layers=len(lora.state_dict) // 2)
             report["skipped_keys"] = len(lora.skipped)
@@ -125,3 +126,22 @@ def configure(
         transformer.set_adapters(list(wanted), list(wanted.values()))
     setup.lora_reports = reports
     return setup
+
+
+def _exact_lora_weights(transformer: torch.nn.Module, adapter: str, state: dict[str, torch.Tensor]) -> None:
+    """Hold the adapter's matrices in the compute dtype, from the file's own values.
+
+    PEFT makes each adapter layer in its base layer's dtype: under fp8 weight storage that is
+    float8, which neither holds the LoRA's precision nor multiplies on every device."""
+    from diffusers.hooks.group_offloading import _maybe_remove_and_reapply_group_offloading
+
+    # The patch embedding is never stored in fp8 (diffusers skips it): it has the compute dtype.
+    dtype = transformer.patch_embedding.weight.dtype
+    for name, module in transformer.named_modules():
+        for part in ("lora_A", "lora_B"):
+            layers = getattr(module, part, None)
+            if isinstance(layers, torch.nn.ModuleDict) and adapter in layers:
+                weight = layers[adapter].weight
+                weight.data = state[f"{name}.{part}.weight"].to(device=weight.device, dtype=dtype)
+    # Group offloading keeps its own CPU copies of each group's tensors: renew them.
+    _maybe_remove_and_reapply_group_offloading(transformer)

@@ -49,6 +49,22 @@ def panel_character(scene, override: str = "") -> Path:
     return character
 
 
+def machine_settings(p) -> dict:
+    """Speed and memory settings kept per computer, in the add-on preferences."""
+    return {"memory_mode": p.memory_mode, "attention": p.attention, "compile": p.compile, "fp8": p.fp8}
+
+
+def panel_loras(s) -> list[dict]:
+    out = []
+    for lo in s.loras:
+        if not lo.enabled:
+            continue
+        if not lo.path:
+            raise inputs.InputError("A LoRA row has no file: pick one or remove the row.")
+        out.append({"path": str(Path(bpy.path.abspath(lo.path))), "strength": round(float(lo.strength), 4)})
+    return out
+
+
 def panel_settings(scene, size_from: tuple[int, int], **overrides) -> JobSettings:
     """The panel's settings, at the output size planned from ``size_from`` (w, h)."""
     s = scene.wan_animate
@@ -64,6 +80,9 @@ def panel_settings(scene, size_from: tuple[int, int], **overrides) -> JobSetting
         overlap=int(s.overlap),
         colour_match=bool(s.colour_match),
         output_fps=scene.render.fps / scene.render.fps_base,
+        step_cache=float(s.step_cache),
+        loras=panel_loras(s),
+        **machine_settings(prefs()),
     )
     for k, v in overrides.items():
         setattr(settings, k, v)

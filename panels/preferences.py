@@ -51,6 +51,41 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
         description="Where job folders are made (empty: the extension's user folder)",
     )
     device: bpy.props.StringProperty(name="Device", default="auto", description="auto, cpu, cuda or cuda:N")
+    memory_mode: bpy.props.EnumProperty(
+        name="GPU Memory",
+        items=[
+            ("auto", "Automatic", "The fastest mode that fits the GPU's free memory"),
+            ("resident", "Everything on the GPU", "Fastest; about 80 GB at 720p"),
+            ("model_offload", "Model Offload", "One model on the GPU at a time; about 48 GB"),
+            ("group_offload", "Block Offload", "Transformer blocks stream from CPU memory; 16-24 GB GPUs"),
+            ("sequential_offload", "Layer Offload", "Layer by layer: the slowest, the least memory"),
+        ],
+        default="auto",
+    )
+    attention: bpy.props.EnumProperty(
+        name="Attention",
+        items=[
+            ("auto", "Automatic", "The fastest kernel installed in the backend"),
+            ("sdpa", "PyTorch SDPA", "PyTorch picks flash, cuDNN or memory-efficient attention"),
+            ("sdpa_cudnn", "SDPA cuDNN", "PyTorch's cuDNN attention (NVIDIA)"),
+            ("sdpa_flash", "SDPA Flash", "PyTorch's built-in FlashAttention-2 (NVIDIA)"),
+            ("sdpa_math", "SDPA Math", "PyTorch's reference kernel: slow, for checking the others"),
+            ("flash_attn", "FlashAttention-2", "Needs the flash_attn package"),
+            ("flash_attn_3", "FlashAttention-3", "Hopper GPUs; needs flash_attn_interface"),
+            ("sage", "SageAttention", "Needs the sageattention package"),
+        ],
+        default="auto",
+    )
+    compile: bpy.props.BoolProperty(
+        name="Compile Transformer",
+        description="torch.compile the transformer blocks: faster steps, the first window pays for compiling",
+        default=False,
+    )
+    fp8: bpy.props.BoolProperty(
+        name="FP8 Weights",
+        description="Store the transformer in 8-bit floats: half its memory, output very close",
+        default=False,
+    )
     cpu_threads: bpy.props.IntProperty(
         name="CPU threads", default=0, min=0, max=256, description="torch threads in the backend (0: default)"
     )
@@ -78,6 +113,11 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
             col.prop(self, "model_dir")
             col.prop(self, "device")
             col.prop(self, "cpu_threads")
+        col = layout.column(heading="Speed and Memory")
+        col.prop(self, "memory_mode")
+        col.prop(self, "attention")
+        col.prop(self, "compile")
+        col.prop(self, "fp8")
         layout.prop(self, "output_dir")
 
 

@@ -5,6 +5,16 @@ from __future__ import annotations
 import bpy
 
 
+class WANANIM_Lora(bpy.types.PropertyGroup):
+    """One LoRA file applied to the transformer (a step-distillation, relighting or style LoRA)."""
+
+    path: bpy.props.StringProperty(name="LoRA", subtype="FILE_PATH", description="A .safetensors LoRA file")
+    strength: bpy.props.FloatProperty(
+        name="Strength", default=1.0, min=-4.0, max=4.0, soft_min=0.0, soft_max=1.5
+    )
+    enabled: bpy.props.BoolProperty(name="Use", default=True)
+
+
 class WANANIM_Settings(bpy.types.PropertyGroup):
     character_source: bpy.props.EnumProperty(
         name="Character",
@@ -54,6 +64,17 @@ class WANANIM_Settings(bpy.types.PropertyGroup):
         ),
         default=True,
     )
+    step_cache: bpy.props.FloatProperty(
+        name="Step Cache",
+        description=(
+            "Reuse a denoising step's result when the model's output is predicted to change less "
+            "than this (0: off; 0.05 to 0.15 trades a little detail for speed)"
+        ),
+        default=0.0,
+        min=0.0,
+        max=1.0,
+    )
+    loras: bpy.props.CollectionProperty(type=WANANIM_Lora)
     # Read by the panel while a job runs (written on the main thread by the poll timer).
     progress: bpy.props.FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, default=0)
     status: bpy.props.StringProperty(name="Status", default="")

@@ -32,6 +32,18 @@ def draw_panel(layout, context) -> None:
     col.prop(s, "segment_frames")
     col.prop(s, "overlap")
     col.prop(s, "colour_match")
+    col.prop(s, "step_cache")
+
+    col = layout.column(align=True)
+    row = col.row(align=True)
+    row.label(text="LoRAs")
+    row.operator("wan_animate.add_lora", text="", icon="ADD")
+    for i, lo in enumerate(s.loras):
+        row = col.row(align=True)
+        row.prop(lo, "enabled", text="")
+        row.prop(lo, "path", text="")
+        row.prop(lo, "strength", text="")
+        row.operator("wan_animate.remove_lora", text="", icon="X").index = i
 
     row = layout.row(align=True)
     row.enabled = not running

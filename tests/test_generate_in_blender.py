@@ -131,3 +131,32 @@ def test_remote_backend_uploads_inputs_and_downloads_frames(
     local = tmp_path / "out"
     assert str(local) in strip["directory"]  # frames were brought home, not read from the backend's disk
     assert strip["job"]["inputs"]["clip"]["path"].startswith(str(tmp_path / "remote-data" / "uploads"))
+
+
+@BLENDER_VERSIONS
+def test_speed_memory_and_lora_settings_reach_the_backend(bl, tmp_path, job_args):
+    import torch
+    from safetensors.torch import save_file
+
+    # A small LoRA on the tiny model's first self-attention query, in the original Wan layout.
+    lora = tmp_path / "style.safetensors"
+    save_file(
+        {
+            "diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.randn(2, 24),
+            "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.randn(24, 2),
+        },
+        str(lora),
+    )
+    args = job_args(
+        prefs={"memory_mode": "group_offload", "attention": "sdpa_math", "fp8": True},
+        settings={"step_cache": 0.25},
+        loras=[[str(lora), 0.7, True], [str(tmp_path / "switched_off.safetensors"), 1.0, False]],
+    )
+    r = run_blender(bl, "generate.py", args, tmp_path)
+    assert r["op_result"] == ["FINISHED"], r["status"]
+    job = r["new_strips"][0]["job"]
+    assert job["memory_mode"] == "group_offload" and job["attention"] == "sdpa_math" and job["fp8"] is True
+    assert job["step_cache"] == 0.25
+    # Only the enabled row reaches the backend, at its strength.
+    assert job["settings"]["loras"] == [{"path": str(lora), "strength": 0.7}]
+    assert job["loras"][0]["layout"] == "wan" and job["loras"][0]["layers"] == 1

@@ -242,6 +242,18 @@ def test_loras_in_every_layout_with_strength(backend, baseline, lora_files, astr
         backend, astronaut_png, carphone_clip, loras=[{"path": str(lora_files["wan"]), "strength": 0.0}]
     )
     assert np.abs(zero - base).max() <= 1
+    # With fp8 weights and block offload the LoRA still applies, at full precision.
+    fp8_lora, _ = run(
+        backend,
+        astronaut_png,
+        carphone_clip,
+        loras=[{"path": str(lora_files["wan"])}],
+        fp8=True,
+        memory_mode="group_offload",
+    )
+    fp8_plain, _ = run(backend, astronaut_png, carphone_clip, fp8=True, memory_mode="group_offload")
+    assert np.abs(fp8_lora - fp8_plain).mean() > 2
+    assert np.abs(fp8_lora - results["wan"]).mean() < np.abs(fp8_plain - results["wan"]).mean()
     # The next job without a LoRA runs the base model again.
     plain, job = run(backend, astronaut_png, carphone_clip, memory_mode="resident")
     assert job["loras"] == [] and np.abs(plain - base).max() <= 1

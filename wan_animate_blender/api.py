@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -34,6 +34,8 @@ class Shot:
     overlap: int = 1
     colour_match: bool = True  # hold colours steady across windows
     frame_start: int | None = None  # None: the scene's start frame
+    step_cache: float = 0.0  # 0: off
+    loras: list[tuple[str, float]] = field(default_factory=list)  # (safetensors path, strength)
 
 
 @dataclass
@@ -52,7 +54,7 @@ def run_batch(
     import bpy
 
     from ..backend.api_types import JobRequest, JobSettings
-    from ..operators.generate import _character_size, make_session
+    from ..operators.generate import _character_size, machine_settings, make_session
     from ..panels.preferences import prefs, resolved_output_dir, user_dir
     from .blender import inputs, runtime
     from .io.resolution import plan_output_size
@@ -82,6 +84,9 @@ def run_batch(
                 overlap=shot.overlap,
                 colour_match=shot.colour_match,
                 output_fps=scene.render.fps / scene.render.fps_base,
+                step_cache=shot.step_cache,
+                loras=[{"path": str(Path(bpy.path.abspath(p))), "strength": float(w)} for p, w in shot.loras],
+                **machine_settings(prefs(context)),
             )
             settings.validate()
             req = JobRequest(

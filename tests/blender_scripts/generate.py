@@ -25,6 +25,17 @@ def run(a):
         scene.render.fps, scene.render.fps_base = a["scene_fps"]
     for k, v in a.get("settings", {}).items():
         setattr(s, k, v)
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    for k, v in a.get("prefs", {}).items():
+        setattr(prefs, k, v)
+    for path, strength, enabled in a.get("loras", []):
+        assert bpy.ops.wan_animate.add_lora() == {"FINISHED"}
+        lo = s.loras[-1]
+        lo.path, lo.strength, lo.enabled = path, strength, enabled
+    if a.get("loras"):
+        # A row added and removed again leaves the others as they were.
+        bpy.ops.wan_animate.add_lora()
+        assert bpy.ops.wan_animate.remove_lora(index=len(s.loras) - 1) == {"FINISHED"}
     if a.get("reference_strip"):
         ed = scene.sequence_editor_create()
         coll = ed.strips if hasattr(ed, "strips") else ed.sequences
