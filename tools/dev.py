@@ -122,7 +122,7 @@ def main() -> int:
         ).returncode
     if args.cmd == "bench":
         code = 0
-        for script in ("bench_job.py", "bench_drift.py"):
+        for script in ("bench_job.py", "bench_drift.py", "bench_speed.py"):
             code |= subprocess.run(
                 [str(pythons["backend"]), str(ROOT / "benchmarks" / script), *args.rest],
                 cwd=ROOT,
