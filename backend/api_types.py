@@ -27,6 +27,8 @@ ATTENTION_CHOICES = (
     "flash_attn_3",
     "sage",
 )
+# Pose estimators: "auto" is ViTPose when its models are in <model>/process_checkpoint, else mediapipe.
+ESTIMATORS = ("auto", "vitpose", "mediapipe")
 STAGES = ("queued", "loading_model", "preprocessing", "denoising", "decoding", "writing", "done")
 
 
@@ -50,6 +52,14 @@ class JobSettings:
     clip_frames: int = 0  # how many clip frames from there; 0: to the end
     clip_speed: float = 1.0  # clip frames per output-rate frame (a retimed strip plays faster or slower)
     colour_match: bool = True  # match each window's colours to the previous one over the overlap
+    estimator: str = "auto"
+    # The performer to follow when several people are in the clip: a point [x, y] (0..1 of the
+    # frame) on them in the first frame they appear; None: the largest person.
+    person: list | None = None
+    # Replace mode: the relighting LoRA at this strength (0: off). An empty path takes
+    # <model>/relighting_lora.ckpt, which `python -m backend download` fetches.
+    relight_strength: float = 1.0
+    relight_lora: str = ""
     # Speed and memory; each changes only how fast and in how much memory, except where noted.
     memory_mode: str = "auto"
     attention: str = "auto"
@@ -64,6 +74,16 @@ class JobSettings:
             raise RequestError(f"mode must be one of {MODES}, not {self.mode!r}")
         if not isinstance(self.colour_match, bool):
             raise RequestError(f"colour_match must be true or false, got {self.colour_match!r}")
+        if self.estimator not in ESTIMATORS:
+            raise RequestError(f"estimator must be one of {ESTIMATORS}, not {self.estimator!r}")
+        if self.person is not None and not (
+            isinstance(self.person, list)
+            and len(self.person) == 2
+            and all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in self.person)
+        ):
+            raise RequestError(f"person must be [x, y] with both between 0 and 1, got {self.person!r}")
+        if not 0.0 <= self.relight_strength <= 2.0:
+            raise RequestError(f"relight_strength must be between 0 and 2, got {self.relight_strength}")
         if self.memory_mode not in MEMORY_MODES:
             raise RequestError(f"memory_mode must be one of {MEMORY_MODES}, not {self.memory_mode!r}")
         if self.attention not in ATTENTION_CHOICES:

@@ -9,6 +9,11 @@ from pathlib import Path
 
 from .model_store import HF_REPO_ID, SOURCE_FILE
 
+# The official preprocessing models and the relighting LoRA live in the original (non-Diffusers)
+# repository; only these files of it are fetched (about 3 GB, not its 80 GB of weights).
+PREPROCESS_REPO_ID = "Wan-AI/Wan2.2-Animate-14B"
+PREPROCESS_PATTERNS = ["process_checkpoint/det/*", "process_checkpoint/pose2d/*", "relighting_lora.ckpt"]
+
 APPROX_BYTES = 82 * 10**9
 
 
@@ -40,4 +45,14 @@ def download_weights(target: Path, repo_id: str = HF_REPO_ID, revision: str | No
     # huggingface_hub shows a progress bar per file and resumes partial files itself.
     snapshot_download(repo_id, revision=info.sha, local_dir=target)
     (target / SOURCE_FILE).write_text(json.dumps({"repo_id": repo_id, "revision": info.sha}, indent=2))
+    download_preprocessing(target)
     return target
+
+
+def download_preprocessing(target: Path, repo_id: str = PREPROCESS_REPO_ID) -> Path:
+    """YOLOv10m and ViTPose-H (ONNX) into ``target/process_checkpoint``, and the relighting LoRA."""
+    from huggingface_hub import snapshot_download
+
+    print(f"downloading the preprocessing models and relighting LoRA from {repo_id}", flush=True)
+    snapshot_download(repo_id, allow_patterns=PREPROCESS_PATTERNS, local_dir=Path(target))
+    return Path(target)

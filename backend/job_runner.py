@@ -75,9 +75,42 @@ class JobRunner:
         self.cache_dir = self.work_dir.parent / "keypoints-cache"
         self._estimator_factory = estimator_factory
 
-    def _estimator(self):
+    def _relight_lora(self, settings):
+        """Replace mode's relighting LoRA, when asked for and there; None otherwise."""
+        from .speed_options import LoraSpec
+
+        if settings.mode != "replace" or settings.relight_strength <= 0:
+            return None
+        if settings.relight_lora:
+            path = Path(settings.relight_lora)
+            if not path.is_file():
+                raise RequestError(f"The relighting LoRA {path} was not found.")
+        else:
+            path = self.model_dir / RELIGHT_FILE
+            if not path.is_file():
+                return None  # job.json says it was not used, and why
+        return LoraSpec(str(path), float(settings.relight_strength))
+
+    def _estimator(self, settings, cuda: bool):
         if self._estimator_factory is not None:
             return self._estimator_factory()
+        from .preprocess import estimator_onnx
+
+        checkpoint = self.model_dir / "process_checkpoint"
+        choice = settings.estimator
+        if choice == "auto":
+            choice = "vitpose" if estimator_onnx.checkpoint_ready(checkpoint) else "mediapipe"
+        if choice == "vitpose":
+            pick = tuple(settings.person) if settings.person else None
+            try:
+                return estimator_onnx.OnnxPoseEstimator(checkpoint, cuda=cuda, pick=pick)
+            except RuntimeError as exc:
+                raise RequestError(str(exc)) from exc
+        if settings.person:
+            raise RequestError(
+                "Picking a performer needs the ViTPose estimator (mediapipe follows one person "
+                "on its own): run `python -m backend download` for its models."
+            )
         from .preprocess.estimator_mediapipe import MediapipeEstimator
 
         return MediapipeEstimator()
@@ -124,6 +157,9 @@ class JobRunner:
         timings["model_load"] = model.load_seconds if loaded_now else 0.0
         attention = resolve_attention(s.attention, model.device.startswith("cuda"), self.models.parallel)
         loras = [LoraSpec(x["path"], float(x.get("strength", 1.0))) for x in s.loras]
+        relight = self._relight_lora(s)
+        if relight is not None:
+            loras.append(relight)
         self.models.configure(model, attention, loras)
         pipe = model.pipe
         import torch  # already imported by the model load
@@ -174,7 +210,7 @@ class JobRunner:
                     s.mode == "replace",
                 )
         else:
-            with self._estimator() as estimator:
+            with self._estimator(s, model.device.startswith("cuda")) as estimator:
                 name = getattr(estimator, "name", type(estimator).__name__)
                 # Detection is the slow part of preprocessing and depends only on the clip's
                 # frames and the estimator: a re-run with another seed, step count or size reuses it.
@@ -182,6 +218,7 @@ class JobRunner:
                     "clip": shas["clip"],
                     "range": [clip.first, clip.frame_count, clip.fps],
                     "estimator": name,
+                    "person": s.person,
                     "format": KEYPOINTS_FORMAT,
                 }
                 cache_file = self.cache_dir / f"{key_hash(cache_key)}.json"
@@ -369,6 +406,13 @@ class JobRunner:
                 "step_cache": s.step_cache,
                 "skipped_steps": wt.skipped_steps,
                 "loras": model.setup.lora_reports,
+                "relighting": (
+                    {"file": Path(relight.path).name, "strength": relight.strength}
+                    if relight is not None
+                    else "off"
+                    if s.mode != "replace" or s.relight_strength <= 0
+                    else f"not used: {RELIGHT_FILE} is not in the model folder (python -m backend download)"
+                ),
                 "colour_match": s.colour_match,
                 "colour_gains": wt.colour_gains,
                 "resumed_windows": wt.resumed_windows,
@@ -420,6 +464,7 @@ def _write_frames(
 
 
 KEYPOINTS_FORMAT = "coco-wholebody-133"
+RELIGHT_FILE = "relighting_lora.ckpt"  # where the official repository (and `download`) puts it
 CACHED_LABEL = " (cached keypoints)"
 
 

@@ -4,7 +4,9 @@ Three layouts are in circulation for Wan 14B LoRAs (step distillation, relightin
 - diffusers/PEFT on diffusers names: ``[transformer.]blocks.0.attn1.to_q.lora_A.weight``;
 - the original Wan names, from the official code, musubi-tuner or LightX2V:
   ``diffusion_model.blocks.0.self_attn.q.lora_down.weight`` with ``.alpha`` (or PEFT's
-  ``base_model.model.blocks.0.self_attn.q.lora_A.weight`` with an adapter_config.json);
+  ``base_model.model.blocks.0.self_attn.q.lora_A.weight`` with an adapter_config.json; the
+  official relighting_lora.ckpt is PEFT's ``blocks.0.self_attn.q.lora_A.weight`` in a torch
+  checkpoint, rank 128 = alpha);
 - kohya/ComfyUI flattened names: ``lora_unet_blocks_0_self_attn_q.lora_down.weight``.
 
 Every layout becomes ``blocks.N.<diffusers module>.lora_A/lora_B.weight`` with the alpha/rank
@@ -80,18 +82,34 @@ def _split_key(key: str) -> tuple[str, str] | None:
     return None
 
 
-def read_lora(path: Path, modules: dict[str, tuple[int, int]]) -> LoraFile:
-    """Read ``path`` for a model whose Linear layers are ``modules`` (name -> out, in features)."""
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A .safetensors file, or a torch checkpoint (the official relighting_lora.ckpt is a dict
+    with the PEFT state under "state_dict"), read without running any code from it."""
+    if path.suffix in (".ckpt", ".pt", ".pth", ".bin"):
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+            raise RequestError(f"Cannot read the LoRA {path.name} as a tensor checkpoint: {exc}") from exc
+        if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+            data = data["state_dict"]
+        if not isinstance(data, dict):
+            raise RequestError(f"The LoRA {path.name} holds no named tensors.")
+        return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
     from safetensors import safe_open
 
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise RequestError(f"Cannot read the LoRA {path.name} as safetensors: {exc}") from exc
+
+
+def read_lora(path: Path, modules: dict[str, tuple[int, int]]) -> LoraFile:
+    """Read ``path`` for a model whose Linear layers are ``modules`` (name -> out, in features)."""
     path = Path(path)
     if not path.is_file():
         raise RequestError(f"LoRA file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise RequestError(f"Cannot read the LoRA {path.name} as safetensors: {exc}") from exc
+    raw = _read_tensors(path)
     # PEFT saves alpha beside the weights, not in them.
     peft_alpha = None
     config = path.with_name("adapter_config.json")

@@ -15,6 +15,7 @@ from .paths import venv_python
 
 TORCH_VERSION = "2.13.0"
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
+ORT_VERSION = "1.32.0"  # as pinned in requirements.txt
 # PyPI's Windows torch wheels are CPU-only; CUDA builds come from PyTorch's own index.
 WINDOWS_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
 
@@ -30,8 +31,6 @@ def has_nvidia_gpu() -> bool:
 
 
 def torch_install_args(accel: str) -> list[str]:
-    if accel == "auto":
-        accel = "cuda" if has_nvidia_gpu() else "cpu"
     args = [f"torch=={TORCH_VERSION}"]
     if accel == "cuda" and sys.platform == "win32":
         args += ["--index-url", WINDOWS_CUDA_INDEX]
@@ -52,10 +51,27 @@ def create_env(target: Path, accel: str = "auto", extra: list[str] | None = None
     if not venv_python(target).exists():
         venv.EnvBuilder(with_pip=True, clear=False).create(target)
     py = str(venv_python(target))
+    if accel == "auto":
+        accel = "cuda" if has_nvidia_gpu() else "cpu"
     run_step(2, n, "installing torch", [py, "-m", "pip", "install", *torch_install_args(accel)])
     run_step(
         3, n, "installing the backend's requirements", [py, "-m", "pip", "install", "-r", str(REQUIREMENTS)]
     )
+    if accel == "cuda":
+        # The same onnxruntime release built with CUDA, for the ViTPose/YOLO preprocessing; the two
+        # packages share one module folder, so the CPU build goes first.
+        run_step(
+            3,
+            n,
+            "switching onnxruntime to its CUDA build",
+            [py, "-m", "pip", "uninstall", "-y", "onnxruntime"],
+        )
+        run_step(
+            3,
+            n,
+            "switching onnxruntime to its CUDA build",
+            [py, "-m", "pip", "install", f"onnxruntime-gpu=={ORT_VERSION}"],
+        )
     if extra:
         run_step(4, n, "installing extras", [py, "-m", "pip", "install", *extra])
     print(f"done: the backend's Python is {py}", flush=True)

@@ -80,7 +80,9 @@ def panel_settings(scene, size_from: tuple[int, int], **overrides) -> JobSetting
         overlap=int(s.overlap),
         colour_match=bool(s.colour_match),
         output_fps=scene.render.fps / scene.render.fps_base,
-        step_cache=float(s.step_cache),
+        step_cache=round(float(s.step_cache), 4),
+        relight_strength=round(float(s.relight_strength), 4),
+        relight_lora=str(Path(bpy.path.abspath(s.relight_lora))) if s.relight_lora else "",
         loras=panel_loras(s),
         **machine_settings(prefs()),
     )

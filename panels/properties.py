@@ -75,6 +75,18 @@ class WANANIM_Settings(bpy.types.PropertyGroup):
         max=1.0,
     )
     loras: bpy.props.CollectionProperty(type=WANANIM_Lora)
+    relight_strength: bpy.props.FloatProperty(
+        name="Relighting",
+        description="Replace mode: strength of the relighting LoRA that matches the character to the plate's light (0: off)",
+        default=1.0,
+        min=0.0,
+        max=2.0,
+    )
+    relight_lora: bpy.props.StringProperty(
+        name="Relighting LoRA",
+        subtype="FILE_PATH",
+        description="Empty: relighting_lora.ckpt in the model folder (fetched by the backend's download)",
+    )
     # Read by the panel while a job runs (written on the main thread by the poll timer).
     progress: bpy.props.FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, default=0)
     status: bpy.props.StringProperty(name="Status", default="")

@@ -64,6 +64,9 @@ def draw_panel(layout, context) -> None:
         row = layout.row()
         row.enabled = not running
         row.operator("wan_animate.replace_performer", icon="USER")
+        col = layout.column(align=True)
+        col.prop(s, "relight_strength")
+        col.prop(s, "relight_lora", text="")
     if active is not None and "wan_animate_result" in active:
         layout.operator("wan_animate.compare", icon="SEQ_SPLITVIEW")
     guides = [o for o in context.scene.objects if o.type == "ARMATURE" and "wan_animate_job" in o]

@@ -33,5 +33,9 @@ def test_replace_performer_on_a_trimmed_strip(
     assert len(images) == 2 and {x[2] for x in images} == {3, 4} and len(set(r["dirs"])) == 2
     assert r["modes"] == ["replace", "replace"]
     assert r["ranges"] == [[10, 40], [10, 40]]
+    # The sidebar's relighting strength reaches the job; the test model folder has no LoRA,
+    # which job.json says rather than hides.
+    assert [x[0] for x in r["relight"]] == [1.0, 0.4]
+    assert all("not used" in x[1] for x in r["relight"])
     assert r["undone"] == r["after1"]  # Ctrl+Z takes back the last replacement, and only it
     assert "Set the scene" not in r["status"]  # a replacement keeps the plate's rate on purpose

@@ -18,7 +18,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / ".dev"
 BLENDER_VERSIONS = {"4.2": "bpy==4.2.23", "5.0": "bpy==5.0.1"}
-TEST_EXTRAS = ["pytest==9.2.0", "ruff==0.17.6", "scikit-image==0.26.0", "scikit-video==1.1.11"]
+# onnx builds the tests' small ONNX models; 1.17 is the last release that accepts mediapipe's protobuf 4.
+TEST_EXTRAS = [
+    "pytest==9.2.0",
+    "ruff==0.17.6",
+    "scikit-image==0.26.0",
+    "scikit-video==1.1.11",
+    "onnx==1.17.0",
+]
 
 
 def venv_python(venv: Path) -> Path:

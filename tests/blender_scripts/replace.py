@@ -31,6 +31,7 @@ def run(a):
     before = state(scene)
     r1 = sorted(bpy.ops.wan_animate.replace_performer())
     after1 = state(scene)
+    s.relight_strength = 0.4
     r2 = sorted(bpy.ops.wan_animate.replace_performer())
     after2 = state(scene)
     results = [x for x in strips(scene) if x.type == "IMAGE"]
@@ -52,6 +53,7 @@ def run(a):
         "modes": [j["settings"]["mode"] for j in jobs],
         "ranges": [[j["settings"]["clip_start"], j["settings"]["clip_frames"]] for j in jobs],
         "dirs": dirs,
+        "relight": [[j["settings"]["relight_strength"], j["relighting"]] for j in jobs],
     }
 
 

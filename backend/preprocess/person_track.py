@@ -1,0 +1,103 @@
+"""Following one performer through a clip from per-frame person boxes.
+
+The detector finds everyone in every frame; picking the largest box per frame would jump
+between people as they cross or change size. Here the performer is chosen once (the largest
+person in the first frame with anyone in it, or the one nearest a point the user picked) and
+then followed: each frame takes the box that best overlaps where the performer is predicted
+to be (constant velocity from the last two sightings). A frame with no good match keeps the
+prediction for up to ``max_gap`` frames, then the track waits for a box close to where it was
+lost. Pure numpy: boxes are (x1, y1, x2, y2, score) rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIN_IOU = 0.2  # below this a box is someone else (or nobody)
+MAX_GAP = 15  # frames the prediction stands in for a lost performer (0.5 s at 30 fps)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of box ``a`` (4,) against boxes ``b`` (N, 4+)."""
+    x1 = np.maximum(a[0], b[:, 0])
+    y1 = np.maximum(a[1], b[:, 1])
+    x2 = np.minimum(a[2], b[:, 2])
+    y2 = np.minimum(a[3], b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+class PersonTracker:
+    def __init__(self, pick: tuple[float, float] | None = None, max_gap: int = MAX_GAP) -> None:
+        """``pick``: a point (pixels) on the chosen performer in the first frame they appear."""
+        self.pick = pick
+        self.max_gap = max_gap
+        self._last: np.ndarray | None = None  # last box seen
+        self._velocity = np.zeros(4)
+        self._missed = 0
+
+    def _choose_first(self, boxes: np.ndarray) -> int:
+        if self.pick is None:
+            return int(np.argmax(_area(boxes)))
+        px, py = self.pick
+        inside = (boxes[:, 0] <= px) & (px <= boxes[:, 2]) & (boxes[:, 1] <= py) & (py <= boxes[:, 3])
+        if inside.any():
+            # Of the boxes around the point, the smallest is the one the point is really on.
+            idx = np.flatnonzero(inside)
+            return int(idx[np.argmin(_area(boxes[idx]))])
+        centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
+        return int(np.argmin(np.hypot(centres[:, 0] - px, centres[:, 1] - py)))
+
+    def update(self, boxes: np.ndarray) -> np.ndarray | None:
+        """This frame's box for the performer (detected or predicted), or None."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+        if self._last is None:
+            if len(boxes) == 0:
+                return None
+            chosen = boxes[self._choose_first(boxes)]
+            self._last = chosen[:4].copy()
+            return chosen
+        if self._missed > self.max_gap:
+            return self._reacquire(boxes)
+        predicted = self._last + self._velocity * (self._missed + 1)
+        if len(boxes):
+            overlaps = iou(predicted, boxes)
+            best = int(np.argmax(overlaps))
+            if overlaps[best] >= MIN_IOU:
+                box = boxes[best]
+                self._velocity = (box[:4] - self._last) / (self._missed + 1)
+                self._last = box[:4].copy()
+                self._missed = 0
+                return box
+        self._missed += 1
+        if self._missed > self.max_gap:
+            # Lost for good: stop guessing and wait for the performer near where they went.
+            self._velocity = np.zeros(4)
+            return None
+        return np.append(predicted, 0.0)  # score 0: a stand-in, not a detection
+
+    def _reacquire(self, boxes: np.ndarray) -> np.ndarray | None:
+        """After a long absence: the person of about the same size nearest the last sighting,
+        within three body heights of it."""
+        if not len(boxes):
+            return None
+        last = self._last
+        size = np.sqrt(_area(last[None])[0])
+        ratio = np.sqrt(_area(boxes)) / max(size, 1e-9)
+        centre = np.array([(last[0] + last[2]) / 2, (last[1] + last[3]) / 2])
+        dist = np.hypot(
+            (boxes[:, 0] + boxes[:, 2]) / 2 - centre[0], (boxes[:, 1] + boxes[:, 3]) / 2 - centre[1]
+        )
+        ok = (ratio > 0.5) & (ratio < 2.0) & (dist < 3 * (last[3] - last[1]))
+        if not ok.any():
+            return None
+        best = int(np.flatnonzero(ok)[np.argmin(dist[ok])])
+        self._last = boxes[best, :4].copy()
+        self._missed = 0
+        return boxes[best]
