@@ -9,7 +9,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,24 @@ class JobRunner:
     def run(
         self, job_id: str, req: JobRequest, inputs: dict[str, Path], report: Report, cancel: threading.Event
     ) -> dict[str, Any]:
+        # Conditioning frames stream to disk here; a finished job moves them into its result,
+        # anything left (a failure, a cancel) goes.
+        frames_dir = self.work_dir.parent / "conditioning" / job_id
+        shutil.rmtree(frames_dir, ignore_errors=True)
+        try:
+            return self._run(job_id, req, inputs, report, cancel, frames_dir)
+        finally:
+            shutil.rmtree(frames_dir, ignore_errors=True)
+
+    def _run(
+        self,
+        job_id: str,
+        req: JobRequest,
+        inputs: dict[str, Path],
+        report: Report,
+        cancel: threading.Event,
+        frames_dir: Path,
+    ) -> dict[str, Any]:
         from .character import fit_character, load_character
         from .preprocess.extract import build_conditioning
         from .preprocess.video_io import MODEL_FPS, output_frame_sources, probe_clip
@@ -208,6 +226,7 @@ class JobRunner:
                     MODEL_FPS,
                     saved,
                     s.mode == "replace",
+                    frames_dir,
                 )
         else:
             with self._estimator(s, model.device.startswith("cuda")) as estimator:
@@ -233,6 +252,7 @@ class JobRunner:
                     MODEL_FPS,
                     cached,
                     s.mode == "replace",
+                    frames_dir,
                 )
                 if cached is None:
                     self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -243,18 +263,14 @@ class JobRunner:
         timings["preprocessing"] = time.perf_counter() - t0
         n_model = len(cond.sources)
 
-        from PIL import Image
-
         ref = fit_character(character, s.width, s.height)
-        pose_imgs = [Image.fromarray(f) for f in cond.pose_frames]
-        face_imgs = [Image.fromarray(f) for f in cond.face_frames]
-        bg_imgs = [Image.fromarray(f) for f in cond.background_frames] or None
-        mask_imgs = [Image.fromarray(f, "L") for f in cond.mask_frames] or None
-        # The pipeline needs more frames than the overlap; a very short clip holds its last frame.
-        while len(pose_imgs) <= s.overlap:
-            for seq in (pose_imgs, face_imgs, bg_imgs, mask_imgs):
-                if seq is not None:
-                    seq.append(seq[-1])
+        # Read lazily, one window's frames at a time; the pipeline needs more frames than the
+        # overlap, so a very short clip holds its last frame.
+        least = s.overlap + 1
+        pose_imgs = _Images(cond.pose_frames, least)
+        face_imgs = _Images(cond.face_frames, least)
+        bg_imgs = _Images(cond.background_frames, least) if len(cond.background_frames) else None
+        mask_imgs = _Images(cond.mask_frames, least, "L") if len(cond.mask_frames) else None
         from .generate_windows import WindowInputs, WindowStore, assemble, generate_windows
 
         # Everything that shapes the frames: a re-run that matches resumes, anything else starts over.
@@ -443,13 +459,18 @@ def _write_frames(
         if cancel.is_set():
             raise Cancelled()
         cv2.imwrite(str(result / f"frame_{n + 1:06d}.png"), cv2.cvtColor(frames[src], cv2.COLOR_RGB2BGR), png)
+    from .preprocess.frame_folder import FrameFolder
+
     for sub, images in (
         ("pose", cond.pose_frames),
         ("face", cond.face_frames),
         ("background", cond.background_frames),
         ("mask", cond.mask_frames),
     ):
-        if not images:
+        if not len(images):
+            continue
+        if isinstance(images, FrameFolder):
+            images.move_to(result / sub)  # already the result's files
             continue
         (result / sub).mkdir()
         for n, img in enumerate(images):
@@ -461,6 +482,22 @@ def _write_frames(
     if not cond.keypoints:  # driven by pose points alone: there are no detections to save
         return
     (result / "keypoints.json").write_text(json.dumps(_keypoints_json(cond)))
+
+
+class _Images(Sequence):
+    """Conditioning frames as PIL images, made when read; at least ``least`` long (the last
+    frame repeats)."""
+
+    def __init__(self, frames: Sequence[np.ndarray], least: int, mode: str | None = None) -> None:
+        self._frames, self._least, self._mode = frames, least, mode
+
+    def __len__(self) -> int:
+        return max(len(self._frames), self._least)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        from PIL import Image
+
+        return Image.fromarray(self._frames[min(i, len(self._frames) - 1)], self._mode)
 
 
 KEYPOINTS_FORMAT = "coco-wholebody-133"

@@ -82,8 +82,19 @@ def test_cancel_stops_within_a_step_and_keeps_nothing(backend, astronaut_png, ca
     assert st["state"] == "cancelled"
     assert st["result_dir"] is None
     assert max(s["step"] for s in seen) < 50
-    results = Path(backend.proc.args[backend.proc.args.index("--data-dir") + 1]) / "results"
+    data = Path(backend.proc.args[backend.proc.args.index("--data-dir") + 1])
+    results = data / "results"
     assert not results.exists() or list(results.iterdir()) == []
+    # The conditioning frames it had streamed to disk are gone too.
+    assert list((data / "conditioning").iterdir()) == []
+
+    # A finished job moves them into its result: pose and face PNGs, nothing left behind.
+    st, _ = backend.wait(submit(backend, astronaut_png, carphone_clip).json()["id"])
+    result = Path(st["result_dir"])
+    job = json.loads((result / "job.json").read_text())
+    assert len(list((result / "pose").glob("pose_*.png"))) == job["model_frames"]
+    assert len(list((result / "face").glob("face_*.png"))) == job["model_frames"]
+    assert list((data / "conditioning").iterdir()) == []
 
 
 def test_queue_runs_one_job_at_a_time_in_order(backend, astronaut_png, carphone_clip):

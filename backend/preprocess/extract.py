@@ -6,11 +6,13 @@ track has been bridged."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from .frame_folder import FrameFolder
 from .keypoint_filter import clean_tracks
 from .pose_format import (
     CONFIDENCE_THRESHOLD,
@@ -56,12 +58,13 @@ class Conditioning:
     keypoints: list[np.ndarray]  # (133, 3) in clip pixels, per model frame
     face_boxes: list[tuple[int, int, int, int]]
     face_filled: list[bool]  # True where the box was bridged, not detected
-    pose_frames: list[np.ndarray]  # RGB uint8 at output size
-    face_frames: list[np.ndarray]  # RGB uint8 face_size x face_size
-    background_frames: list[np.ndarray] = field(
+    # Lists, or FrameFolders on disk for clips (see build_conditioning's frames_dir).
+    pose_frames: Sequence[np.ndarray]  # RGB uint8 at output size
+    face_frames: Sequence[np.ndarray]  # RGB uint8 face_size x face_size
+    background_frames: Sequence[np.ndarray] = field(
         default_factory=list
     )  # replace mode: RGB, performer blacked out
-    mask_frames: list[np.ndarray] = field(default_factory=list)  # replace mode: uint8, 255 = regenerate
+    mask_frames: Sequence[np.ndarray] = field(default_factory=list)  # replace mode: uint8, 255 = regenerate
 
 
 def estimate_keypoints(
@@ -110,9 +113,12 @@ def build_conditioning(
     model_fps: float = 30.0,
     saved: dict | None = None,
     replace: bool = False,
+    frames_dir: Path | None = None,
 ) -> Conditioning:
     """``saved``: a keypoints.json of an earlier job on this clip; its keypoints are
-    reused (no detection) and its ``pose_points`` (edited guides), if any, drawn."""
+    reused (no detection) and its ``pose_points`` (edited guides), if any, drawn.
+    ``frames_dir``: where the pose, face, background and mask frames go as they are made
+    (memory stays flat however long the clip); without it they are kept in memory."""
     sources = model_frame_sources(info.frame_count, info.fps, model_fps)
     if saved is not None:
         if len(saved["frames"]) != len(sources):
@@ -138,11 +144,19 @@ def build_conditioning(
     boxes, bridged = bridge_face_boxes([face_box(k, info.height, info.width) for k in kps])
 
     box = Letterbox.fit(info.width, info.height, out_w, out_h)
+
+    def sink(name: str):
+        return FrameFolder(Path(frames_dir) / name, name) if frames_dir is not None else []
+
+    pose_frames = sink("pose")
     if saved is not None and all("pose_points" in f for f in saved["frames"]):
-        pose_frames = [_draw_saved_points(f["pose_points"], saved, out_w, out_h) for f in saved["frames"]]
+        for f in saved["frames"]:
+            pose_frames.append(_draw_saved_points(f["pose_points"], saved, out_w, out_h))
     else:
-        pose_frames = [draw_pose_frame(box.apply(k), out_h, out_w) for k in kps]
-    face_frames, backgrounds, masks = [], [], []
+        for k in kps:
+            pose_frames.append(draw_pose_frame(box.apply(k), out_h, out_w))
+    face_frames = sink("face")
+    backgrounds, masks = (sink("background"), sink("mask")) if replace else ([], [])
     segmenter = None
     if replace:
         from .segment_mediapipe import MediapipeSegmenter
