@@ -53,6 +53,9 @@ class JobSettings:
     clip_speed: float = 1.0  # clip frames per output-rate frame (a retimed strip plays faster or slower)
     colour_match: bool = True  # match each window's colours to the previous one over the overlap
     estimator: str = "auto"
+    # Animate mode: scale the performer's bones to the character's proportions ("auto": when
+    # the character image shows enough of a body; "off": the performer's skeleton as is).
+    retarget: str = "auto"
     # The performer to follow when several people are in the clip: a point [x, y] (0..1 of the
     # frame) on them in the first frame they appear; None: the largest person.
     person: list | None = None
@@ -74,6 +77,13 @@ class JobSettings:
             raise RequestError(f"mode must be one of {MODES}, not {self.mode!r}")
         if not isinstance(self.colour_match, bool):
             raise RequestError(f"colour_match must be true or false, got {self.colour_match!r}")
+        if self.retarget not in ("auto", "on", "off"):
+            raise RequestError(f"retarget must be auto, on or off, not {self.retarget!r}")
+        if self.retarget == "on" and self.mode == "replace":
+            raise RequestError(
+                "Retargeting is for animate mode: in replace mode the character takes the "
+                "performer's place and size. Set retarget to auto or off."
+            )
         if self.estimator not in ESTIMATORS:
             raise RequestError(f"estimator must be one of {ESTIMATORS}, not {self.estimator!r}")
         if self.person is not None and not (

@@ -91,7 +91,15 @@ class JobRunner:
                 return None  # job.json says it was not used, and why
         return LoraSpec(str(path), float(settings.relight_strength))
 
-    def _estimator(self, settings, cuda: bool):
+    def _character_pose(self, settings, cuda: bool, image: np.ndarray) -> np.ndarray | None:
+        """The character's keypoints on the fitted character image, when retargeting applies."""
+        if settings.mode != "animate" or settings.retarget == "off":
+            return None
+        with self._estimator(settings, cuda, still=True) as estimator:
+            kps = estimator.estimate(image)
+        return kps if kps[:, 2].max() > 0 else None
+
+    def _estimator(self, settings, cuda: bool, still: bool = False):
         if self._estimator_factory is not None:
             return self._estimator_factory()
         from .preprocess import estimator_onnx
@@ -101,19 +109,19 @@ class JobRunner:
         if choice == "auto":
             choice = "vitpose" if estimator_onnx.checkpoint_ready(checkpoint) else "mediapipe"
         if choice == "vitpose":
-            pick = tuple(settings.person) if settings.person else None
+            pick = tuple(settings.person) if settings.person and not still else None
             try:
                 return estimator_onnx.OnnxPoseEstimator(checkpoint, cuda=cuda, pick=pick)
             except RuntimeError as exc:
                 raise RequestError(str(exc)) from exc
-        if settings.person:
+        if settings.person and not still:
             raise RequestError(
                 "Picking a performer needs the ViTPose estimator (mediapipe follows one person "
                 "on its own): run `python -m backend download` for its models."
             )
         from .preprocess.estimator_mediapipe import MediapipeEstimator
 
-        return MediapipeEstimator()
+        return MediapipeEstimator(static_images=still)
 
     def run(
         self, job_id: str, req: JobRequest, inputs: dict[str, Path], report: Report, cancel: threading.Event
@@ -198,6 +206,12 @@ class JobRunner:
                 )
 
         saved = None
+        ref = fit_character(character, s.width, s.height)
+        character_kps = (
+            self._character_pose(s, model.device.startswith("cuda"), np.asarray(ref))
+            if clip is not None
+            else None
+        )
         if inputs.get("keypoints") is not None:
             try:
                 saved = json.loads(Path(inputs["keypoints"]).read_text())
@@ -227,6 +241,7 @@ class JobRunner:
                     saved,
                     s.mode == "replace",
                     frames_dir,
+                    character_kps,
                 )
         else:
             with self._estimator(s, model.device.startswith("cuda")) as estimator:
@@ -253,6 +268,7 @@ class JobRunner:
                     cached,
                     s.mode == "replace",
                     frames_dir,
+                    character_kps,
                 )
                 if cached is None:
                     self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -263,7 +279,6 @@ class JobRunner:
         timings["preprocessing"] = time.perf_counter() - t0
         n_model = len(cond.sources)
 
-        ref = fit_character(character, s.width, s.height)
         # Read lazily, one window's frames at a time; the pipeline needs more frames than the
         # overlap, so a very short clip holds its last frame.
         least = s.overlap + 1
@@ -429,6 +444,7 @@ class JobRunner:
                     if s.mode != "replace" or s.relight_strength <= 0
                     else f"not used: {RELIGHT_FILE} is not in the model folder (python -m backend download)"
                 ),
+                "retarget": _retarget_report(s, clip, character_kps, cond),
                 "colour_match": s.colour_match,
                 "colour_gains": wt.colour_gains,
                 "resumed_windows": wt.resumed_windows,
@@ -482,6 +498,20 @@ def _write_frames(
     if not cond.keypoints:  # driven by pose points alone: there are no detections to save
         return
     (result / "keypoints.json").write_text(json.dumps(_keypoints_json(cond)))
+
+
+def _retarget_report(s, clip, character_kps, cond) -> dict[str, Any]:
+    if cond.retarget_ratios:
+        from .preprocess.keypoint_spec import BODY_NAMES
+
+        ratios = {BODY_NAMES[b]: round(r, 3) for b, r in sorted(cond.retarget_ratios.items())}
+        return {"applied": True, "length_ratio_by_bone_end": ratios}
+    if s.mode != "animate" or s.retarget == "off" or clip is None:
+        return {"applied": False, "why": "off" if s.retarget == "off" else "not used in this mode"}
+    why = "the character's pose was not found in its image"
+    if character_kps is not None:
+        why = "the character image shows too little of a body (shoulders, arms, hips)"
+    return {"applied": False, "why": why}
 
 
 class _Images(Sequence):

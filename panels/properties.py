@@ -64,6 +64,40 @@ class WANANIM_Settings(bpy.types.PropertyGroup):
         ),
         default=True,
     )
+    retarget: bpy.props.BoolProperty(
+        name="Retarget to Character",
+        description=(
+            "Animate mode: give the performer's skeleton the character's proportions, measured on "
+            "the character image (used when the image shows the character's body)"
+        ),
+        default=True,
+    )
+    estimator: bpy.props.EnumProperty(
+        name="Pose Estimator",
+        items=[
+            ("auto", "Automatic", "ViTPose when its models were downloaded, else mediapipe"),
+            (
+                "vitpose",
+                "ViTPose-H (official)",
+                "YOLOv10m + ViTPose-H whole-body, as Wan-Animate was trained",
+            ),
+            ("mediapipe", "Mediapipe", "Built in, offline, CPU"),
+        ],
+        default="auto",
+    )
+    pick_performer: bpy.props.BoolProperty(
+        name="Pick Performer",
+        description="Several people in the clip: follow the one at the point below instead of the largest",
+        default=False,
+    )
+    performer_point: bpy.props.FloatVectorProperty(
+        name="Performer",
+        description="Where the performer is in the clip's first frame (0-1 from the left, 0-1 from the top)",
+        size=2,
+        min=0.0,
+        max=1.0,
+        default=(0.5, 0.5),
+    )
     step_cache: bpy.props.FloatProperty(
         name="Step Cache",
         description=(

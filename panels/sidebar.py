@@ -33,6 +33,11 @@ def draw_panel(layout, context) -> None:
     col.prop(s, "overlap")
     col.prop(s, "colour_match")
     col.prop(s, "step_cache")
+    col.prop(s, "retarget")
+    col.prop(s, "estimator")
+    col.prop(s, "pick_performer")
+    if s.pick_performer:
+        col.prop(s, "performer_point", text="")
 
     col = layout.column(align=True)
     row = col.row(align=True)

@@ -149,7 +149,7 @@ def test_speed_memory_and_lora_settings_reach_the_backend(bl, tmp_path, job_args
     )
     args = job_args(
         prefs={"memory_mode": "group_offload", "attention": "sdpa_math", "fp8": True},
-        settings={"step_cache": 0.25},
+        settings={"step_cache": 0.25, "retarget": False, "estimator": "mediapipe"},
         loras=[[str(lora), 0.7, True], [str(tmp_path / "switched_off.safetensors"), 1.0, False]],
     )
     r = run_blender(bl, "generate.py", args, tmp_path)
@@ -157,6 +157,7 @@ def test_speed_memory_and_lora_settings_reach_the_backend(bl, tmp_path, job_args
     job = r["new_strips"][0]["job"]
     assert job["memory_mode"] == "group_offload" and job["attention"] == "sdpa_math" and job["fp8"] is True
     assert job["step_cache"] == 0.25
+    assert job["retarget"] == {"applied": False, "why": "off"} and job["settings"]["estimator"] == "mediapipe"
     # Only the enabled row reaches the backend, at its strength.
     assert job["settings"]["loras"] == [{"path": str(lora), "strength": 0.7}]
     assert job["loras"][0]["layout"] == "wan" and job["loras"][0]["layers"] == 1

@@ -22,6 +22,7 @@ from .pose_format import (
     face_box,
     wholebody_to_body20,
 )
+from .retarget import character_ratios, retarget
 from .video_io import ClipError, ClipInfo, iter_frames_rgb, model_frame_sources
 
 Progress = Callable[[int, int, str], None]
@@ -65,6 +66,7 @@ class Conditioning:
         default_factory=list
     )  # replace mode: RGB, performer blacked out
     mask_frames: Sequence[np.ndarray] = field(default_factory=list)  # replace mode: uint8, 255 = regenerate
+    retarget_ratios: dict[int, float] | None = None  # per body bone, when the pose was retargeted
 
 
 def estimate_keypoints(
@@ -114,11 +116,14 @@ def build_conditioning(
     saved: dict | None = None,
     replace: bool = False,
     frames_dir: Path | None = None,
+    character: np.ndarray | None = None,
 ) -> Conditioning:
     """``saved``: a keypoints.json of an earlier job on this clip; its keypoints are
     reused (no detection) and its ``pose_points`` (edited guides), if any, drawn.
     ``frames_dir``: where the pose, face, background and mask frames go as they are made
-    (memory stays flat however long the clip); without it they are kept in memory."""
+    (memory stays flat however long the clip); without it they are kept in memory.
+    ``character``: the character's (133, 3) keypoints in output pixels; when given and it
+    shows enough of a body, the pose is retargeted to its proportions (retarget.py)."""
     sources = model_frame_sources(info.frame_count, info.fps, model_fps)
     if saved is not None:
         if len(saved["frames"]) != len(sources):
@@ -149,9 +154,13 @@ def build_conditioning(
         return FrameFolder(Path(frames_dir) / name, name) if frames_dir is not None else []
 
     pose_frames = sink("pose")
+    ratios = None
     if saved is not None and all("pose_points" in f for f in saved["frames"]):
         for f in saved["frames"]:
             pose_frames.append(_draw_saved_points(f["pose_points"], saved, out_w, out_h))
+    elif character is not None and (ratios := character_ratios([box.apply(k) for k in kps], character)):
+        for pts in retarget([box.apply(k) for k in kps], ratios):
+            pose_frames.append(draw_pose_points(pts[:20], pts[20:], out_h, out_w))
     else:
         for k in kps:
             pose_frames.append(draw_pose_frame(box.apply(k), out_h, out_w))
@@ -174,7 +183,7 @@ def build_conditioning(
     finally:
         if segmenter is not None:
             segmenter.close()
-    return Conditioning(sources, kps, boxes, bridged, pose_frames, face_frames, backgrounds, masks)
+    return Conditioning(sources, kps, boxes, bridged, pose_frames, face_frames, backgrounds, masks, ratios)
 
 
 def _replace_frames(frame: np.ndarray, segmenter, box: Letterbox, out_w: int, out_h: int):
