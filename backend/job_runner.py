@@ -546,6 +546,7 @@ def _keypoints_json(cond) -> dict[str, Any]:
                 "keypoints": np.round(k, KEYPOINT_DECIMALS).tolist(),
                 "face_box": list(cond.face_boxes[i]),
                 "face_box_bridged": cond.face_filled[i],
+                **({"person_box": cond.person_boxes[i]} if cond.person_boxes else {}),
             }
             for i, (src, k) in enumerate(zip(cond.sources, cond.keypoints, strict=True))
         ],

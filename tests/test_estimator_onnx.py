@@ -145,6 +145,8 @@ def test_jobs_use_the_official_estimator_when_its_models_are_there(
             x, y, _c = B_BLOBS[k % 3]
             assert abs(first[k, 0] - x) < 3 and abs(first[k, 1] - y) < 3, (k, first[k])
         assert job["settings"]["person"] == [220 / 320, 120 / 240]
+        # The followed person's box is saved per frame with the keypoints.
+        assert all(f["person_box"][:4] == [200.0, 75.0, 240.0, 165.0] for f in kp["frames"])
 
         # Asked for by name, mediapipe still runs (on a clip with a real person).
         job, _ = _job(b, astronaut_png, carphone_clip, estimator="mediapipe", clip_frames=17)

@@ -67,18 +67,32 @@ class Conditioning:
     )  # replace mode: RGB, performer blacked out
     mask_frames: Sequence[np.ndarray] = field(default_factory=list)  # replace mode: uint8, 255 = regenerate
     retarget_ratios: dict[int, float] | None = None  # per body bone, when the pose was retargeted
+    # The followed person's box per frame (x1, y1, x2, y2, score; score 0: predicted through a
+    # gap; None: not there), from estimators that track one person among several.
+    person_boxes: list = field(default_factory=list)
 
 
 def estimate_keypoints(
-    info: ClipInfo, sources: list[int], estimator, progress: Progress | None = None
+    info: ClipInfo,
+    sources: list[int],
+    estimator,
+    progress: Progress | None = None,
+    person_boxes: list | None = None,
 ) -> list[np.ndarray]:
-    cache: dict[int, np.ndarray] = {}
+    """``person_boxes``: filled with the followed person's box per frame, for estimators that
+    track one (``estimator.boxes``)."""
+    cache: dict[int, tuple[np.ndarray, list | None]] = {}
     out = []
+    tracked = hasattr(estimator, "boxes")
     for n, (idx, frame) in enumerate(iter_frames_rgb(info, sources)):
         if idx not in cache:
             cache.clear()  # sources ascend: only the latest frame can repeat
-            cache[idx] = estimator.estimate(frame)
-        out.append(cache[idx])
+            kps = estimator.estimate(frame)
+            box = estimator.boxes[-1] if tracked else None
+            cache[idx] = (kps, None if box is None else [round(float(v), 2) for v in box])
+        out.append(cache[idx][0])
+        if person_boxes is not None and tracked:
+            person_boxes.append(cache[idx][1])
         if progress:
             progress(n + 1, len(sources), "pose")
     if len(out) != len(sources):
@@ -132,11 +146,18 @@ def build_conditioning(
                 f"{len(sources)}: they belong to another clip. Generate from the clip again."
             )
         kps = [np.asarray(f["keypoints"], dtype=np.float64) for f in saved["frames"]]
+        person_boxes = (
+            [f["person_box"] for f in saved["frames"]] if "person_box" in saved["frames"][0] else []
+        )
     else:
+        person_boxes = []
         # Saved keypoints were cleaned when they were detected; fresh ones are cleaned here, and
         # rounded as keypoints.json stores them, so a job that reuses them draws the same pose.
         cleaned = clean_tracks(
-            estimate_keypoints(info, sources, estimator, progress), model_fps, info.width, info.height
+            estimate_keypoints(info, sources, estimator, progress, person_boxes),
+            model_fps,
+            info.width,
+            info.height,
         )
         kps = [np.round(k, KEYPOINT_DECIMALS) for k in cleaned]
 
@@ -183,7 +204,9 @@ def build_conditioning(
     finally:
         if segmenter is not None:
             segmenter.close()
-    return Conditioning(sources, kps, boxes, bridged, pose_frames, face_frames, backgrounds, masks, ratios)
+    return Conditioning(
+        sources, kps, boxes, bridged, pose_frames, face_frames, backgrounds, masks, ratios, person_boxes
+    )
 
 
 def _replace_frames(frame: np.ndarray, segmenter, box: Letterbox, out_w: int, out_h: int):
