@@ -118,6 +118,13 @@ class ModelStore:
             self._loaded = None  # let the old pipeline go before the new one takes memory
             t0 = time.perf_counter()  # the first import of torch and diffusers is part of the load
             import torch
+
+            if loaded is not None and torch.cuda.is_available():
+                import gc
+
+                del loaded
+                gc.collect()
+                torch.cuda.empty_cache()  # a mode switch must not hold the old copy's memory
             from diffusers import WanAnimatePipeline
 
             device, dtype = pick_device(self._device_request)
