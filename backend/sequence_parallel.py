@@ -177,6 +177,18 @@ def _broadcast_command(command: tuple | None) -> tuple:
     return box[0]
 
 
+def _close_group(command: tuple | None) -> None:
+    """Every rank leaves together: rank 0 sends ``command`` (the stop), all meet at a barrier,
+    then each closes its side. A rank that closed while another still talked would abort
+    ("terminate called without an active exception", seen once under load)."""
+    import torch.distributed as dist
+
+    if command is not None:
+        _broadcast_command(command)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 class Leader:
     """Rank 0's side: every transformer call's inputs go to the other ranks first."""
 
@@ -210,7 +222,7 @@ class Leader:
                 dist.broadcast(v.contiguous(), src=0)
 
     def stop(self) -> None:
-        _broadcast_command((_STOP,))
+        _close_group((_STOP,))
 
 
 def follow(device: torch.device) -> None:
@@ -225,7 +237,8 @@ def follow(device: torch.device) -> None:
     while True:
         command = _broadcast_command(None)
         if command[0] == _STOP:
-            break
+            _close_group(None)
+            return
         if command[0] == _LOAD:
             _, model_dir, dtype, fp8, mode = command
             transformer = WanAnimateTransformer3DModel.from_pretrained(
@@ -256,4 +269,3 @@ def follow(device: torch.device) -> None:
                 kwargs[k] = t
         with torch.no_grad():
             transformer(**kwargs)
-    dist.destroy_process_group()
