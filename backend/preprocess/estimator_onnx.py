@@ -16,6 +16,7 @@ follows:
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import cv2
@@ -37,6 +38,14 @@ def checkpoint_ready(folder: Path) -> bool:
 
 
 def _session(path: Path, cuda: bool):
+    """The session for ``path``, made once per backend: a job opens the estimator twice (the
+    character still and the clip) and ViTPose-H alone is 2.5 GB to read."""
+    st = Path(path).stat()
+    return _cached_session(str(path), st.st_mtime_ns, st.st_size, cuda)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_session(path: str, _mtime_ns: int, _size: int, cuda: bool):
     import onnxruntime as ort
 
     providers = ["CPUExecutionProvider"]
@@ -44,7 +53,7 @@ def _session(path: Path, cuda: bool):
         providers.insert(0, "CUDAExecutionProvider")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    return ort.InferenceSession(path, sess_options=opts, providers=providers)
 
 
 def crop_box(box: np.ndarray, in_w: int, in_h: int) -> tuple[np.ndarray, np.ndarray]:
