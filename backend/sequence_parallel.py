@@ -39,13 +39,19 @@ def rank() -> int:
 
 def check_layout(tokens_per_frame: int, heads: int, world: int, mode: str) -> None:
     """Refuse, with what to change, a size the ranks cannot share evenly."""
-    if mode not in MODES:
-        raise RequestError(f"sequence parallel mode must be one of {MODES}, not {mode!r}")
+    check_heads(heads, 1, mode)  # the mode first
     if tokens_per_frame % world:
         raise RequestError(
             f"With {world} GPUs each frame's {tokens_per_frame} tokens (width/16 x height/16) must "
             f"divide by {world}: pick a width or height whose sixteenth is a multiple of {world}."
         )
+    check_heads(heads, world, mode)
+
+
+def check_heads(heads: int, world: int, mode: str) -> None:
+    """What can be checked before any size is known: the mode, and heads for Ulysses."""
+    if mode not in MODES:
+        raise RequestError(f"sequence parallel mode must be one of {MODES}, not {mode!r}")
     if mode == "ulysses" and heads % world:
         raise RequestError(
             f"Ulysses attention splits the model's {heads} heads over {world} GPUs, which does not "
@@ -126,7 +132,7 @@ def enable(transformer: torch.nn.Module, world: int, mode: str = "ulysses") -> N
 
     cfg = transformer.config
     layout = _Layout(world, tuple(cfg.patch_size), int(cfg.num_attention_heads), mode)
-    check_layout(world, layout.heads, world, mode)
+    check_heads(layout.heads, world, mode)
     transformer.register_forward_pre_hook(layout.note_input, with_kwargs=True)
     transformer.rope = _RankMajorRope(transformer.rope, layout)
 
