@@ -217,32 +217,29 @@ def generate_windows(
         cache = StepCache(inp.step_cache, inp.steps)
         for i, t in enumerate(pipe.scheduler.timesteps):
             noise_pred = cache.cached(i, latents)
-            if noise_pred is not None:
-                latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
-                on_step(win.index + 1, len(windows), i + 1, False)
-                continue
-            model_in = torch.cat([latents, reference_latents], dim=1).to(dtype)
-            common = dict(
-                hidden_states=model_in,
-                timestep=t.expand(latents.shape[0]),
-                encoder_hidden_states_image=image_embeds,
-                pose_hidden_states=pose_latents,
-                return_dict=False,
-            )
-            with pipe.transformer.cache_context("cond"):
-                noise_pred = pipe.transformer(
-                    encoder_hidden_states=prompt_embeds, face_pixel_values=face_seg, **common
-                )[0]
-            if cfg:
-                # The unconditional pass blanks the face: guidance strengthens the expression.
-                with pipe.transformer.cache_context("uncond"):
-                    noise_uncond = pipe.transformer(
-                        encoder_hidden_states=negative_embeds,
-                        face_pixel_values=face_seg * 0 - 1,
-                        **common,
+            if noise_pred is None:
+                model_in = torch.cat([latents, reference_latents], dim=1).to(dtype)
+                common = dict(
+                    hidden_states=model_in,
+                    timestep=t.expand(latents.shape[0]),
+                    encoder_hidden_states_image=image_embeds,
+                    pose_hidden_states=pose_latents,
+                    return_dict=False,
+                )
+                with pipe.transformer.cache_context("cond"):
+                    noise_pred = pipe.transformer(
+                        encoder_hidden_states=prompt_embeds, face_pixel_values=face_seg, **common
                     )[0]
-                noise_pred = noise_uncond + inp.guidance_scale * (noise_pred - noise_uncond)
-            cache.computed(latents, noise_pred)
+                if cfg:
+                    # The unconditional pass blanks the face: guidance strengthens the expression.
+                    with pipe.transformer.cache_context("uncond"):
+                        noise_uncond = pipe.transformer(
+                            encoder_hidden_states=negative_embeds,
+                            face_pixel_values=face_seg * 0 - 1,
+                            **common,
+                        )[0]
+                    noise_pred = noise_uncond + inp.guidance_scale * (noise_pred - noise_uncond)
+                cache.computed(latents, noise_pred)
             latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
             on_step(win.index + 1, len(windows), i + 1, False)
         timings.denoise_s += time.perf_counter() - t0
