@@ -70,7 +70,9 @@ class TransformerSetup:
     """What a transformer currently has applied, so a job changes only what differs."""
 
     attention: str | None = None
-    adapters: dict[str, str] = field(default_factory=dict)  # file identity -> adapter name
+    # File identity -> what was read from the file (layout, rank, layers, skipped keys); its
+    # adapter is named "lora_<identity>".
+    adapters: dict[str, dict[str, Any]] = field(default_factory=dict)
     lora_reports: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -99,9 +101,8 @@ def configure(
         if not path.is_file():
             raise RequestError(f"LoRA file not found: {path}")
         ident = _file_identity(path)
-        name = setup.adapters.get(ident)
-        report: dict[str, Any] = {"file": path.name, "strength": spec.strength}
-        if name is None:
+        name = f"lora_{ident}"
+        if ident not in setup.adapters:
             # Once PEFT has wrapped a layer, the Linear is its ".base_layer".
             shapes = {
                 n.removesuffix(".base_layer"): (m.out_features, m.in_features)
@@ -109,19 +110,23 @@ def configure(
                 if isinstance(m, torch.nn.Linear)
             }
             lora = read_lora(path, shapes)
-            name = f"lora_{ident}"
             transformer.load_lora_adapter(lora.state_dict, adapter_name=name, prefix=None, _pipeline=pipeline)
             _exact_lora_weights(transformer, name, lora.state_dict)
-            setup.adapters[ident] = name
-            report.update(layout=lora.layout, rank=lora.rank, layers=len(lora.state_dict) // 2)
-            report["skipped_keys"] = len(lora.skipped)
+            setup.adapters[ident] = {
+                "layout": lora.layout,
+                "rank": lora.rank,
+                "layers": len(lora.state_dict) // 2,
+                "skipped_keys": len(lora.skipped),
+            }
         wanted[name] = wanted.get(name, 0.0) + spec.strength
-        reports.append(report)
-    unused = [n for n in setup.adapters.values() if n not in wanted]
+        # A LoRA still loaded from the last job is reported as fully as a freshly read one.
+        reports.append({"file": path.name, "strength": spec.strength, **setup.adapters[ident]})
+    unused = [i for i in setup.adapters if f"lora_{i}" not in wanted]
     if unused:
         # LoRAs of earlier jobs go: the model is exactly the base model again without them.
-        transformer.delete_adapters(unused)
-        setup.adapters = {k: v for k, v in setup.adapters.items() if v in wanted}
+        transformer.delete_adapters([f"lora_{i}" for i in unused])
+        for i in unused:
+            del setup.adapters[i]
     if wanted:
         transformer.set_adapters(list(wanted), list(wanted.values()))
     setup.lora_reports = reports

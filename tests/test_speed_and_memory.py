@@ -234,9 +234,11 @@ def test_loras_in_every_layout_with_strength(backend, baseline, lora_files, astr
     _, job = run(backend, astronaut_png, carphone_clip, loras=[{"path": str(lora_files["wan"])}])
     assert job["loras"][0]["skipped_keys"] == 1  # the norm difference, said rather than hidden
 
-    half, _ = run(
+    half, job = run(
         backend, astronaut_png, carphone_clip, loras=[{"path": str(lora_files["wan"]), "strength": 0.5}]
     )
+    # Still loaded from the job before, it is reported as fully as when it was read.
+    assert job["loras"][0]["layout"] == "wan" and job["loras"][0]["skipped_keys"] == 1
     assert 0 < np.abs(half - base).mean() < np.abs(results["wan"] - base).mean()
     zero, _ = run(
         backend, astronaut_png, carphone_clip, loras=[{"path": str(lora_files["wan"]), "strength": 0.0}]
