@@ -368,7 +368,9 @@ class JobRunner:
         except torch.OutOfMemoryError as exc:
             # Finished windows are saved: the advice is to resubmit, which resumes after them.
             raise RequestError(
-                memory_plan.too_big_message(need, available or 0, memory_mode)
+                memory_plan.too_big_message(
+                    need, available or 0, memory_mode, memory_plan.allowed_modes(self.models.parallel)
+                )
                 + " Submitting the job again resumes after its last finished window."
             ) from exc
         timings["encoding"] = wt.encode_s

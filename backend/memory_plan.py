@@ -95,9 +95,9 @@ def needs(sizes: ModelSizes, width: int, height: int, frames: int, fp8: bool = F
     }
 
 
-def choose(need: dict[str, int], available: int) -> str | None:
-    """The fastest mode that fits ``available`` bytes, or None when none does."""
-    for mode in MODES:
+def choose(need: dict[str, int], available: int, modes: tuple[str, ...] = MODES) -> str | None:
+    """The fastest of ``modes`` that fits ``available`` bytes, or None when none does."""
+    for mode in modes:
         if need[mode] <= available * HEADROOM:
             return mode
     return None
@@ -105,6 +105,10 @@ def choose(need: dict[str, int], available: int) -> str | None:
 
 # Sequence parallel ranks each hold the whole transformer: only the modes that keep it whole.
 PARALLEL_MODES = ("resident", "model_offload")
+
+
+def allowed_modes(parallel: bool) -> tuple[str, ...]:
+    return PARALLEL_MODES if parallel else MODES
 
 
 def resolve(requested: str, need: dict[str, int], available: int | None, parallel: bool = False) -> str:
@@ -120,11 +124,9 @@ def resolve(requested: str, need: dict[str, int], available: int | None, paralle
         return requested
     if available is None:  # no accelerator: everything is in main memory anyway
         return "resident"
-    if parallel:
-        need = {k: (v if k in PARALLEL_MODES else 1 << 62) for k, v in need.items()}
-    mode = choose(need, available)
+    mode = choose(need, available, allowed_modes(parallel))
     if mode is None:
-        raise RequestError(too_big_message(need, available, "auto"))
+        raise RequestError(too_big_message(need, available, "auto", allowed_modes(parallel)))
     return mode
 
 
@@ -132,8 +134,9 @@ def _gb(n: int) -> str:
     return f"{n / GIB:.1f} GB"
 
 
-def too_big_message(need: dict[str, int], available: int, mode: str) -> str:
-    fits = choose(need, available)
+def too_big_message(need: dict[str, int], available: int, mode: str, modes: tuple[str, ...] = MODES) -> str:
+    """What to do instead, among the ``modes`` this backend can run."""
+    fits = choose(need, available, modes)
     head = f"The GPU ran out of memory in memory mode '{mode}' (about {_gb(available)} usable"
     if mode in need:
         head += f"; this job needs about {_gb(need[mode])} in that mode"
@@ -141,6 +144,6 @@ def too_big_message(need: dict[str, int], available: int, mode: str) -> str:
     if fits is not None and fits != mode:
         return f"{head} Choose memory mode '{fits}' (about {_gb(need[fits])}) in the add-on preferences."
     return (
-        f"{head} Even '{MODES[-1]}' needs about {_gb(need[MODES[-1]])}: lower the width and height, "
+        f"{head} Even '{modes[-1]}' needs about {_gb(need[modes[-1]])}: lower the width and height, "
         "use fewer frames per window, or close what else is using the GPU."
     )

@@ -65,6 +65,10 @@ def test_out_of_memory_message_names_the_mode_that_fits():
         memory_plan.resolve("auto", need, 2 * GB)
     with pytest.raises(RequestError, match="one backend per GPU"):
         memory_plan.resolve("group_offload", need, 80 * GB, parallel=True)
+    # With several GPUs only the modes that keep the transformer whole are offered or advised.
+    assert memory_plan.resolve("auto", need, 48 * GB, parallel=True) == "model_offload"
+    with pytest.raises(RequestError, match=r"Even 'model_offload' needs about 42\.8 GB"):
+        memory_plan.resolve("auto", need, 24 * GB, parallel=True)
 
 
 @pytest.fixture(scope="module")
