@@ -179,12 +179,16 @@ def build_conditioning(
     if saved is not None and all("pose_points" in f for f in saved["frames"]):
         for f in saved["frames"]:
             pose_frames.append(_draw_saved_points(f["pose_points"], saved, out_w, out_h))
-    elif character is not None and (ratios := character_ratios([box.apply(k) for k in kps], character)):
-        for pts in retarget([box.apply(k) for k in kps], ratios):
-            pose_frames.append(draw_pose_points(pts[:20], pts[20:], out_h, out_w))
     else:
-        for k in kps:
-            pose_frames.append(draw_pose_frame(box.apply(k), out_h, out_w))
+        fitted = [box.apply(k) for k in kps]
+        if character is not None:
+            ratios = character_ratios(fitted, character)
+        if ratios:
+            for pts in retarget(fitted, ratios):
+                pose_frames.append(draw_pose_points(pts[:20], pts[20:], out_h, out_w))
+        else:
+            for k in fitted:
+                pose_frames.append(draw_pose_frame(k, out_h, out_w))
     face_frames = sink("face")
     backgrounds, masks = (sink("background"), sink("mask")) if replace else ([], [])
     segmenter = None
