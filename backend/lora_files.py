@@ -62,9 +62,8 @@ def _module_name(raw: str) -> tuple[str, str]:
     m = _KOHYA.match(raw)
     if m:
         block, group, rest = m.groups()
-        raw = (
-            f"blocks.{block}.{group}.{rest.replace('_img', '@img').replace('_', '.').replace('@img', '_img')}"
-        )
+        # Underscores stand for dots, except in the image keys' own names (k_img, v_img).
+        raw = f"blocks.{block}.{group}.{rest if rest.endswith('_img') else rest.replace('_', '.')}"
         layout = "kohya"
     else:
         layout = "diffusers"
