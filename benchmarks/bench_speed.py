@@ -191,8 +191,9 @@ def main() -> int:
         if cuda:
             torch.cuda.empty_cache()
     print(
-        "\nfloor = the step's FLOPs at the matmul rate measured above. At 790 TFLOP/s the 14B "
-        "model's floor is 8.4 s (1280x720) and 2.2 s (832x480) per step."
+        "\nfloor = the step's FLOPs at the matmul rate measured above. At "
+        f"{H100_RATE / 1e12:.0f} TFLOP/s the 14B model's floor is {6.607e15 / H100_RATE:.1f} s "
+        f"(1280x720) and {1.717e15 / H100_RATE:.1f} s (832x480) per step."
     )
 
     if not args.skip_modes:
