@@ -8,7 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import requests
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,6 +84,14 @@ class BackendProc:
             time.sleep(0.1)
         raise AssertionError(f"job {job_id} did not reach the state in time: {seen[-1]}")
 
+    def run_job(self, body: dict, timeout: float = 600) -> Path:
+        """Submit ``body``, wait for it, and return its result folder; the job must succeed."""
+        r = self.post("/v1/jobs", json=body)
+        assert r.status_code == 201, r.text
+        st, _ = self.wait(r.json()["id"], timeout=timeout)
+        assert st["state"] == "done", st
+        return Path(st["result_dir"])
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -91,3 +101,12 @@ class BackendProc:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def result_frames(result: Path) -> np.ndarray:
+    """A job's output frames as one int array (T, H, W, 3), ready for differences."""
+    return np.stack([np.asarray(Image.open(p)) for p in sorted(Path(result).glob("frame_*.png"))]).astype(int)
+
+
+def result_json(result: Path, name: str = "job.json") -> dict:
+    return json.loads((Path(result) / name).read_text())

@@ -108,18 +108,15 @@ def vitpose_setup(tmp_path_factory, tiny_model):
 
 
 def _job(b, character, clip, **settings):
-    import json
-    from pathlib import Path
+    from backend_proc import result_json
 
     body = {
         "character_path": str(character),
         "clip_path": str(clip),
         "settings": {"width": 64, "height": 48, "steps": 1, "segment_frames": 17, **settings},
     }
-    st, _ = b.wait(b.post("/v1/jobs", json=body).json()["id"], timeout=600)
-    assert st["state"] == "done", st
-    result = Path(st["result_dir"])
-    return json.loads((result / "job.json").read_text()), json.loads((result / "keypoints.json").read_text())
+    result = b.run_job(body)
+    return result_json(result), result_json(result, "keypoints.json")
 
 
 def test_jobs_use_the_official_estimator_when_its_models_are_there(

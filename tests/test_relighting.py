@@ -3,15 +3,12 @@ layout give the same frames, the strength scales it, and a missing file is said,
 
 from __future__ import annotations
 
-import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from backend_proc import BackendProc
-from PIL import Image
+from backend_proc import BackendProc, result_frames, result_json
 from safetensors.torch import save_file
 
 SETTINGS = {"width": 64, "height": 48, "steps": 2, "segment_frames": 17, "clip_frames": 17, "mode": "replace"}
@@ -54,15 +51,10 @@ def relight(tmp_path_factory, tiny_model):
     return model, ckpt, st
 
 
-def run(b, character, clip, **settings):
+def run(b, character, clip, **settings) -> tuple[np.ndarray, dict]:
     body = {"character_path": str(character), "clip_path": str(clip), "settings": {**SETTINGS, **settings}}
-    r = b.post("/v1/jobs", json=body)
-    assert r.status_code == 201, r.text
-    st, _ = b.wait(r.json()["id"], timeout=600)
-    assert st["state"] == "done", st
-    result = Path(st["result_dir"])
-    frames = np.stack([np.asarray(Image.open(p)) for p in sorted(result.glob("frame_*.png"))]).astype(int)
-    return frames, json.loads((result / "job.json").read_text())
+    result = b.run_job(body)
+    return result_frames(result), result_json(result)
 
 
 def test_relighting_lora_layouts_strength_and_absence(

@@ -5,13 +5,10 @@ reordering, the Ulysses all-to-all and the broadcast of each call's inputs are t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from backend_proc import BackendProc
-from PIL import Image
+from backend_proc import BackendProc, result_frames
 
 from backend.api_types import RequestError
 from backend.sequence_parallel import check_layout, to_frame_major, to_rank_major
@@ -36,10 +33,6 @@ def test_sizes_the_ranks_cannot_share_are_refused_with_what_to_change():
         check_layout(30 * 52, 40, 7, "ring")
     with pytest.raises(RequestError, match="heads"):
         check_layout(30 * 52, 40, 3, "ulysses")
-
-
-def _frames(result_dir: str) -> np.ndarray:
-    return np.stack([np.asarray(Image.open(p)) for p in sorted(Path(result_dir).glob("frame_*.png"))])
 
 
 def test_two_ranks_give_the_frames_one_process_gives(
@@ -67,17 +60,17 @@ def test_two_ranks_give_the_frames_one_process_gives(
                 st,
                 (tmp_path / f"data{ranks}" / "backend.log").read_text()[-3000:],
             )
-            results[ranks] = _frames(st["result_dir"])
+            results[ranks] = result_frames(st["result_dir"])
             if ranks == 2:
                 # The second job on the same ranks reuses the loaded, already parallel transformer.
                 st2, _ = b.wait(b.post("/v1/jobs", json=body).json()["id"], timeout=600)
                 assert st2["state"] == "done", st2
-                assert np.array_equal(_frames(st2["result_dir"]), results[2])
+                assert np.array_equal(result_frames(st2["result_dir"]), results[2])
         finally:
             b.stop()
         if ranks == 2:
             assert b.proc.returncode == 0, (tmp_path / "data2" / "backend.log").read_text()[-3000:]
-    one, two = results[1].astype(int), results[2].astype(int)
+    one, two = results[1], results[2]
     assert one.shape == two.shape and len(one) == 30
     assert one.std() > 5  # a real picture, not a blank
     assert np.abs(one - two).max() <= 1

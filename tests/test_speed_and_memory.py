@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from backend_proc import BackendProc
-from PIL import Image
+from backend_proc import BackendProc, result_frames, result_json
 from safetensors.torch import save_file
 
 from backend import memory_plan
@@ -80,13 +79,8 @@ def backend(tmp_path_factory, backend_python, tiny_model):
 
 def run(b, character, clip, **settings) -> tuple[np.ndarray, dict]:
     body = {"character_path": str(character), "clip_path": str(clip), "settings": {**SETTINGS, **settings}}
-    r = b.post("/v1/jobs", json=body)
-    assert r.status_code == 201, r.text
-    st, _ = b.wait(r.json()["id"], timeout=600)
-    assert st["state"] == "done", st
-    result = Path(st["result_dir"])
-    frames = np.stack([np.asarray(Image.open(p)) for p in sorted(result.glob("frame_*.png"))])
-    return frames.astype(int), json.loads((result / "job.json").read_text())
+    result = b.run_job(body)
+    return result_frames(result), result_json(result)
 
 
 def fail(b, character, clip, **settings) -> str:
