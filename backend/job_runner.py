@@ -205,7 +205,7 @@ class JobRunner:
                     message=f"Preprocessing: {what} {i}/{n} frames",
                 )
 
-        saved = None
+        saved = cached = None  # saved: keypoints the request brought; cached: from the cache
         ref = fit_character(character, s.width, s.height)
         character_kps = (
             self._character_pose(s, model.device.startswith("cuda"), np.asarray(ref))
@@ -270,12 +270,14 @@ class JobRunner:
                     frames_dir,
                     character_kps,
                 )
-                if cached is None:
-                    self.cache_dir.mkdir(parents=True, exist_ok=True)
-                    tmp = cache_file.with_suffix(".part")
-                    tmp.write_text(json.dumps(_keypoints_json(cond)))
-                    tmp.replace(cache_file)
             estimator_name = name + CACHED_LABEL if cached else name
+        # Serialised once: the cache (after a fresh detection) and the result keep the same text.
+        keypoints_text = json.dumps(_keypoints_json(cond)) if cond.keypoints else None
+        if saved is None and cached is None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".part")
+            tmp.write_text(keypoints_text)
+            tmp.replace(cache_file)
         timings["preprocessing"] = time.perf_counter() - t0
         n_model = len(cond.sources)
 
@@ -389,7 +391,7 @@ class JobRunner:
         parent = Path(req.output_dir) if req.output_dir else self.default_output
         result = new_result_dir(parent, req.name, job_id)
         try:
-            _write_frames(result, frames, order, cond, cancel)
+            _write_frames(result, frames, order, cond, keypoints_text, cancel)
             timings["writing"] = time.perf_counter() - t0
             meta = {
                 "job_id": job_id,
@@ -468,7 +470,12 @@ class JobRunner:
 
 
 def _write_frames(
-    result: Path, frames: list[np.ndarray], order: list[int], cond, cancel: threading.Event
+    result: Path,
+    frames: list[np.ndarray],
+    order: list[int],
+    cond,
+    keypoints_text: str | None,
+    cancel: threading.Event,
 ) -> None:
     import cv2
 
@@ -490,16 +497,11 @@ def _write_frames(
         if isinstance(images, FrameFolder):
             images.move_to(result / sub)  # already the result's files
             continue
-        (result / sub).mkdir()
-        for n, img in enumerate(images):
-            cv2.imwrite(
-                str(result / sub / f"{sub}_{n + 1:06d}.png"),
-                img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
-                png,
-            )
-    if not cond.keypoints:  # driven by pose points alone: there are no detections to save
-        return
-    (result / "keypoints.json").write_text(json.dumps(_keypoints_json(cond)))
+        folder = FrameFolder(result / sub, sub)  # the same files, written now
+        for img in images:
+            folder.append(img)
+    if keypoints_text is not None:  # None: driven by pose points alone, no detections to save
+        (result / "keypoints.json").write_text(keypoints_text)
 
 
 def _retarget_report(s, clip, character_kps, cond) -> dict[str, Any]:
