@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             rank_device = sequence_parallel.init_process_group()
             if sequence_parallel.rank() != 0:
                 sequence_parallel.follow(rank_device)
-                return 0
+                _leave()
             device, leader = str(rank_device), sequence_parallel.Leader(args.parallel_mode)
         from .server import serve
 
@@ -85,7 +85,24 @@ def main(argv: list[str] | None = None) -> int:
             args.parent_pid,
             leader,
         )
+        _leave()
     return 0
+
+
+def _leave() -> None:
+    """End a backend that has shut down cleanly without the interpreter's teardown.
+
+    By now every job is on disk and, under torchrun, every rank has met at the closing barrier.
+    Native thread pools (TFLite's, onnxruntime's, gloo's) can still be joinable when C++ statics
+    are destroyed, which aborts with "terminate called without an active exception" (seen under
+    load in CI): a finished backend must not report a crash to torchrun or the add-on.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -114,14 +114,10 @@ class JobRunner:
                 return estimator_onnx.OnnxPoseEstimator(checkpoint, cuda=cuda, pick=pick)
             except RuntimeError as exc:
                 raise RequestError(str(exc)) from exc
-        if settings.person and not still:
-            raise RequestError(
-                "Picking a performer needs the ViTPose estimator (mediapipe follows one person "
-                "on its own): run `python -m backend download` for its models."
-            )
         from .preprocess.estimator_mediapipe import MediapipeEstimator
 
-        return MediapipeEstimator(static_images=still)
+        pick = tuple(settings.person) if settings.person and not still else None
+        return MediapipeEstimator(static_images=still, pick=pick)
 
     def run(
         self, job_id: str, req: JobRequest, inputs: dict[str, Path], report: Report, cancel: threading.Event

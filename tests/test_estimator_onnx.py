@@ -70,6 +70,31 @@ def test_the_performer_is_followed_when_people_cross():
     assert np.allclose([(b[0] + b[2]) / 2 for b in boxes], [300 - 10 * t for t in range(21)])
 
 
+def test_a_box_merging_two_people_does_not_carry_the_track_to_the_other_when_the_pose_recentres_it():
+    # A moves right, B left; for frames 9-13, as they overlap, the detector sees one box
+    # between them, nearer B.
+    def frames():
+        for t in range(21):
+            a, b = 100 + 10 * t, 300 - 10 * t
+            merged = [_box(b + 0.2 * (a - b), 200, 60, 150)]
+            yield t, a, (merged if 9 <= t <= 13 else [_box(a, 200, 60, 150), _box(b, 200)])
+
+    plain = PersonTracker()
+    centres = []
+    for _t, _a, f in frames():
+        box = plain.update(np.array(f))
+        centres.append((box[0] + box[2]) / 2)
+    assert abs(centres[20] - 100) < 1  # the merged box led the track onto B
+
+    followed = PersonTracker()
+    centres = []
+    for _t, a, f in frames():
+        followed.update(np.array(f))
+        moved = followed.recentre(a)  # where the pose estimator found A's body
+        centres.append((moved[0] + moved[2]) / 2)
+    assert np.allclose(centres, [100 + 10 * t for t in range(21)])
+
+
 def test_a_short_disappearance_is_bridged_and_a_long_one_is_not():
     tracker = PersonTracker(max_gap=5)
     seen = []

@@ -9,13 +9,26 @@ Mapping notes (what mediapipe lacks and how it is derived):
   index table; they only place the face crop.
 - hands: mediapipe's 21 hand points are in OpenPose order already.
 Hands and face carry no per-point confidence in mediapipe: found means 1.0.
+
+Several people: Holistic sees one person and does not let us say which. On clips, OpenCV's
+people detector (``people_hog``) finds everyone and ``PersonTracker`` follows the performer
+(the largest at the start, or the one picked); once a frame shows two people, Holistic runs on
+a crop around the followed box only, so it cannot drift to someone else.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .person_track import PersonTracker
 from .pose_format import FACE_SLICE, LEFT_HAND_SLICE, NUM_WHOLEBODY, RIGHT_HAND_SLICE
+
+# Margin around the followed box for Holistic's crop: its detector wants the whole head and
+# spread arms, which a person box cuts.
+CROP_MARGIN = 0.25
+TORSO = [5, 6, 11, 12]  # shoulders and hips: where the body is, whatever the arms do
+ALONE_DETECT_EVERY = 5  # frames between looks for other people while the performer is alone
+LOOK_LIMIT = 0.6  # torso colour distance beyond which it is another person's clothes
 
 # COCO-WholeBody body/foot index -> mediapipe Pose landmark index.
 _COCO_FROM_MP_POSE = {
@@ -39,7 +52,8 @@ class MediapipeEstimator:
 
     name = "mediapipe-holistic"
 
-    def __init__(self, static_images: bool = False) -> None:
+    def __init__(self, static_images: bool = False, pick: tuple[float, float] | None = None) -> None:
+        """``pick``: a point on the performer in the first frame, as fractions of its size."""
         try:
             from mediapipe.python.solutions import holistic
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -54,6 +68,16 @@ class MediapipeEstimator:
             smooth_landmarks=True,
             refine_face_landmarks=False,
         )
+        self._pick = pick
+        self._detector = None
+        if not static_images:
+            from .people_hog import PeopleDetector
+
+            self._detector = PeopleDetector()
+            self.tracker = PersonTracker(None)
+            self.boxes: list[np.ndarray | None] = []  # the followed box per frame
+        self._crowded = False
+        self._look: np.ndarray | None = None  # the performer's torso colours
 
     def close(self) -> None:
         self._holistic.close()
@@ -66,6 +90,56 @@ class MediapipeEstimator:
 
     def estimate(self, rgb: np.ndarray) -> np.ndarray:
         """One RGB frame -> (133, 3) keypoints in pixels; all-zero when nobody is found."""
+        if self._detector is None:
+            return self._landmarks(rgb)
+        h, w = rgb.shape[:2]
+        if self._pick is not None and not self.boxes:
+            self.tracker.pick = (self._pick[0] * w, self._pick[1] * h)
+        if not self._crowded and self._pick is None and len(self.boxes) % ALONE_DETECT_EVERY:
+            # Alone so far: Holistic on the whole frame needs no box, and the detector costs
+            # as much as Holistic; looking for a second person now and then is enough.
+            self.boxes.append(self.tracker.current)
+            return self._landmarks(rgb)
+        people = self._detector.detect(rgb)
+        box = self.tracker.update(people)
+        self.boxes.append(box)
+        # A pick means the user saw several people, even if the detector has not yet.
+        self._crowded = self._crowded or len(people) > 1 or self._pick is not None
+        if not self._crowded:
+            return self._landmarks(rgb)
+        if box is None:
+            # The performer is gone and others are in view: nobody rather than someone else.
+            return np.zeros((NUM_WHOLEBODY, 3), dtype=np.float64)
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        x0 = int(max(0, np.floor(box[0] - CROP_MARGIN * bw)))
+        y0 = int(max(0, np.floor(box[1] - CROP_MARGIN * bh)))
+        x1 = int(min(w, np.ceil(box[2] + CROP_MARGIN * bw)))
+        y1 = int(min(h, np.ceil(box[3] + CROP_MARGIN * bh)))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return np.zeros((NUM_WHOLEBODY, 3), dtype=np.float64)
+        out = self._landmarks(rgb[y0:y1, x0:x1])
+        placed = (out[:, :2] != 0).any(axis=1)
+        out[placed, :2] += (x0, y0)
+        torso = out[TORSO]
+        if (torso[:, 2] >= 0.5).all():
+            look = _torso_colours(rgb, torso)
+            # Clothes tell people apart where boxes and poses overlap: a torso that does not
+            # look like the performer's is someone else in the crop.
+            other = (
+                self._look is not None and look is not None and _look_distance(look, self._look) > LOOK_LIMIT
+            )
+            moved = None if other else self.tracker.recentre(float(torso[:, 0].mean()))
+            if moved is None:
+                if other:
+                    self.tracker.reject()
+                self.boxes[-1] = self.tracker.current
+                return np.zeros((NUM_WHOLEBODY, 3), dtype=np.float64)
+            self.boxes[-1] = moved
+            if look is not None:
+                self._look = look if self._look is None else 0.9 * self._look + 0.1 * look
+        return out
+
+    def _landmarks(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
         res = self._holistic.process(np.ascontiguousarray(rgb))
         out = np.zeros((NUM_WHOLEBODY, 3), dtype=np.float64)
@@ -85,6 +159,31 @@ class MediapipeEstimator:
             if hand is not None:
                 out[sl] = [(p.x * w, p.y * h, _in_frame(p.x, p.y)) for p in hand.landmark]
         return out
+
+
+def _torso_colours(rgb: np.ndarray, torso: np.ndarray) -> np.ndarray | None:
+    """Hue-saturation histogram of the middle of the torso (shoulders to hips)."""
+    import cv2
+
+    x0, x1 = np.sort(torso[:, 0])[[0, -1]]
+    y0, y1 = np.sort(torso[:, 1])[[0, -1]]
+    # The middle half: clear of the arms and the background at the sides.
+    cx0, cx1 = int(x0 + 0.25 * (x1 - x0)), int(np.ceil(x1 - 0.25 * (x1 - x0)))
+    cy0, cy1 = int(y0 + 0.2 * (y1 - y0)), int(np.ceil(y1 - 0.2 * (y1 - y0)))
+    h, w = rgb.shape[:2]
+    cx0, cy0, cx1, cy1 = max(cx0, 0), max(cy0, 0), min(cx1, w), min(cy1, h)
+    if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+        return None
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]), cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, [18, 8], [0, 180, 0, 256]).astype(np.float32)
+    return hist / max(float(hist.sum()), 1e-6)
+
+
+def _look_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """0 for the same colours, 1 for none in common (Bhattacharyya)."""
+    import cv2
+
+    return float(cv2.compareHist(a.astype(np.float32), b.astype(np.float32), cv2.HISTCMP_BHATTACHARYYA))
 
 
 def _in_frame(x: float, y: float) -> float:

@@ -41,6 +41,10 @@ class PersonTracker:
         self._last: np.ndarray | None = None  # last box seen
         self._velocity = np.zeros(4)
         self._missed = 0
+        # The sighting before this frame and the frames since, and this frame's box: what
+        # ``recentre`` needs to turn the pose's evidence into a sighting.
+        self._before: tuple[np.ndarray | None, int, np.ndarray] = (None, 1, np.zeros(4))
+        self._current: np.ndarray | None = None
 
     def _choose_first(self, boxes: np.ndarray) -> int:
         if self.pick is None:
@@ -56,7 +60,12 @@ class PersonTracker:
 
     def update(self, boxes: np.ndarray) -> np.ndarray | None:
         """This frame's box for the performer (detected or predicted), or None."""
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+        last = None if self._last is None else self._last.copy()
+        self._before = (last, self._missed + 1, self._velocity.copy())
+        self._current = self._update(np.asarray(boxes, dtype=np.float64).reshape(-1, 5))
+        return self._current
+
+    def _update(self, boxes: np.ndarray) -> np.ndarray | None:
         if self._last is None:
             if len(boxes) == 0:
                 return None
@@ -81,6 +90,52 @@ class PersonTracker:
             self._velocity = np.zeros(4)
             return None
         return np.append(predicted, 0.0)  # score 0: a stand-in, not a detection
+
+    @property
+    def current(self) -> np.ndarray | None:
+        """This frame's box, after ``recentre`` or ``reject``."""
+        return self._current
+
+    def recentre(self, cx: float) -> np.ndarray | None:
+        """Slide this frame's box sideways so its centre is at ``cx``, the performer's body centre
+        as the pose estimator found it, and count it as a sighting; returns the moved box.
+
+        While two people overlap, a detector often returns one box between them, or none that
+        fits: following the box would carry the track (and its velocity) over to the other
+        person, while the pose follows one body through the overlap. A body found over a third of
+        a box width from where the performer was heading (more after frames unseen) is someone else (the performer is
+        hidden behind them): the frame is rejected and None returned."""
+        if self._current is None:
+            return None
+        last, gap, velocity = self._before
+        if last is not None:
+            heading = last + velocity * gap
+            # The longer the performer went unseen, the less the heading is worth.
+            reach = min(1.0, 0.35 + 0.1 * (gap - 1)) * (heading[2] - heading[0])
+            if abs(cx - (heading[0] + heading[2]) / 2) > reach:
+                self.reject()
+                return None
+        moved = self._current.copy()
+        moved[[0, 2]] += cx - (moved[0] + moved[2]) / 2
+        if last is not None:
+            self._velocity = (moved[:4] - last) / gap
+        self._last, self._missed = moved[:4].copy(), 0
+        self._current = moved
+        return moved
+
+    def reject(self) -> None:
+        """This frame's box holds someone else (the caller's evidence says so): count the frame
+        as one where the performer was not seen."""
+        last, gap, velocity = self._before
+        if last is None:
+            self._last, self._current = None, None
+            return
+        self._last, self._velocity, self._missed = last, velocity, gap
+        if self._missed > self.max_gap:
+            self._velocity = np.zeros(4)
+            self._current = None
+        else:
+            self._current = np.append(last + velocity * gap, 0.0)
 
     def _reacquire(self, boxes: np.ndarray) -> np.ndarray | None:
         """After a long absence: the person of about the same size nearest the last sighting,
