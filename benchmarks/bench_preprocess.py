@@ -109,7 +109,41 @@ def main() -> int:
                     f"{r['peak_rss'] / 2**20:>8.0f} MB"
                 )
             print(f"{'':<12} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}\n")
+        people_cost(Path(tmp) / f"clip_{args.seconds[0]:g}.mp4")
     return 0
+
+
+def people_cost(clip: Path, frames: int = 60) -> None:
+    """What following one performer among several costs the embedded estimator: the people
+    detector per frame against Holistic per frame, on the same 720p frames."""
+    import cv2
+
+    sys.path.insert(0, str(ROOT))
+    from backend.preprocess.estimator_mediapipe import MediapipeEstimator
+    from backend.preprocess.people_hog import PeopleDetector
+
+    cap = cv2.VideoCapture(str(clip))
+    rgb = []
+    while len(rgb) < frames:
+        ok, f = cap.read()
+        if not ok:
+            break
+        rgb.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+    cap.release()
+    detector = PeopleDetector()
+    t0 = time.perf_counter()
+    for f in rgb:
+        detector.detect(f)
+    det = (time.perf_counter() - t0) / len(rgb)
+    with MediapipeEstimator() as est:
+        t0 = time.perf_counter()
+        for f in rgb:
+            est._landmarks(f)  # Holistic alone, tracking from frame to frame as on a clip
+        holistic = (time.perf_counter() - t0) / len(rgb)
+    print(
+        f"people detector {det * 1000:.0f} ms/frame, Holistic {holistic * 1000:.0f} ms/frame: ratio {det / holistic:.2f}"
+    )
+    print("  (alone, the detector runs every 5th frame; with several people in view, every frame)")
 
 
 if __name__ == "__main__":

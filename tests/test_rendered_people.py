@@ -139,3 +139,54 @@ def test_two_people_crossing_the_picked_one_is_followed(backend, astronaut_png, 
     # skeleton rather than the other person's (the keypoint filter bridges short gaps only).
     clip_frames = np.array([f["clip_frame"] for f in frames])
     assert found[clip_frames < 8].all() and found[clip_frames >= FRAMES - 8].all(), found
+
+
+def test_replace_mode_masks_only_the_followed_performer(backend, astronaut_png, crossing, tmp_path):
+    from PIL import Image
+
+    from backend.preprocess.segment_mediapipe import MediapipeSegmenter
+
+    clip, truth = crossing
+
+    def region(person: int, frame: int) -> tuple[slice, slice]:
+        """The middle of a person's body in the frame: between the shoulders, neck to knees."""
+        j = truth[frame][person]
+        x0, x1 = sorted((j[6][0], j[5][0]))
+        return slice(int(j[5][1]), int(j[13][1])), slice(int(x0) + 2, int(x1) - 2)
+
+    # A frame where the segmenter alone covers both people, so the mask's choice is the job's.
+    cap = cv2.VideoCapture(str(clip))
+    segmenter = MediapipeSegmenter()
+    both = None
+    for n in range(8):
+        _ok, bgr = cap.read()
+        prob = segmenter.mask(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        if all((prob[region(p, n)] > 0.5).mean() > 0.5 for p in (0, 1)):
+            both = n
+            break
+    segmenter.close()
+    cap.release()
+    assert both is not None, "the segmenter should find both rendered people in an early frame"
+
+    body = {
+        "character_path": str(astronaut_png),
+        "clip_path": str(clip),
+        "settings": {
+            "width": W,
+            "height": H,
+            "steps": 1,
+            "segment_frames": 17,
+            "clip_frames": 17,
+            "estimator": "mediapipe",
+            "mode": "replace",
+        },
+    }
+    result = backend.run_job(body)
+    # Same frame rate and size: model frame n is clip frame n, pixel for pixel.
+    name = f"{both + 1:06d}.png"
+    mask = np.asarray(Image.open(result / "mask" / f"mask_{name}").convert("L"))
+    background = np.asarray(Image.open(result / "background" / f"background_{name}").convert("RGB"))
+    assert mask.shape == (H, W)
+    assert (mask[region(0, both)] == 255).all()  # the followed performer is regenerated
+    assert (mask[region(1, both)] == 0).all()  # the other person stays, in the background
+    assert background[region(1, both)].mean() > 20

@@ -53,7 +53,8 @@ class MediapipeEstimator:
     name = "mediapipe-holistic"
 
     def __init__(self, static_images: bool = False, pick: tuple[float, float] | None = None) -> None:
-        """``pick``: a point on the performer in the first frame, as fractions of its size."""
+        """``pick``: a point on the performer in the first frame, as fractions of its size.
+        ``boxes`` gets the followed person's box per frame, None while they are alone."""
         try:
             from mediapipe.python.solutions import holistic
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -98,13 +99,15 @@ class MediapipeEstimator:
         if not self._crowded and self._pick is None and len(self.boxes) % ALONE_DETECT_EVERY:
             # Alone so far: Holistic on the whole frame needs no box, and the detector costs
             # as much as Holistic; looking for a second person now and then is enough.
-            self.boxes.append(self.tracker.current)
+            self.boxes.append(None)
             return self._landmarks(rgb)
         people = self._detector.detect(rgb)
         box = self.tracker.update(people)
-        self.boxes.append(box)
         # A pick means the user saw several people, even if the detector has not yet.
         self._crowded = self._crowded or len(people) > 1 or self._pick is not None
+        # Alone, no box is recorded: Holistic saw the whole frame, and a box only sampled every
+        # few frames must not crop anything downstream (the replace mask).
+        self.boxes.append(box if self._crowded else None)
         if not self._crowded:
             return self._landmarks(rgb)
         if box is None:

@@ -29,6 +29,11 @@ Progress = Callable[[int, int, str], None]
 KEYPOINT_DECIMALS = 3  # what keypoints.json keeps: 1/1000 pixel
 
 
+# Around the followed person's box, the share of its size the replace mask may still reach:
+# arms and feet stretch past a detector's box.
+PERFORMER_MARGIN = 0.15
+
+
 class NoPersonError(ClipError):
     pass
 
@@ -51,6 +56,9 @@ class Letterbox:
         out[:, 0] = out[:, 0] * self.scale + self.dx
         out[:, 1] = out[:, 1] * self.scale + self.dy
         return out
+
+    def point(self, x: float, y: float) -> tuple[float, float]:
+        return x * self.scale + self.dx, y * self.scale + self.dy
 
 
 @dataclass
@@ -200,7 +208,8 @@ def build_conditioning(
         for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
             face_frames.append(crop_face(frame, boxes[n], face_size))
             if segmenter is not None:
-                bg, mask = _replace_frames(frame, segmenter, box, out_w, out_h)
+                performer = person_boxes[n] if person_boxes else None
+                bg, mask = _replace_frames(frame, segmenter, box, out_w, out_h, performer)
                 backgrounds.append(bg)
                 masks.append(mask)
             if progress:
@@ -213,9 +222,15 @@ def build_conditioning(
     )
 
 
-def _replace_frames(frame: np.ndarray, segmenter, box: Letterbox, out_w: int, out_h: int):
+def _replace_frames(
+    frame: np.ndarray, segmenter, box: Letterbox, out_w: int, out_h: int, performer: list | None = None
+):
     """The clip frame fitted into the output like the pose, its performer region
-    (dilated, coarsened) blacked out in the background and white in the mask."""
+    (dilated, coarsened) blacked out in the background and white in the mask.
+
+    ``performer``: the followed person's box (clip pixels) where others are in view. The
+    segmenter finds everyone; only the performer is to be replaced, so people outside their
+    box (with a margin for limbs reaching out) stay in the background."""
     import cv2
 
     from .segment_mediapipe import coarse_mask
@@ -227,7 +242,15 @@ def _replace_frames(frame: np.ndarray, segmenter, box: Letterbox, out_w: int, ou
     fitted[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)[
         : out_h - y0, : out_w - x0
     ]
-    mask = coarse_mask(segmenter.mask(fitted))
+    prob = segmenter.mask(fitted)
+    if performer is not None:
+        x1, y1, x2, y2 = (float(v) for v in performer[:4])
+        mx, my = PERFORMER_MARGIN * (x2 - x1), PERFORMER_MARGIN * (y2 - y1)
+        (fx1, fy1), (fx2, fy2) = box.point(x1 - mx, y1 - my), box.point(x2 + mx, y2 + my)
+        keep = np.zeros_like(prob)
+        keep[max(0, int(fy1)) : max(0, int(np.ceil(fy2))), max(0, int(fx1)) : max(0, int(np.ceil(fx2)))] = 1
+        prob = prob * keep
+    mask = coarse_mask(prob)
     background = fitted.copy()
     background[mask > 0] = 0
     return background, mask
