@@ -143,7 +143,7 @@ def people_cost(clip: Path, frames: int = 60) -> None:
     print(
         f"people detector {det * 1000:.0f} ms/frame, Holistic {holistic * 1000:.0f} ms/frame: ratio {det / holistic:.2f}"
     )
-    print("  (alone, the detector runs every 5th frame; with several people in view, every frame)")
+    print("  (alone, the detector runs every 10th frame; with several people in view, every frame)")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from .pose_format import FACE_SLICE, LEFT_HAND_SLICE, NUM_WHOLEBODY, RIGHT_HAND_
 # spread arms, which a person box cuts.
 CROP_MARGIN = 0.25
 TORSO = [5, 6, 11, 12]  # shoulders and hips: where the body is, whatever the arms do
-ALONE_DETECT_EVERY = 5  # frames between looks for other people while the performer is alone
+ALONE_DETECT_EVERY = 10  # frames between looks for other people while the performer is alone
 LOOK_LIMIT = 0.6  # torso colour distance beyond which it is another person's clothes
 
 # COCO-WholeBody body/foot index -> mediapipe Pose landmark index.
