@@ -57,9 +57,6 @@ class Letterbox:
         out[:, 1] = out[:, 1] * self.scale + self.dy
         return out
 
-    def point(self, x: float, y: float) -> tuple[float, float]:
-        return x * self.scale + self.dx, y * self.scale + self.dy
-
 
 @dataclass
 class Conditioning:
@@ -246,7 +243,7 @@ def _replace_frames(
     if performer is not None:
         x1, y1, x2, y2 = (float(v) for v in performer[:4])
         mx, my = PERFORMER_MARGIN * (x2 - x1), PERFORMER_MARGIN * (y2 - y1)
-        (fx1, fy1), (fx2, fy2) = box.point(x1 - mx, y1 - my), box.point(x2 + mx, y2 + my)
+        (fx1, fy1), (fx2, fy2) = box.apply(np.array([[x1 - mx, y1 - my], [x2 + mx, y2 + my]]))
         keep = np.zeros_like(prob)
         keep[max(0, int(fy1)) : max(0, int(np.ceil(fy2))), max(0, int(fx1)) : max(0, int(np.ceil(fx2)))] = 1
         prob = prob * keep

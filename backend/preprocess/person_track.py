@@ -84,12 +84,16 @@ class PersonTracker:
                 self._last = box[:4].copy()
                 self._missed = 0
                 return box
+        return self._miss()
+
+    def _miss(self) -> np.ndarray | None:
+        """One more frame without the performer: the prediction stands in, up to ``max_gap``."""
         self._missed += 1
         if self._missed > self.max_gap:
             # Lost for good: stop guessing and wait for the performer near where they went.
             self._velocity = np.zeros(4)
             return None
-        return np.append(predicted, 0.0)  # score 0: a stand-in, not a detection
+        return np.append(self._last + self._velocity * self._missed, 0.0)  # score 0: a stand-in
 
     @property
     def current(self) -> np.ndarray | None:
@@ -103,8 +107,8 @@ class PersonTracker:
         While two people overlap, a detector often returns one box between them, or none that
         fits: following the box would carry the track (and its velocity) over to the other
         person, while the pose follows one body through the overlap. A body found over a third of
-        a box width from where the performer was heading (more after frames unseen) is someone else (the performer is
-        hidden behind them): the frame is rejected and None returned."""
+        a box width from where the performer was heading (more after frames unseen) is someone
+        else, the performer hidden behind them: the frame is rejected and None returned."""
         if self._current is None:
             return None
         last, gap, velocity = self._before
@@ -130,12 +134,8 @@ class PersonTracker:
         if last is None:
             self._last, self._current = None, None
             return
-        self._last, self._velocity, self._missed = last, velocity, gap
-        if self._missed > self.max_gap:
-            self._velocity = np.zeros(4)
-            self._current = None
-        else:
-            self._current = np.append(last + velocity * gap, 0.0)
+        self._last, self._velocity, self._missed = last, velocity, gap - 1
+        self._current = self._miss()
 
     def _reacquire(self, boxes: np.ndarray) -> np.ndarray | None:
         """After a long absence: the person of about the same size nearest the last sighting,
