@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .person_track import intersection
+
 # Detections are looked for at this frame height: HOG's window is 128 px tall, so people
 # down to about a fifth of the frame height are found, at a cost that does not grow with 4K.
 WORK_HEIGHT = 640
@@ -72,14 +74,6 @@ def _suppress(boxes: np.ndarray, overlap: float = 0.5) -> np.ndarray:
     for i in order:
         b = boxes[i]
         area = (b[2] - b[0]) * (b[3] - b[1])
-        inside = False
-        for k in kept:
-            o = boxes[k]
-            iw = max(0.0, min(b[2], o[2]) - max(b[0], o[0]))
-            ih = max(0.0, min(b[3], o[3]) - max(b[1], o[1]))
-            if iw * ih > overlap * area:
-                inside = True
-                break
-        if not inside:
+        if not kept or not (intersection(b, boxes[kept]) > overlap * area).any():
             kept.append(int(i))
     return boxes[sorted(kept)]

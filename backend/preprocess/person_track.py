@@ -17,13 +17,18 @@ MIN_IOU = 0.2  # below this a box is someone else (or nobody)
 MAX_GAP = 15  # frames the prediction stands in for a lost performer (0.5 s at 30 fps)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of box ``a`` (4,) against boxes ``b`` (N, 4+)."""
+def intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Overlap area of box ``a`` (4,) with each of boxes ``b`` (N, 4+)."""
     x1 = np.maximum(a[0], b[:, 0])
     y1 = np.maximum(a[1], b[:, 1])
     x2 = np.minimum(a[2], b[:, 2])
     y2 = np.minimum(a[3], b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    return np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of box ``a`` (4,) against boxes ``b`` (N, 4+)."""
+    inter = intersection(a, b)
     area_a = (a[2] - a[0]) * (a[3] - a[1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
