@@ -143,7 +143,7 @@ def build_conditioning(
     (memory stays flat however long the clip); without it they are kept in memory.
     ``character``: the character's (133, 3) keypoints in output pixels; when given and it
     shows enough of a body, the pose is retargeted to its proportions (retarget.py)."""
-    sources = model_frame_sources(info.frame_count, info.fps, model_fps)
+    sources = info.model_sources(model_fps)
     if saved is not None:
         if len(saved["frames"]) != len(sources):
             raise ClipError(

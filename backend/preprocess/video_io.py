@@ -1,16 +1,36 @@
-"""Reading reference clips frame by frame, and mapping between the clip's frame
-rate and the model's native 30 fps so the output keeps the clip's length and timing."""
+"""Reading reference clips frame by frame, and mapping between the clip's timing and the
+model's native 30 fps so the output keeps the clip's length and timing.
+
+Movies are read with PyAV (FFmpeg), as Blender reads them: frames are placed by their
+presentation timestamps (so a variable-rate phone clip keeps its motion at the right
+moments), the display matrix is applied (portrait footage comes out upright), and the video
+stream's start relative to the sound is kept. A folder of numbered images, or one image of
+such a sequence, is read as a clip at a given rate. OpenCV is used only for still images."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 MODEL_FPS = 30.0
+SEQUENCE_FPS = 30.0  # an image sequence carries no rate of its own
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+
+# Timestamps are stored in a time base (often 1/1000 s in .mkv and .webm): a frame a
+# rounding step late is still the frame meant for that moment.
+TIME_TOLERANCE_S = 1e-3
+
+_REENCODE = (
+    "Re-encode it at a constant frame rate (for example render it from Blender's Video Sequencer, "
+    "or `ffmpeg -i IN -fps_mode cfr -c:v libx264 OUT.mp4`) and use the new file."
+)
 
 
 class ClipError(ValueError):
@@ -20,11 +40,25 @@ class ClipError(ValueError):
 @dataclass(frozen=True)
 class ClipInfo:
     path: Path
-    width: int
+    width: int  # as displayed: after the clip's rotation
     height: int
+    # Constant rate: the rate. Variable rate: the average, frame_count / duration, so that
+    # code that only knows a rate still gets the clip's length right.
     fps: float
     frame_count: int
     first: int = 0  # a view on part of the clip starts at this source frame
+    # Variable rate: each frame's presentation time in seconds from this view's first frame
+    # (already divided by the view's speed). None: constant rate, frame k at k / fps.
+    times: tuple[float, ...] | None = None
+    rotation: int = 0  # quarter turns counter-clockwise that make decoded frames upright
+    # Seconds from the earliest sound stream's start to the first video frame (positive: the
+    # picture starts after the sound); 0 without sound. A property of the file, views keep it.
+    video_start_offset_s: float = 0.0
+    files: tuple[Path, ...] | None = None  # an image sequence's frames, in order
+
+    @property
+    def variable_rate(self) -> bool:
+        return self.times is not None
 
     def view(self, start: int, frames: int = 0, speed: float = 1.0) -> ClipInfo:
         """The frames a trimmed strip shows: ``frames`` from ``start`` (0: to the end), played at
@@ -35,66 +69,289 @@ class ClipInfo:
                 "is empty. Check the strip's trim."
             )
         n = self.frame_count - start if frames <= 0 else min(frames, self.frame_count - start)
-        return ClipInfo(self.path, self.width, self.height, self.fps * speed, n, self.first + start)
+        if self.times is None:
+            return replace(self, fps=self.fps * speed, frame_count=n, first=self.first + start)
+        t0 = self.times[start]
+        end = self.times[start + n] if start + n < self.frame_count else self.frame_count / self.fps
+        times = tuple((t - t0) / speed for t in self.times[start : start + n])
+        fps = n / ((end - t0) / speed)
+        return replace(self, fps=fps, frame_count=n, first=self.first + start, times=times)
 
-    @property
-    def duration_s(self) -> float:
-        return self.frame_count / self.fps
+    def model_sources(self, model_fps: float = MODEL_FPS) -> list[int]:
+        """For each model frame, the frame of this view it is driven by."""
+        return model_frame_sources(self.frame_count, self.fps, model_fps, self.times)
 
 
-def probe_clip(path: Path) -> ClipInfo:
+def probe_clip(path: Path, fps: float | None = None) -> ClipInfo:
+    """A movie, a folder of numbered images, or one image of a numbered sequence. ``fps``: the
+    rate of an image sequence (default 30); movies carry their own timing and ignore it."""
     path = Path(path)
+    if path.is_dir() or (path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()):
+        return _probe_sequence(path, fps or SEQUENCE_FPS)
     if not path.is_file():
-        raise ClipError(f"Reference clip not found: {path}. Pick an existing movie file.")
-    cap = cv2.VideoCapture(str(path))
+        raise ClipError(f"Reference clip not found: {path}. Pick an existing movie file or image sequence.")
+    return _probe_movie(path)
+
+
+def _open_movie(path: Path):
+    import av
+
     try:
-        if not cap.isOpened():
+        return av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise ClipError(
+            f"Cannot read the reference clip {path.name}: it is not a movie file FFmpeg can open ({exc}). "
+            "It may be damaged or not a video; export it again as H.264 .mp4 and try again."
+        ) from exc
+
+
+def _probe_movie(path: Path) -> ClipInfo:
+    import av
+
+    with _open_movie(path) as container:
+        if not container.streams.video:
             raise ClipError(
-                f"Cannot read the reference clip {path.name}: it has no decodable video frames (it may be "
-                "empty, damaged, or in a codec OpenCV cannot read). Convert it to H.264 .mp4 and try again."
+                f"The reference clip {path.name} has no video stream (is it a sound file?). "
+                "Pick a movie with pictures."
             )
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        # The container's frame count is unreliable for some codecs: count by decoding.
-        count = 0
-        while cap.grab():
-            count += 1
-    finally:
-        cap.release()
-    if count == 0 or width <= 0 or height <= 0:
-        raise ClipError(f"The reference clip {path.name} has no frames. Pick a clip with at least one frame.")
-    if not (1.0 <= fps <= 240.0):
-        fps = MODEL_FPS
-    return ClipInfo(path=path, width=width, height=height, fps=fps, frame_count=count)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        pts: list[int | None] = []
+        rotation, width, height = 0, 0, 0
+        try:
+            # The container's frame count and rate are unreliable (variable rate, edit lists):
+            # every frame is decoded once to learn when it is shown.
+            for frame in container.decode(stream):
+                if not pts:
+                    rotation, width, height = _quarter_turns(frame, stream), frame.width, frame.height
+                pts.append(frame.pts)
+        except av.FFmpegError as exc:
+            where = "no frame could be decoded" if not pts else f"decoding failed after frame {len(pts)}"
+            raise ClipError(
+                f"Cannot read the reference clip {path.name}: {where} ({exc}). The file may be damaged "
+                "or in a codec FFmpeg cannot decode. Export it again as H.264 .mp4 and try again."
+            ) from exc
+        if not pts or width <= 0 or height <= 0:
+            raise ClipError(
+                f"The reference clip {path.name} has no decodable video frames (it may be empty or "
+                "damaged). Pick a clip with at least one frame, or export it again as H.264 .mp4."
+            )
+        rate = stream.guessed_rate or stream.average_rate
+        audio_starts = [
+            float(s.start_time * s.time_base)
+            for s in container.streams.audio
+            if s.start_time is not None and s.time_base is not None
+        ]
+        time_base = stream.time_base
+    if rotation % 2:
+        width, height = height, width
+    known = [p for p in pts if p is not None]
+    offset = 0.0
+    if known and audio_starts and time_base is not None:
+        offset = float(known[0] * time_base) - min(audio_starts)
+    info = ClipInfo(
+        path=path,
+        width=width,
+        height=height,
+        fps=_usable_rate(rate),
+        frame_count=len(pts),
+        rotation=rotation,
+        video_start_offset_s=round(offset, 6),
+    )
+    if len(known) < len(pts) or time_base is None or len(pts) < 2:
+        return info  # no timestamps to go by: the stream's nominal rate
+    return _timed(info, pts, time_base, rate)
 
 
-def iter_frames_rgb(info: ClipInfo, indices: list[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (source index, RGB frame), streaming. ``indices`` (ascending, repeats
-    allowed) picks frames; memory stays flat whatever the clip's length."""
-    cap = cv2.VideoCapture(str(info.path))
-    try:
-        pos, frame = -1, None
-        for target in range(info.frame_count) if indices is None else indices:
+def _usable_rate(rate: Fraction | None) -> float:
+    fps = float(rate or 0.0)
+    return fps if 1.0 <= fps <= 240.0 else MODEL_FPS
+
+
+def _timed(info: ClipInfo, pts: list, time_base: Fraction, rate: Fraction | None) -> ClipInfo:
+    """Constant-rate clips keep the plain rate; others get each frame's time."""
+    ticks = np.asarray(pts, dtype=np.int64)
+    steps = np.diff(ticks)
+    bad = np.flatnonzero(steps <= 0)
+    if bad.size:
+        k = int(bad[0]) + 1
+        t_prev, t_here = float(ticks[k - 1] * time_base), float(ticks[k] * time_base)
+        what = "repeats the timestamp of the frame before it" if steps[k - 1] == 0 else "goes back in time"
+        raise ClipError(
+            f"The reference clip {info.path.name} has broken frame timestamps: frame {k} ({t_here:.3f} s) "
+            f"{what} (frame {k - 1} is at {t_prev:.3f} s), so the order its frames are shown in is "
+            f"ambiguous. {_REENCODE}"
+        )
+    seconds = (ticks - ticks[0]).astype(np.float64) * float(time_base)
+    intervals = np.diff(seconds)
+    typical = float(np.median(intervals))
+    tolerance = max(float(time_base), TIME_TOLERANCE_S) + 1e-6
+    if float(np.max(np.abs(intervals - typical))) <= tolerance:
+        # The stream's nominal rate is exact (30000/1001, not 29.97) but may be wrong: it is
+        # kept only where it matches the timestamps over the whole clip.
+        span, steps_n = float(seconds[-1]), len(seconds) - 1
+        nominal = float(rate) if rate else 0.0
+        fps = nominal if nominal and abs(steps_n / nominal - span) <= tolerance else steps_n / span
+        return replace(info, fps=fps)
+    # The last frame is shown for as long as the one before it: packet durations are not
+    # reliable after B-frame reordering.
+    duration = float(seconds[-1]) + float(intervals[-1])
+    return replace(info, fps=len(seconds) / duration, times=tuple(float(t) for t in seconds))
+
+
+def _quarter_turns(frame, stream) -> int:
+    """Counter-clockwise quarter turns that show ``frame`` as players do: the display matrix,
+    else an old-style ``rotate`` tag (degrees clockwise)."""
+    degrees = float(frame.rotation or 0)
+    if not degrees:
+        try:
+            degrees = -float(stream.metadata.get("rotate", 0))
+        except ValueError:
+            degrees = 0.0
+    return int(round(degrees / 90.0)) % 4
+
+
+_NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<num>\d+)(?P<ext>\.[A-Za-z0-9]+)$")
+
+
+def _probe_sequence(path: Path, fps: float) -> ClipInfo:
+    from PIL import Image, UnidentifiedImageError
+
+    files = _sequence_files(path)
+    size = None
+    for f in files:
+        try:
+            with Image.open(f) as img:  # the header only: cheap for thousands of frames
+                here = img.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ClipError(f"Cannot read {f.name} of the image sequence: {exc}. Render it again.") from exc
+        if size is None:
+            size = here
+        elif here != size:
+            raise ClipError(
+                f"The image sequence starting at {files[0].name} mixes frame sizes: {f.name} is "
+                f"{here[0]}x{here[1]}, the frames before it are {size[0]}x{size[1]}. Render all "
+                "frames at one size."
+            )
+    assert size is not None
+    if not 1.0 <= fps <= 240.0:
+        raise ClipError(f"An image sequence's frame rate must be between 1 and 240 fps, not {fps}.")
+    return ClipInfo(
+        path=path, width=size[0], height=size[1], fps=float(fps), frame_count=len(files), files=tuple(files)
+    )
+
+
+def _sequence_files(path: Path) -> list[Path]:
+    """The numbered images ``path`` names: a folder's one sequence, or the sequence of the
+    given image from its number on. A missing number is an error, not a skipped frame: the
+    clip's timing would shift from that frame on."""
+    folder = path if path.is_dir() else path.parent
+    groups: dict[tuple[str, str], dict[int, Path]] = {}
+    for f in sorted(folder.iterdir()):
+        m = _NUMBERED.match(f.name)
+        if m and m["ext"].lower() in IMAGE_EXTENSIONS and f.is_file():
+            same = groups.setdefault((m["stem"], m["ext"].lower()), {})
+            n = int(m["num"])
+            if n in same:
+                raise ClipError(
+                    f"The image sequence in {folder} has two frames numbered {n}: {same[n].name} and "
+                    f"{f.name}. Remove one."
+                )
+            same[n] = f
+    if path.is_dir():
+        if not groups:
+            raise ClipError(
+                f"The folder {path} has no numbered images. Use a folder of frames named like "
+                "plate_0001.png, or pick a movie file."
+            )
+        if len(groups) > 1:
+            names = ", ".join(sorted(f"{stem}####{ext}" for stem, ext in groups))
+            raise ClipError(
+                f"The folder {path} holds several image sequences ({names}). Pick the first image of "
+                "the one to use instead of the folder."
+            )
+        numbered = next(iter(groups.values()))
+        start = min(numbered)
+    else:
+        m = _NUMBERED.match(path.name)
+        if not m:
+            raise ClipError(
+                f"The image {path.name} is not numbered, so it is not a frame of a sequence. Name the "
+                "frames like plate_0001.png, or pick a movie file."
+            )
+        numbered, start = groups[(m["stem"], m["ext"].lower())], int(m["num"])
+    last = max(numbered)
+    for n in range(start, last + 1):
+        if n not in numbered:
+            before = numbered[n - 1]
+            m = _NUMBERED.match(before.name)
+            assert m is not None
+            width = len(m["num"]) if m["num"].startswith("0") else 0  # keep the sequence's padding
+            missing = f"{m['stem']}{n:0{width}d}{m['ext']}"
+            raise ClipError(
+                f"The image sequence {before.name} ... {numbered[last].name} is missing {missing}: "
+                "render or copy that frame, or pick the frames after the gap as their own sequence."
+            )
+    return [numbered[n] for n in range(start, last + 1)]
+
+
+def read_image_rgb8(path: Path) -> np.ndarray:
+    """An image file as 8-bit RGB: 16-bit frames are scaled (65535 -> 255), not clipped;
+    alpha is dropped, grey is repeated into the three channels."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ClipError(f"Cannot read the image {path.name}; it may be damaged. Render it again.")
+    if img.dtype == np.uint16:
+        img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img.astype(np.float64) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return np.repeat(img[:, :, None], 3, axis=2)
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+def iter_frames_rgb(info: ClipInfo, indices: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (index in the view, upright RGB frame), streaming. ``indices`` (ascending,
+    repeats allowed) picks frames; memory stays flat whatever the clip's length."""
+    picks = range(info.frame_count) if indices is None else indices
+    if info.files is not None:
+        frame, at = None, -1
+        for target in picks:
+            if target != at:
+                frame, at = read_image_rgb8(info.files[info.first + target]), target
+            yield target, frame
+        return
+    with _open_movie(info.path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        decoded = container.decode(stream)
+        pos, frame, raw = -1, None, None
+        for target in picks:
             while pos < target + info.first:
-                if not cap.grab():
+                raw = next(decoded, None)
+                if raw is None:
                     return
                 pos += 1
                 frame = None
             if frame is None:
-                ok, bgr = cap.retrieve()
-                if not ok:
-                    return
-                frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                rgb = raw.to_ndarray(format="rgb24")
+                frame = np.ascontiguousarray(np.rot90(rgb, info.rotation)) if info.rotation else rgb
             yield target, frame
-    finally:
-        cap.release()
 
 
-def model_frame_sources(frame_count: int, fps: float, model_fps: float = MODEL_FPS) -> list[int]:
-    """For each frame the model generates at ``model_fps``, the clip frame it is driven by."""
+def model_frame_sources(
+    frame_count: int, fps: float, model_fps: float = MODEL_FPS, times: Sequence[float] | None = None
+) -> list[int]:
+    """For each frame the model generates at ``model_fps``, the clip frame it is driven by.
+
+    ``times`` (a variable-rate clip's frame times, seconds from its first frame; ``fps`` is
+    then its average rate): the frame shown at the model frame's moment, the last one whose
+    time is not after it. Constant rate: the nearest frame, which maps a clip of up to 30 fps
+    to the model and back without moving any frame."""
     n_model = max(1, round(frame_count * model_fps / fps))
-    return [min(frame_count - 1, int(round(i * fps / model_fps))) for i in range(n_model)]
+    if times is None:
+        return [min(frame_count - 1, int(round(i * fps / model_fps))) for i in range(n_model)]
+    return [max(0, bisect_right(times, i / model_fps + TIME_TOLERANCE_S) - 1) for i in range(n_model)]
 
 
 def output_frame_sources(
@@ -102,7 +359,9 @@ def output_frame_sources(
 ) -> list[int]:
     """For each output frame at ``out_fps`` (default: the clip's rate, giving one
     frame per clip frame), the generated frame shown there. The output lasts as long
-    as the clip, so it stays in sync with the clip's sound."""
+    as the clip, so it stays in sync with the clip's sound. Output frames are evenly spaced,
+    so a variable-rate clip is given as its average rate: the output then lasts its duration
+    and each output frame shows the model frame made for its moment."""
     out_fps = out_fps or fps
     n_out = max(1, round(frame_count * out_fps / fps))
     return [min(n_model - 1, int(round(j * model_fps / out_fps))) for j in range(n_out)]
