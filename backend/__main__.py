@@ -22,6 +22,28 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     s.add_argument("--ready-file", type=Path, default=None, help="write host/port/token here once listening")
     s.add_argument("--parent-pid", type=int, default=None, help="shut down when this process exits")
+    s.add_argument(
+        "--tokens-file",
+        type=Path,
+        default=None,
+        help="per-user tokens, one 'user token' per line (instead of the single launch token)",
+    )
+    s.add_argument(
+        "--allowed-host",
+        action="append",
+        default=None,
+        help="a host name clients may use to reach this backend (repeatable); the bound address always may",
+    )
+    s.add_argument(
+        "--allowed-root",
+        type=Path,
+        action="append",
+        default=None,
+        help="remote use: a folder jobs may read inputs from and write results to (repeatable)",
+    )
+    s.add_argument("--ssl-certfile", type=Path, default=None, help="serve HTTPS with this certificate (PEM)")
+    s.add_argument("--ssl-keyfile", type=Path, default=None, help="the certificate's private key (PEM)")
+    s.add_argument("--upload-quota-gb", type=float, default=None, help="space uploads may take (default 50)")
     s.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     s.add_argument(
         "--parallel-mode",
@@ -84,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             device,
             args.parent_pid,
             leader,
+            tokens_file=args.tokens_file,
+            allowed_hosts=args.allowed_host,
+            allowed_roots=args.allowed_root,
+            ssl_certfile=args.ssl_certfile,
+            ssl_keyfile=args.ssl_keyfile,
+            upload_quota_gb=args.upload_quota_gb,
         )
         _leave()
     return 0

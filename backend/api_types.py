@@ -5,11 +5,13 @@ share one definition."""
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import PurePath, PureWindowsPath
 from typing import Any
 
 API_PREFIX = "/v1"
-TOKEN_HEADER = "Authorization"
 TOKEN_ENV = "WAN_ANIMATE_TOKEN"
 
 MODES = ("animate", "replace")
@@ -29,11 +31,118 @@ ATTENTION_CHOICES = (
 )
 # Pose estimators: "auto" is ViTPose when its models are in <model>/process_checkpoint, else mediapipe.
 ESTIMATORS = ("auto", "vitpose", "mediapipe")
-STAGES = ("queued", "loading_model", "preprocessing", "denoising", "decoding", "writing", "done")
 
 
 class RequestError(ValueError):
     """A request the backend refuses; the message says what to change."""
+
+
+# Bounds that keep one request from exhausting memory or crashing a native library. The model
+# is trained around 1280x720; past about two megapixels a window no longer fits on any one GPU,
+# and a frame far narrower than it is tall (or the reverse) crashed mediapipe's image code.
+MAX_SIDE = 2048
+MAX_PIXELS = 2048 * 1152
+MAX_ASPECT = 4.0
+MAX_SEGMENT_FRAMES = 161  # two official windows; longer ones exceed any GPU's memory at 720p
+# The text encoder keeps 512 tokens; the tokenizer reads the whole text first, so a huge prompt
+# costs memory before it is cut (a 1 MB prompt took 0.55 GB).
+MAX_PROMPT_CHARS = 2000
+MAX_PATH_CHARS = 4096
+MAX_NAME_CHARS = 100
+MAX_LORAS = 16
+MAX_CLIP_FRAMES = 10_000_000
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,10})?$")
+
+# (kind, extra) per setting. Kinds: int, number, bool, str, enum, person, loras.
+_SETTING_RULES: dict[str, tuple[str, Any]] = {
+    "mode": ("enum", MODES),
+    "width": ("int", (16, MAX_SIDE)),
+    "height": ("int", (16, MAX_SIDE)),
+    "steps": ("int", (1, 200)),
+    "seed": ("int", (-(2**63), 2**64 - 1)),
+    "segment_frames": ("int", (5, MAX_SEGMENT_FRAMES)),
+    "overlap": ("int", (1, 5)),
+    "guidance_scale": ("number", (0.0, 30.0)),
+    "prompt": ("str", MAX_PROMPT_CHARS),
+    "output_fps": ("number", (0.0, 240.0)),
+    "clip_start": ("int", (0, MAX_CLIP_FRAMES)),
+    "clip_frames": ("int", (0, MAX_CLIP_FRAMES)),
+    "clip_speed": ("number", (0.01, 100.0)),
+    "colour_match": ("bool", None),
+    "estimator": ("enum", ESTIMATORS),
+    "retarget": ("enum", ("auto", "on", "off")),
+    "person": ("person", None),
+    "relight_strength": ("number", (0.0, 2.0)),
+    "relight_lora": ("str", MAX_PATH_CHARS),
+    "memory_mode": ("enum", MEMORY_MODES),
+    "attention": ("enum", ATTENTION_CHOICES),
+    "compile": ("bool", None),
+    "fp8": ("bool", None),
+    "step_cache": ("number", (0.0, 1.0)),
+    "loras": ("loras", None),
+}
+_PATH_FIELDS = ("character_path", "clip_path", "keypoints_path", "face_path", "output_dir")
+_UPLOAD_FIELDS = ("character_upload", "clip_upload", "keypoints_upload", "face_upload")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def check_setting(name: str, v: Any) -> None:
+    """Raise RequestError naming ``name`` when ``v`` has the wrong type or is out of range."""
+    kind, extra = _SETTING_RULES[name]
+    if kind == "int":
+        lo, hi = extra
+        if not _is_int(v) or not lo <= v <= hi:
+            raise RequestError(f"settings.{name} must be a whole number from {lo} to {hi}, got {v!r:.80}")
+    elif kind == "number":
+        lo, hi = extra
+        if not _is_number(v) or not lo <= v <= hi:
+            raise RequestError(f"settings.{name} must be a number from {lo} to {hi}, got {v!r:.80}")
+    elif kind == "bool":
+        if not isinstance(v, bool):
+            raise RequestError(f"settings.{name} must be true or false, got {v!r:.80}")
+    elif kind == "str":
+        if not isinstance(v, str) or len(v) > extra or "\x00" in v:
+            raise RequestError(f"settings.{name} must be text of at most {extra} characters")
+    elif kind == "enum":
+        if not isinstance(v, type(extra[0])) or isinstance(v, bool) or v not in extra:
+            raise RequestError(f"settings.{name} must be one of {list(extra)}, not {v!r:.80}")
+    elif kind == "person":
+        if v is not None and not (
+            isinstance(v, list) and len(v) == 2 and all(_is_number(c) and 0.0 <= c <= 1.0 for c in v)
+        ):
+            raise RequestError(f"settings.person must be [x, y] with both between 0 and 1, got {v!r:.80}")
+    elif kind == "loras":
+        ok = isinstance(v, list) and len(v) <= MAX_LORAS
+        for x in v if ok else ():
+            ok = ok and (
+                isinstance(x, dict)
+                and set(x) <= {"path", "strength"}
+                and isinstance(x.get("path"), str)
+                and 0 < len(x["path"]) <= MAX_PATH_CHARS
+                and "\x00" not in x["path"]
+                and _is_number(x.get("strength", 1.0))
+            )
+        if not ok:
+            raise RequestError(
+                f'settings.loras must be a list of at most {MAX_LORAS} {{"path": "...safetensors", "strength": 1.0}}'
+            )
+
+
+def check_path(name: str, v: Any) -> None:
+    """A path field: text, no NUL, absolute (the backend's working folder means nothing to a client)."""
+    if v is None:
+        return
+    if not isinstance(v, str) or not v or len(v) > MAX_PATH_CHARS or "\x00" in v:
+        raise RequestError(f"{name} must be a file path (text, at most {MAX_PATH_CHARS} characters)")
+    if not PurePath(v).is_absolute() and not PureWindowsPath(v).is_absolute():
+        raise RequestError(f"{name} must be an absolute path, got {v!r:.200}")
 
 
 @dataclass
@@ -73,58 +182,31 @@ class JobSettings:
     loras: list = field(default_factory=list)
 
     def validate(self) -> None:
-        if self.mode not in MODES:
-            raise RequestError(f"mode must be one of {MODES}, not {self.mode!r}")
-        if not isinstance(self.colour_match, bool):
-            raise RequestError(f"colour_match must be true or false, got {self.colour_match!r}")
-        if self.retarget not in ("auto", "on", "off"):
-            raise RequestError(f"retarget must be auto, on or off, not {self.retarget!r}")
+        # Types and ranges first, so every later check compares values of the right kind.
+        for name in _SETTING_RULES:
+            check_setting(name, getattr(self, name))
         if self.retarget == "on" and self.mode == "replace":
             raise RequestError(
                 "Retargeting is for animate mode: in replace mode the character takes the "
                 "performer's place and size. Set retarget to auto or off."
             )
-        if self.estimator not in ESTIMATORS:
-            raise RequestError(f"estimator must be one of {ESTIMATORS}, not {self.estimator!r}")
-        if self.person is not None and not (
-            isinstance(self.person, list)
-            and len(self.person) == 2
-            and all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in self.person)
-        ):
-            raise RequestError(f"person must be [x, y] with both between 0 and 1, got {self.person!r}")
-        if not 0.0 <= self.relight_strength <= 2.0:
-            raise RequestError(f"relight_strength must be between 0 and 2, got {self.relight_strength}")
-        if self.memory_mode not in MEMORY_MODES:
-            raise RequestError(f"memory_mode must be one of {MEMORY_MODES}, not {self.memory_mode!r}")
-        if self.attention not in ATTENTION_CHOICES:
-            raise RequestError(f"attention must be one of {ATTENTION_CHOICES}, not {self.attention!r}")
-        for name in ("compile", "fp8"):
-            if not isinstance(getattr(self, name), bool):
-                raise RequestError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if not 0.0 <= self.step_cache <= 1.0:
-            raise RequestError(f"step_cache must be between 0 (off) and 1, got {self.step_cache}")
-        if not isinstance(self.loras, list) or not all(
-            isinstance(x, dict)
-            and isinstance(x.get("path"), str)
-            and isinstance(x.get("strength", 1.0), (int, float))
-            and set(x) <= {"path", "strength"}
-            for x in self.loras
-        ):
-            raise RequestError('loras must be a list of {"path": "...safetensors", "strength": 1.0}')
         for x in self.loras:
             if not -4.0 <= x.get("strength", 1.0) <= 4.0:
                 raise RequestError(f"LoRA strength must be between -4 and 4, got {x['strength']}")
-        if not 0.01 <= self.clip_speed <= 100.0:
-            raise RequestError(f"clip_speed must be between 0.01 and 100, got {self.clip_speed}")
-        if self.clip_start < 0 or self.clip_frames < 0:
-            raise RequestError("clip_start and clip_frames must not be negative")
         for name in ("width", "height"):
             v = getattr(self, name)
-            if v < 16 or v % 16:
+            if v % 16:
                 raise RequestError(f"{name} must be a positive multiple of 16, got {v}")
-        if not 1 <= self.steps <= 200:
-            raise RequestError(f"steps must be between 1 and 200, got {self.steps}")
-        if self.segment_frames < 5 or (self.segment_frames - 1) % 4:
+        if self.width * self.height > MAX_PIXELS:
+            raise RequestError(
+                f"{self.width}x{self.height} is larger than the backend makes (at most {MAX_PIXELS} pixels, "
+                "e.g. 1920x1088); the model is trained around 1280x720."
+            )
+        if max(self.width, self.height) > MAX_ASPECT * min(self.width, self.height):
+            raise RequestError(
+                f"{self.width}x{self.height} is too narrow: one side may be at most {MAX_ASPECT:g} times the other."
+            )
+        if (self.segment_frames - 1) % 4:
             raise RequestError(f"frames per window must be 4n+1 (e.g. 77), got {self.segment_frames}")
         if self.overlap not in OVERLAPS:
             raise RequestError(f"overlap must be 1 or 5 frames, got {self.overlap}")
@@ -158,18 +240,35 @@ class JobRequest:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JobRequest:
+    def from_json(cls, data: Any) -> JobRequest:
+        if not isinstance(data, dict):
+            raise RequestError("the job request must be a JSON object")
         data = dict(data)
         known = {f.name for f in fields(JobSettings)}
-        raw = data.pop("settings", None) or {}
+        raw = data.pop("settings", None)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise RequestError("settings must be a JSON object of setting names and values")
         unknown = set(raw) - known
         if unknown:
-            raise RequestError(f"unknown settings: {sorted(unknown)}")
+            raise RequestError(f"unknown settings: {sorted(unknown)[:20]}")
         allowed = {f.name for f in fields(cls)} - {"settings"}
         extra = set(data) - allowed
         if extra:
-            raise RequestError(f"unknown request fields: {sorted(extra)}")
-        req = cls(settings=JobSettings(**raw), **data)
+            raise RequestError(f"unknown request fields: {sorted(extra)[:20]}")
+        settings = JobSettings(**raw)
+        settings.validate()
+        for name in _PATH_FIELDS:
+            check_path(name, data.get(name))
+        for name in _UPLOAD_FIELDS:
+            v = data.get(name)
+            if v is not None and not (isinstance(v, str) and UPLOAD_ID.match(v)):
+                raise RequestError(f"{name} must be an id returned by POST /v1/uploads, got {v!r:.80}")
+        name = data.get("name", "shot")
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS or "\x00" in name:
+            raise RequestError(f"name must be text of 1 to {MAX_NAME_CHARS} characters")
+        req = cls(settings=settings, **data)
         req.validate()
         return req
 
@@ -181,6 +280,67 @@ class JobRequest:
             raise RequestError(
                 "a reference clip (or saved pose points) is required: clip_path or clip_upload"
             )
+
+
+def job_request_schema() -> dict[str, Any]:
+    """The job request as JSON Schema, for /openapi.json: made from the same rules that check it."""
+    defaults = JobSettings()
+    props: dict[str, Any] = {}
+    for name, (kind, extra) in _SETTING_RULES.items():
+        if kind == "int":
+            p: dict[str, Any] = {"type": "integer", "minimum": extra[0], "maximum": extra[1]}
+        elif kind == "number":
+            p = {"type": "number", "minimum": extra[0], "maximum": extra[1]}
+        elif kind == "bool":
+            p = {"type": "boolean"}
+        elif kind == "str":
+            p = {"type": "string", "maxLength": extra}
+        elif kind == "enum":
+            p = {"enum": list(extra)}
+        elif kind == "person":
+            p = {
+                "anyOf": [
+                    {"type": "null"},
+                    {
+                        "type": "array",
+                        "items": {"type": "number", "minimum": 0, "maximum": 1},
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                ]
+            }
+        else:
+            p = {
+                "type": "array",
+                "maxItems": MAX_LORAS,
+                "items": {
+                    "type": "object",
+                    "properties": {"path": {"type": "string"}, "strength": {"type": "number"}},
+                    "required": ["path"],
+                    "additionalProperties": False,
+                },
+            }
+        p["default"] = getattr(defaults, name)
+        props[name] = p
+    absolute = r"^(/|[A-Za-z]:[\\/]|\\\\)"  # POSIX, drive letter, or UNC
+    path = {
+        "anyOf": [
+            {"type": "null"},
+            {"type": "string", "minLength": 1, "maxLength": MAX_PATH_CHARS, "pattern": absolute},
+        ]
+    }
+    upload = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": UPLOAD_ID.pattern}]}
+    return {
+        "type": "object",
+        "title": "JobRequest",
+        "additionalProperties": False,
+        "properties": {
+            "settings": {"type": "object", "additionalProperties": False, "properties": props},
+            **{n: path for n in _PATH_FIELDS},
+            **{n: upload for n in _UPLOAD_FIELDS},
+            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "shot"},
+        },
+    }
 
 
 @dataclass

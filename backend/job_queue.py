@@ -1,87 +1,234 @@
 """Jobs: persisted in SQLite (so a restarted backend still lists them) and run one
-at a time on the device by a single worker thread, the rest waiting in order."""
+at a time on the device by a single worker thread, the rest waiting in order.
+
+The store survives what a shared disk does to a database: a lock held by another
+program is waited out with backoff, a row that cannot be read is skipped and
+reported, and the next job is claimed in one statement so no two workers can take it.
+The running job's status lives in memory and reaches the database on each stage, so a
+poll never waits on the disk and a slow disk never fails a job."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .api_types import JobRequest, JobStatus, RequestError
 from .job_runner import Cancelled, JobRunner, resolve_inputs
 
+T = TypeVar("T")
+# How long a statement waits for another program's lock before the store's own backoff.
+SQLITE_BUSY_S = 2.0
+
+
+class StoreUnavailable(RuntimeError):
+    """The job database stayed locked or unwritable past every retry."""
+
 
 class JobStore:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, retry_s: float = 120.0) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
+        self.path = db_path
+        self.retry_s = retry_s
+        self._db = sqlite3.connect(
+            str(db_path), check_same_thread=False, isolation_level=None, timeout=SQLITE_BUSY_S
+        )
         self._lock = threading.Lock()
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created REAL, request TEXT, status TEXT)"
+        self.bad_rows: list[str] = []  # ids of rows that could not be read, reported by health
+        self._retry(
+            lambda: self._db.execute(
+                "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created REAL, request TEXT, status TEXT)"
+            )
+        )
+        columns = {r[1] for r in self._retry(lambda: self._db.execute("PRAGMA table_info(jobs)").fetchall())}
+        if "state" not in columns:
+            # The state as a column: the queue and its length are one indexed query, not a scan.
+            self._retry(lambda: self._db.execute("ALTER TABLE jobs ADD COLUMN state TEXT"))
+            for job_id, status in self._retry(
+                lambda: self._db.execute("SELECT id, status FROM jobs").fetchall()
+            ):
+                st = self._parse(job_id, status)
+                if st is not None:
+                    self._retry(
+                        lambda st=st: self._db.execute(
+                            "UPDATE jobs SET state = ? WHERE id = ?", (st.state, st.id)
+                        )
+                    )
+        self._retry(
+            lambda: self._db.execute("CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created)")
         )
         # A job that was running when the backend died cannot go on mid-step; its finished
         # windows are on disk, and submitting it again resumes after them.
-        for job in self.list():
-            if not job.finished:
-                if job.state == "running":
-                    job.state, job.stage = "failed", "failed"
-                    job.error = (
-                        "The backend stopped while this job ran. Submit it again: "
-                        "it resumes after its last finished window."
-                    )
-                    job.message = job.error
-                self.save(job)
+        for job in self.list_state("running"):
+            job.state, job.stage = "failed", "failed"
+            job.error = job.message = (
+                "The backend stopped while this job ran. Submit it again: it resumes after its last finished window."
+            )
+            job.finished_at = time.time()
+            self.save(job)
+
+    def _retry(self, op: Callable[[], T]) -> T:
+        """Run one database operation, waiting out locks with backoff for up to ``retry_s``."""
+        deadline = time.monotonic() + self.retry_s
+        wait = 0.05
+        while True:
+            try:
+                with self._lock:
+                    return op()
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(
+                        f"The job database {self.path} stayed unavailable ({exc}). Close the program "
+                        "that holds it, or check the disk."
+                    ) from exc
+                time.sleep(wait)
+                wait = min(wait * 2, 2.0)
+
+    def _parse(self, job_id: str, status: str) -> JobStatus | None:
+        try:
+            return JobStatus.from_json(json.loads(status))
+        except (ValueError, TypeError) as exc:
+            if job_id not in self.bad_rows:
+                self.bad_rows.append(job_id)
+                print(f"job database: skipping unreadable job {job_id}: {exc}", file=sys.stderr, flush=True)
+            return None
 
     def add(self, req: JobRequest) -> JobStatus:
         now = time.time()
         st = JobStatus(id=uuid.uuid4().hex, created=now, updated=now)
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO jobs VALUES (?, ?, ?, ?)",
-                (st.id, now, json.dumps(req.to_json()), json.dumps(st.to_json())),
+        self._retry(
+            lambda: self._db.execute(
+                "INSERT INTO jobs (id, created, request, status, state) VALUES (?, ?, ?, ?, ?)",
+                (st.id, now, json.dumps(req.to_json()), json.dumps(st.to_json()), st.state),
             )
+        )
         return st
 
-    def save(self, st: JobStatus) -> None:
+    def save(self, st: JobStatus, only_if: str | None = None) -> bool:
+        """Write ``st``; with ``only_if``, only while the stored state is still that one."""
         st.updated = time.time()
-        with self._lock:
-            self._db.execute("UPDATE jobs SET status = ? WHERE id = ?", (json.dumps(st.to_json()), st.id))
+        text = json.dumps(st.to_json())
+        sql, args = "UPDATE jobs SET status = ?, state = ? WHERE id = ?", [text, st.state, st.id]
+        if only_if is not None:
+            sql += " AND state = ?"
+            args.append(only_if)
+        return self._retry(lambda: self._db.execute(sql, args).rowcount) > 0
 
     def get(self, job_id: str) -> JobStatus | None:
-        with self._lock:
-            row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return JobStatus.from_json(json.loads(row[0])) if row else None
+        row = self._retry(
+            lambda: self._db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        )
+        return self._parse(job_id, row[0]) if row else None
 
     def request(self, job_id: str) -> JobRequest:
-        with self._lock:
-            row = self._db.execute("SELECT request FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return JobRequest.from_json(json.loads(row[0]))
+        row = self._retry(
+            lambda: self._db.execute("SELECT request FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        )
+        try:
+            return JobRequest.from_json(json.loads(row[0]))
+        except ValueError as exc:
+            raise RequestError(
+                f"The stored request of job {job_id} cannot be read ({exc}); submit it again."
+            ) from exc
 
-    def list(self) -> list[JobStatus]:
-        with self._lock:
-            rows = self._db.execute("SELECT status FROM jobs ORDER BY created").fetchall()
-        return [JobStatus.from_json(json.loads(r[0])) for r in rows]
+    def list(self, limit: int | None = None, after: str | None = None) -> list[JobStatus]:
+        """Jobs in submission order; ``after`` (a job id) and ``limit`` page through them."""
+        sql, args = "SELECT id, status FROM jobs", []
+        if after:
+            sql += " WHERE (created, id) > (SELECT created, id FROM jobs WHERE id = ?)"
+            args.append(after)
+        sql += " ORDER BY created, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = self._retry(lambda: self._db.execute(sql, args).fetchall())
+        return [st for st in (self._parse(i, s) for i, s in rows) if st is not None]
 
-    def next_queued(self) -> JobStatus | None:
-        return next((j for j in self.list() if j.state == "queued"), None)
+    def list_state(self, state: str) -> list[JobStatus]:
+        rows = self._retry(
+            lambda: self._db.execute(
+                "SELECT id, status FROM jobs WHERE state = ? ORDER BY created", (state,)
+            ).fetchall()
+        )
+        return [st for st in (self._parse(i, s) for i, s in rows) if st is not None]
+
+    def count(self, state: str) -> int:
+        return self._retry(
+            lambda: self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
+        )
+
+    def claim_next(self) -> JobStatus | None:
+        """Take the oldest queued job and mark it running, in one statement."""
+        now = time.time()
+
+        def claim() -> tuple[str, str] | None:
+            return self._db.execute(
+                "UPDATE jobs SET state = 'running' WHERE id = "
+                "(SELECT id FROM jobs WHERE state = 'queued' ORDER BY created, id LIMIT 1) "
+                "RETURNING id, status"
+            ).fetchone()
+
+        while True:
+            row = self._retry(claim)
+            if row is None:
+                return None
+            st = self._parse(*row)
+            if st is None:
+                # Unreadable: never run, never claimed again.
+                self._retry(
+                    lambda row=row: self._db.execute(
+                        "UPDATE jobs SET state = 'failed' WHERE id = ?", (row[0],)
+                    )
+                )
+                continue
+            st.state, st.stage, st.message = "running", "starting", "Starting"
+            st.started = now
+            self.save(st)
+            return st
+
+    def request_ids(self, states: tuple[str, ...]) -> list[str]:
+        marks = ",".join("?" * len(states))
+        rows = self._retry(
+            lambda: self._db.execute(f"SELECT request FROM jobs WHERE state IN ({marks})", states).fetchall()  # noqa: S608
+        )
+        return [r[0] for r in rows]
 
 
 class JobWorker:
     """Owns the device: takes queued jobs in submission order, one at a time."""
 
-    def __init__(self, store: JobStore, runner: JobRunner, uploads_dir: Path) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        uploads_dir: Path,
+        after_job: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.runner = runner
         self.uploads_dir = uploads_dir
+        self.after_job = after_job
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._cancels: dict[str, threading.Event] = {}
-        self._current: str | None = None
+        self._current: JobStatus | None = None
+        self.last_error: str | None = None  # the worker's own last failure, for health
         self._thread = threading.Thread(target=self._loop, name="wan-animate-worker", daemon=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def current(self) -> JobStatus | None:
+        return self._current
 
     def start(self) -> None:
         self._thread.start()
@@ -90,7 +237,7 @@ class JobWorker:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        for ev in self._cancels.values():
+        for ev in list(self._cancels.values()):
             ev.set()
 
     def submit(self, req: JobRequest) -> JobStatus:
@@ -98,18 +245,29 @@ class JobWorker:
         self._wake.set()
         return st
 
+    def status(self, job_id: str) -> JobStatus | None:
+        """The running job from memory (no disk wait), the others from the store."""
+        cur = self._current
+        if cur is not None and cur.id == job_id:
+            return JobStatus.from_json(cur.to_json())
+        return self.store.get(job_id)
+
     def cancel(self, job_id: str) -> JobStatus | None:
+        cur = self._current
+        if cur is not None and cur.id == job_id:
+            self._cancels.setdefault(job_id, threading.Event()).set()
+            cur.message = "Cancelling…"
+            return JobStatus.from_json(cur.to_json())
         st = self.store.get(job_id)
         if st is None or st.finished:
             return st
-        if st.state == "queued" and job_id != self._current:
+        if st.state == "queued":
             st.state = st.stage = "cancelled"
             st.message = "Cancelled before it started"
-            self.store.save(st)
-            return st
-        self._cancels.setdefault(job_id, threading.Event()).set()
-        st.message = "Cancelling…"
-        self.store.save(st)
+            st.finished_at = time.time()
+            if self.store.save(st, only_if="queued"):
+                return st
+            return self.cancel(job_id)  # the worker took it in the meantime
         return st
 
     def _loop(self) -> None:
@@ -117,22 +275,38 @@ class JobWorker:
             self._wake.wait(timeout=1.0)
             self._wake.clear()
             while not self._stop.is_set():
-                job = self.store.next_queued()
+                try:
+                    job = self.store.claim_next()
+                except Exception as exc:  # noqa: BLE001 - the worker outlives a bad disk
+                    self.last_error = f"could not read the queue: {exc}"
+                    traceback.print_exc()
+                    time.sleep(1.0)
+                    break
                 if job is None:
                     break
                 self._run(job)
+                if self.after_job is not None:
+                    try:
+                        self.after_job()
+                    except Exception:  # noqa: BLE001 - housekeeping must never stop the queue
+                        traceback.print_exc()
 
     def _run(self, st: JobStatus) -> None:
-        self._current = st.id
+        self._current = st
         cancel = self._cancels.setdefault(st.id, threading.Event())
-        st.state, st.stage, st.message = "running", "starting", "Starting"
-        st.started = time.time()
-        self.store.save(st)
+        last_stage = [st.stage]
 
-        def report(**fields) -> None:
+        def report(**fields: Any) -> None:
             for k, v in fields.items():
                 setattr(st, k, v)
-            self.store.save(st)
+            st.updated = time.time()
+            # Progress is served from memory; the database hears of each new stage only.
+            if st.stage != last_stage[0]:
+                last_stage[0] = st.stage
+                try:
+                    self.store.save(st)
+                except StoreUnavailable:
+                    traceback.print_exc()
 
         try:
             req = self.store.request(st.id)
@@ -148,13 +322,32 @@ class JobWorker:
         except (RequestError, ValueError, FileNotFoundError) as exc:
             st.state, st.stage = "failed", "failed"
             st.error = st.message = str(exc)
+        except OSError as exc:
+            st.state, st.stage = "failed", "failed"
+            st.error = st.message = (
+                f"The job could not write its files: {exc}. Check the free space of the disk."
+            )
         except Exception as exc:  # noqa: BLE001 - any failure must reach the artist, not kill the worker
             st.state, st.stage = "failed", "failed"
             st.error = f"{type(exc).__name__}: {exc}"
             st.message = f"The job failed: {st.error}. See the backend log for details."
             traceback.print_exc()
-        finally:
-            st.finished_at = time.time()
-            self._current = None
-            self._cancels.pop(st.id, None)
+        st.finished_at = time.time()
+        self._cancels.pop(st.id, None)
+        try:
             self.store.save(st)
+        except Exception as exc:  # noqa: BLE001 - the job's outcome stays visible from memory
+            self.last_error = f"could not record job {st.id}: {exc}"
+            traceback.print_exc()
+            self._wait_and_save(st)
+        self._current = None
+
+    def _wait_and_save(self, st: JobStatus) -> None:
+        """Keep serving the finished job from memory until the database takes it."""
+        while not self._stop.is_set():
+            try:
+                self.store.save(st)
+                self.last_error = None
+                return
+            except Exception:  # noqa: BLE001
+                time.sleep(2.0)

@@ -41,21 +41,47 @@ def key_hash(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def new_result_dir(parent: Path, name: str, job_id: str) -> Path:
-    """A folder no earlier job used: nothing existing is ever written over."""
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_result_dir(parent: Path, job_id: str) -> Path:
+    """Where a job writes its result until it is complete (a hidden folder, renamed at the end)."""
     parent.mkdir(parents=True, exist_ok=True)
+    partial = parent / f".{job_id}{PARTIAL_SUFFIX}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    return partial
+
+
+def publish_result(partial: Path, name: str, job_id: str) -> Path:
+    """Rename a complete result to a name no earlier job used: nothing existing is written over."""
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "shot"
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    parent = partial.parent
     for n in range(1000):
-        candidate = (
-            parent / f"{safe}_{stamp}_{job_id[:8]}" if n == 0 else parent / f"{safe}_{stamp}_{job_id[:8]}_{n}"
-        )
+        candidate = parent / (f"{safe}_{stamp}_{job_id[:8]}" + (f"_{n}" if n else ""))
+        if candidate.exists():
+            continue
         try:
+            # A rename onto an existing empty folder would succeed on POSIX: claim the name first.
             candidate.mkdir()
+            candidate.rmdir()
+            partial.rename(candidate)
             return candidate
         except FileExistsError:
             continue
-    raise RuntimeError(f"could not create a new result folder in {parent}")
+        except OSError as exc:
+            if candidate.exists():
+                continue
+            raise OSError(f"could not rename the finished result to {candidate}: {exc}") from exc
+    raise OSError(f"could not find a free result folder name in {parent}")
+
+
+def free_bytes_needed(frames: int, width: int, height: int, conditioning_frames: int) -> int:
+    """A generous estimate of a job's disk use: PNG output frames (incompressible at worst), its
+    conditioning frames (pose, face, background, mask) and the finished windows kept for a resume."""
+    frame = width * height * 3
+    return int(frames * frame * 1.1 + conditioning_frames * (frame * 2.5 + 512 * 512 * 3)) + (64 << 20)
 
 
 class JobRunner:
@@ -74,6 +100,9 @@ class JobRunner:
         self.work_dir = Path(work_dir) if work_dir else self.default_output.parent / "windows"
         self.cache_dir = self.work_dir.parent / "keypoints-cache"
         self._estimator_factory = estimator_factory
+        # Results a crash left half-written (one backend per data folder, so none is in use).
+        for stale in self.default_output.glob(f".*{PARTIAL_SUFFIX}") if self.default_output.is_dir() else ():
+            shutil.rmtree(stale, ignore_errors=True)
 
     def _relight_lora(self, settings):
         """Replace mode's relighting LoRA, when asked for and there; None otherwise."""
@@ -152,6 +181,9 @@ class JobRunner:
                 raise Cancelled()
 
         # Inputs are checked before the model loads so a bad file fails in a second, not a minute.
+        from .model_store import check_model_dir
+
+        check_model_dir(self.model_dir)
         character_path, clip_path = inputs["character"], inputs["clip"]
         t0 = time.perf_counter()
         character = load_character(character_path)
@@ -162,6 +194,13 @@ class JobRunner:
         )
         if s.mode == "replace" and clip is None:
             raise RequestError("replace mode needs a reference clip to put the character into")
+        parent = Path(req.output_dir) if req.output_dir else self.default_output
+        if clip is not None:
+            n_out = round(clip.frame_count * (s.output_fps or clip.fps) / clip.fps)
+            check_free_space(
+                parent,
+                free_bytes_needed(n_out, s.width, s.height, round(clip.frame_count * MODEL_FPS / clip.fps)),
+            )
         shas = {k: file_sha256(v) for k, v in inputs.items() if v is not None}
         timings["inputs"] = time.perf_counter() - t0
 
@@ -384,8 +423,7 @@ class JobRunner:
         )
         fps = s.output_fps or src_fps
         order = output_frame_sources(src_count, src_fps, n_model, fps, MODEL_FPS)
-        parent = Path(req.output_dir) if req.output_dir else self.default_output
-        result = new_result_dir(parent, req.name, job_id)
+        result = partial_result_dir(parent, job_id)
         try:
             _write_frames(result, frames, order, cond, keypoints_text, cancel)
             timings["writing"] = time.perf_counter() - t0
@@ -458,6 +496,7 @@ class JobRunner:
                 "versions": _versions(),
             }
             (result / "job.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+            result = publish_result(result, req.name, job_id)
         except BaseException:
             shutil.rmtree(result, ignore_errors=True)
             raise
@@ -473,14 +512,13 @@ def _write_frames(
     keypoints_text: str | None,
     cancel: threading.Event,
 ) -> None:
-    import cv2
+    from .preprocess.frame_folder import FrameFolder
 
-    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast; these frames are intermediates for the edit
-    for n, src in enumerate(order):
+    out = FrameFolder(result, "frame")  # frame_000001.png ...: the one PNG writer, every write checked
+    for src in order:
         if cancel.is_set():
             raise Cancelled()
-        cv2.imwrite(str(result / f"frame_{n + 1:06d}.png"), cv2.cvtColor(frames[src], cv2.COLOR_RGB2BGR), png)
-    from .preprocess.frame_folder import FrameFolder
+        out.append(frames[src])
 
     for sub, images in (
         ("pose", cond.pose_frames),
@@ -498,6 +536,16 @@ def _write_frames(
             folder.append(img)
     if keypoints_text is not None:  # None: driven by pose points alone, no detections to save
         (result / "keypoints.json").write_text(keypoints_text)
+
+
+def check_free_space(folder: Path, need: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise RequestError(
+            f"The output folder {folder} has {free / 1e9:.1f} GB free; this job needs about {need / 1e9:.1f} GB. "
+            "Free some space, pick another output folder, or make a shorter or smaller shot."
+        )
 
 
 def _retarget_report(s, clip, character_kps, cond) -> dict[str, Any]:

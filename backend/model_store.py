@@ -53,14 +53,32 @@ class LoadedModel:
     setup: TransformerSetup = field(default_factory=TransformerSetup)
 
 
-def check_model_dir(model_dir: Path) -> None:
+def model_dir_problem(model_dir: Path) -> str | None:
+    """What is wrong with a model folder, naming the file and what to do; None when it looks whole."""
     model_dir = Path(model_dir)
+    fix = "Run `python -m backend download` or set the model folder in the add-on preferences."
+    if not model_dir.is_dir():
+        return f"The model folder {model_dir} does not exist. {fix}"
     missing = [p for p in REQUIRED_PARTS if not (model_dir / p).exists()]
     if missing:
-        raise RequestError(
-            f"The model folder {model_dir} is incomplete (missing {', '.join(missing)}). "
-            "Run `python -m backend download` or set the model folder in the add-on preferences."
-        )
+        return f"The model folder {model_dir} is incomplete (missing {', '.join(missing)}). {fix}"
+    configs = [model_dir / "model_index.json"] + [
+        model_dir / part / "config.json" for part in ("transformer", "vae", "image_encoder")
+    ]
+    for cfg in configs:
+        if not cfg.is_file():
+            return f"{cfg} is missing: the download did not finish. {fix}"
+        try:
+            json.loads(cfg.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return f"{cfg} cannot be read ({exc}): the file is damaged. Delete it and download again. {fix}"
+    return None
+
+
+def check_model_dir(model_dir: Path) -> None:
+    problem = model_dir_problem(model_dir)
+    if problem:
+        raise RequestError(problem)
 
 
 def pick_device(requested: str = "auto") -> tuple[str, str]:
@@ -128,7 +146,15 @@ class ModelStore:
             from diffusers import WanAnimatePipeline
 
             device, dtype = pick_device(self._device_request)
-            pipe = WanAnimatePipeline.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+            try:
+                pipe = WanAnimatePipeline.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                # Truncated safetensors, a config from another model: say which folder and what to do.
+                raise RequestError(
+                    f"The model in {model_dir} failed to load ({type(exc).__name__}: {str(exc)[:500]}). "
+                    "Its files may be damaged or from another model: run `python -m backend download` "
+                    "again (it resumes and replaces damaged files) or pick another model folder."
+                ) from exc
             if options.fp8:
                 # Weights stored in fp8 and cast per layer to the compute dtype as it runs; the
                 # norms and embeddings the model marks as precision-critical stay as they are.

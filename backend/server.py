@@ -1,44 +1,77 @@
-"""The HTTP/JSON API (OpenAPI at /openapi.json). Every request must carry the
-per-launch token: ``Authorization: Bearer <token>``."""
+"""The HTTP/JSON API (OpenAPI at /openapi.json). Every request must carry a token,
+``Authorization: Bearer <token>``, and name the address the backend listens on in
+its Host header (so a web page that rebinds a DNS name to this machine gets nowhere)."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import os
+import shutil
 import socket
 import sys
 import threading
+import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from . import __version__
-from .api_types import API_PREFIX, JobRequest, RequestError
-from .job_queue import JobStore, JobWorker
+from .api_types import API_PREFIX, UPLOAD_ID, JobRequest, RequestError, job_request_schema
+from .job_queue import JobStore, JobWorker, StoreUnavailable
 from .job_runner import JobRunner
-from .model_store import ModelStore
+from .model_store import ModelStore, model_dir_problem
 
 MAX_UPLOAD_BYTES = 4 << 30
+# Uploads kept for jobs that may still need them; older ones nobody queued go.
+UPLOAD_KEEP_S = 24 * 3600
+DEFAULT_UPLOAD_QUOTA = 50 << 30
+MAX_JOB_PAGE = 1000
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass
+class Access:
+    """Who may call and from which names; what the caller's paths may reach."""
+
+    tokens: dict[str, str]  # token -> user name
+    allowed_hosts: set[str] = field(default_factory=set)  # empty: any Host header
+    # Remote use: input and output paths must lie under the uploads folder or one of these.
+    confine_to: list[Path] | None = None
+    upload_quota: int = DEFAULT_UPLOAD_QUOTA
+
+
+def _error(desc: str) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+    return {"description": desc, "content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {401: _error("missing or wrong token"), 421: _error("the Host header names another address")}
+JOB_ERRORS = {**ERRORS, 404: _error("no such job")}
 
 
 def create_app(
-    token: str,
+    token: str | Access,
     data_dir: Path,
     model_dir: Path,
     device: str = "auto",
     estimator_factory=None,
     leader=None,
 ) -> FastAPI:
-    data_dir = Path(data_dir)
+    access = token if isinstance(token, Access) else Access(tokens={token: "default"})
+    data_dir = Path(data_dir).resolve()
     uploads = data_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
     models = ModelStore(device, leader)
     store = JobStore(data_dir / "jobs.sqlite3")
     runner = JobRunner(models, Path(model_dir), data_dir / "results", estimator_factory)
-    worker = JobWorker(store, runner, uploads)
+    worker = JobWorker(store, runner, uploads, after_job=lambda: clean_uploads(uploads, store))
+    clean_uploads(uploads, store)
     app = FastAPI(
         title="Wan-Animate backend",
         version=__version__,
@@ -46,105 +79,326 @@ def create_app(
     )
     app.state.worker = worker
     app.state.shutdown = threading.Event()
-    expected = f"Bearer {token}".encode()
+    expected = [(f"Bearer {t}".encode(), user) for t, user in access.tokens.items()]
 
     @app.middleware("http")
-    async def require_token(request: Request, call_next):
+    async def check_host_and_token(request: Request, call_next):
+        if access.allowed_hosts:
+            host = _host_name(request.headers.get("host", ""))
+            if host not in access.allowed_hosts:
+                return JSONResponse(
+                    {"detail": f"this backend does not answer to the name {host!r}"}, status_code=421
+                )
         got = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(got, expected):
+        # Every token is compared, so the time taken does not tell which one nearly matched.
+        matches = [user for tok, user in expected if hmac.compare_digest(got, tok)]
+        if not matches:
             return JSONResponse({"detail": "missing or wrong token"}, status_code=401)
-        return await call_next(request)
+        request.state.user = matches[0]
+        response = await call_next(request)
+        if response.status_code == 405:
+            # Starlette names only the first route that matched the path; list every method.
+            methods = sorted(
+                {m for r in app.routes if _matches_path(r, request.scope) for m in r.methods or ()}
+            )
+            response.headers["allow"] = ", ".join(methods)
+        return response
 
     @app.exception_handler(RequestError)
     async def bad_request(_request: Request, exc: RequestError):
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    @app.get(f"{API_PREFIX}/health")
+    @app.exception_handler(StoreUnavailable)
+    async def store_busy(_request: Request, exc: StoreUnavailable):
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.get(f"{API_PREFIX}/health", responses=ERRORS)
     def health() -> dict:
         loaded = models.loaded
-        queued = sum(1 for j in store.list() if j.state == "queued")
+        problem = model_dir_problem(Path(model_dir)) if loaded is None else None
+        free = shutil.disk_usage(data_dir).free
+        current = worker.current
+        ok = worker.alive and problem is None and worker.last_error is None
         return {
-            "status": "ok",
+            "status": "ok" if ok else "degraded",
             "version": __version__,
             "pid": os.getpid(),
+            "worker_alive": worker.alive,
+            "worker_error": worker.last_error,
             "model_dir": str(model_dir),
+            "model_dir_problem": problem,
             "model_loaded": loaded is not None,
             "device": loaded.device if loaded else None,
-            "queued": queued,
+            "queued": store.count("queued"),
+            "running": current.id if current else None,
+            "free_disk_bytes": free,
+            "unreadable_jobs": len(store.bad_rows),
         }
 
-    @app.post(f"{API_PREFIX}/uploads")
+    @app.post(
+        f"{API_PREFIX}/uploads",
+        responses={
+            **ERRORS,
+            400: _error("an empty upload"),
+            413: _error("larger than 4 GiB, or the upload quota is full"),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            "parameters": [
+                {"name": "X-Filename", "in": "header", "required": False, "schema": {"type": "string"}}
+            ],
+        },
+    )
     async def upload(request: Request) -> dict:
-        name = Path(request.headers.get("x-filename", "upload.bin")).name
-        upload_id = f"{uuid.uuid4().hex}{Path(name).suffix.lower()}"
+        suffix = Path(request.headers.get("x-filename", "upload.bin")).suffix.lower()
+        if not UPLOAD_ID.match("0" * 32 + suffix):
+            suffix = ""  # an odd extension is not worth refusing the file for
+        used = sum(p.stat().st_size for p in uploads.iterdir() if p.is_file())
+        room = min(MAX_UPLOAD_BYTES, access.upload_quota - used)
+        upload_id = f"{uuid.uuid4().hex}{suffix}"
+        part = uploads / f"{upload_id}.part"
         size = 0
-        with open(uploads / upload_id, "wb") as f:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_UPLOAD_BYTES:
-                    f.close()
-                    (uploads / upload_id).unlink()
-                    raise HTTPException(413, "upload larger than 4 GiB")
-                f.write(chunk)
+        try:
+            with open(part, "wb") as f:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > room:
+                        raise HTTPException(
+                            413,
+                            "upload larger than 4 GiB"
+                            if size > MAX_UPLOAD_BYTES
+                            else f"the backend's upload quota ({access.upload_quota >> 30} GiB) is full; "
+                            "old uploads go after 24 hours",
+                        )
+                    f.write(chunk)
+            if size == 0:
+                raise HTTPException(400, "the upload is empty: send the file's bytes as the request body")
+            os.replace(part, uploads / upload_id)
+        finally:
+            # A client that went away mid-upload (or an error) leaves nothing behind.
+            part.unlink(missing_ok=True)
         return {"upload_id": upload_id, "bytes": size}
 
-    @app.post(f"{API_PREFIX}/jobs", status_code=201)
-    def submit(payload: dict = Body(...)) -> dict:  # noqa: B008 - FastAPI's idiom
+    @app.post(
+        f"{API_PREFIX}/jobs",
+        status_code=201,
+        responses={**ERRORS, 400: _error("the request names the field to change")},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": job_request_schema()}},
+            }
+        },
+    )
+    async def submit(request: Request) -> dict:
+        try:
+            payload = json.loads(await request.body())
+        except ValueError as exc:
+            raise RequestError(f"the body must be a JSON job request: {exc}") from exc
         req = JobRequest.from_json(payload)
-        named = (
-            ("character image", req.character_path),
-            ("reference clip", req.clip_path),
-            ("saved keypoints file", req.keypoints_path),
-        )
-        for label, p in named:
-            if p and not Path(p).is_file():
-                raise RequestError(f"The {label} was not found: {p}. Check the path, or upload the file.")
+        check_inputs(req, uploads, access.confine_to)
         return worker.submit(req).to_json()
 
-    @app.get(f"{API_PREFIX}/jobs")
-    def list_jobs() -> list[dict]:
-        return [j.to_json() for j in store.list()]
+    @app.get(f"{API_PREFIX}/jobs", responses=ERRORS)
+    def list_jobs(
+        limit: int = Query(100, ge=1, le=MAX_JOB_PAGE),  # noqa: B008 - FastAPI's idiom
+        after: str | None = Query(None, max_length=64),  # noqa: B008
+    ) -> list[dict]:
+        """Jobs in submission order, ``limit`` at a time; pass the last id as ``after`` for the next page."""
+        return [j.to_json() for j in store.list(limit=limit, after=after)]
 
     def _job(job_id: str):
-        st = store.get(job_id)
+        st = worker.status(job_id)
         if st is None:
             raise HTTPException(404, f"no job {job_id}")
         return st
 
-    @app.get(f"{API_PREFIX}/jobs/{{job_id}}")
+    @app.get(f"{API_PREFIX}/jobs/{{job_id}}", responses=JOB_ERRORS)
     def job_status(job_id: str) -> dict:
         return _job(job_id).to_json()
 
-    @app.post(f"{API_PREFIX}/jobs/{{job_id}}/cancel")
+    @app.post(f"{API_PREFIX}/jobs/{{job_id}}/cancel", responses=JOB_ERRORS)
     def cancel(job_id: str) -> dict:
         _job(job_id)
         return worker.cancel(job_id).to_json()
 
-    @app.get(f"{API_PREFIX}/jobs/{{job_id}}/files")
-    def list_files(job_id: str) -> dict:
+    def _result_root(job_id: str) -> Path:
         st = _job(job_id)
         if st.state != "done" or not st.result_dir:
             raise HTTPException(409, f"job {job_id} has no results (state {st.state})")
-        root = Path(st.result_dir)
-        return {"files": sorted(str(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file())}
+        return Path(st.result_dir).resolve()
 
-    @app.get(f"{API_PREFIX}/jobs/{{job_id}}/files/{{rel:path}}")
+    @app.get(
+        f"{API_PREFIX}/jobs/{{job_id}}/files",
+        responses={**JOB_ERRORS, 409: _error("the job has no results yet")},
+    )
+    def list_files(job_id: str) -> dict:
+        return {"files": result_files(_result_root(job_id))}
+
+    @app.get(
+        f"{API_PREFIX}/jobs/{{job_id}}/files/{{rel:path}}",
+        responses={**JOB_ERRORS, 409: _error("the job has no results yet")},
+    )
     def fetch_file(job_id: str, rel: str):
-        st = _job(job_id)
-        if st.state != "done" or not st.result_dir:
-            raise HTTPException(409, f"job {job_id} has no results (state {st.state})")
-        root = Path(st.result_dir).resolve()
-        target = (root / rel).resolve()
-        if root not in target.parents or not target.is_file():
-            raise HTTPException(404, f"no file {rel}")
+        root = _result_root(job_id)
+        target = _result_file(root, rel)
+        if target is None:
+            raise HTTPException(404, f"no file {rel[:200]}")
         return FileResponse(target)
 
-    @app.post(f"{API_PREFIX}/shutdown")
+    @app.post(f"{API_PREFIX}/shutdown", responses=ERRORS)
     def shutdown() -> dict:
         app.state.shutdown.set()
         return {"status": "stopping"}
 
     return app
+
+
+def _matches_path(route: Any, scope: dict) -> bool:
+    from starlette.routing import Match
+
+    return getattr(route, "methods", None) is not None and route.matches(scope)[0] != Match.NONE
+
+
+def _host_name(header: str) -> str:
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def result_files(root: Path) -> list[str]:
+    """The files a job wrote: a folder holding its own job.json is another job's result."""
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not (here / d / "job.json").exists())
+        out += [(here / n).relative_to(root).as_posix() for n in filenames]
+    return sorted(out)
+
+
+def _result_file(root: Path, rel: str) -> Path | None:
+    """``rel`` inside the job's own result (not above it, not in a nested result), or None."""
+    if "\x00" in rel or len(rel) > 1024:
+        return None
+    try:
+        target = (root / rel).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if root not in target.parents or not target.is_file():
+        return None
+    if any((d / "job.json").exists() for d in target.parents if root in d.parents):
+        return None
+    return target
+
+
+def check_inputs(req: JobRequest, uploads: Path, confine_to: list[Path] | None) -> None:
+    """Files a request names exist (and, in remote use, lie where the backend may read)."""
+    named = (
+        ("character image", req.character_path),
+        ("reference clip", req.clip_path),
+        ("saved keypoints file", req.keypoints_path),
+        ("face image", req.face_path),
+    )
+    roots = None if confine_to is None else [uploads.resolve(), *confine_to]
+    for label, p in named:
+        if not p:
+            continue
+        if roots is not None and not _inside(Path(p), roots):
+            raise RequestError(
+                f"The {label} {p} is outside the folders this backend serves; upload it instead."
+            )
+        if not Path(p).is_file():
+            raise RequestError(f"The {label} was not found: {p}. Check the path, or upload the file.")
+    if req.output_dir and roots is not None and not _inside(Path(req.output_dir), roots[1:]):
+        raise RequestError(f"output_dir {req.output_dir} is outside the folders this backend may write.")
+    for label, up in (
+        ("character image", req.character_upload),
+        ("reference clip", req.clip_upload),
+        ("saved keypoints file", req.keypoints_upload),
+        ("face image", req.face_upload),
+    ):
+        if up and not (uploads / up).is_file():
+            raise RequestError(
+                f"The upload {up} for the {label} is unknown (uploads go after 24 h); upload it again."
+            )
+
+
+def _inside(p: Path, roots: list[Path]) -> bool:
+    try:
+        r = p.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(r == root or root in r.parents for root in roots)
+
+
+def clean_uploads(uploads: Path, store: JobStore, keep_s: float = UPLOAD_KEEP_S) -> None:
+    """Remove uploads no queued or running job names once they are older than ``keep_s``,
+    and partial files of uploads that never finished."""
+    needed = " ".join(store.request_ids(("queued", "running")))
+    now = time.time()
+    for p in uploads.iterdir():
+        try:
+            age = now - p.stat().st_mtime
+            if p.suffix == ".part" and age > 3600:
+                p.unlink()
+            elif age > keep_s and p.name not in needed:
+                p.unlink()
+        except OSError:
+            continue
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_tokens(path: Path) -> dict[str, str]:
+    """``user token`` per line (# comments); the file should be readable by its owner only."""
+    tokens: dict[str, str] = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2 or len(parts[1]) < 16:
+            raise SystemExit(f"{path}:{n}: expected 'user token' with a token of 16 characters or more")
+        tokens[parts[1]] = parts[0]
+    if not tokens:
+        raise SystemExit(f"{path} holds no tokens")
+    return tokens
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by the current user only, replacing ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    if sys.platform == "win32":
+        _windows_owner_only(tmp)
+    os.replace(tmp, path)
+
+
+def _windows_owner_only(path: Path) -> None:
+    # The mode bits mean little on Windows: drop inherited access and grant the owner alone.
+    import subprocess
+
+    user = os.environ.get("USERNAME", "")
+    if user:
+        subprocess.run(
+            ["icacls", str(path), "/inheritance:r", "/grant:r", f"{user}:F"],
+            capture_output=True,
+            check=False,
+        )
 
 
 def serve(
@@ -157,20 +411,61 @@ def serve(
     device: str = "auto",
     parent_pid: int | None = None,
     leader=None,
+    tokens_file: Path | None = None,
+    allowed_hosts: list[str] | None = None,
+    allowed_roots: list[Path] | None = None,
+    ssl_certfile: Path | None = None,
+    ssl_keyfile: Path | None = None,
+    upload_quota_gb: float | None = None,
 ) -> None:
     import secrets
 
     import uvicorn
 
+    from .folder_lock import FolderInUse, FolderLock
+
+    lock = FolderLock(Path(data_dir))
+    try:
+        lock.acquire()
+    except FolderInUse as exc:
+        print(exc, file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
     token = token or os.environ.get("WAN_ANIMATE_TOKEN") or secrets.token_urlsafe(32)
-    app = create_app(token, data_dir, model_dir, device, leader=leader)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tokens = read_tokens(tokens_file) if tokens_file else {token: "default"}
+    names = set(allowed_hosts or ())
+    if _is_loopback(host):
+        names |= set(LOOPBACK_NAMES)
+    elif host not in ("0.0.0.0", "::"):
+        names.add(host)
+    if host in ("0.0.0.0", "::") and not allowed_hosts:
+        names = set()  # listening everywhere: the studio names its hosts with --allowed-host
+    access = Access(
+        tokens=tokens,
+        allowed_hosts=names,
+        confine_to=None if _is_loopback(host) else [Path(r).resolve() for r in allowed_roots or ()],
+        upload_quota=int(upload_quota_gb * (1 << 30)) if upload_quota_gb else DEFAULT_UPLOAD_QUOTA,
+    )
+    app = create_app(access, data_dir, model_dir, device, leader=leader)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP given explicitly: asyncio only sets TCP_NODELAY on sockets that say so, and
+    # without it a poll on a kept-alive connection waits ~40 ms on Nagle's algorithm.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if sys.platform != "win32":
+        # On Windows SO_REUSEADDR lets a second process take a port in use.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     # Listen before announcing the port: clients may connect before uvicorn's loop runs.
     sock.listen(128)
     actual_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    lock.describe(actual_port)
+    tls = ssl_certfile is not None
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )
     server = uvicorn.Server(config)
 
     def watch_shutdown() -> None:
@@ -183,14 +478,15 @@ def serve(
 
         watch_parent(parent_pid, app.state.shutdown.set)
     app.state.worker.start()
-    info = {"host": host, "port": actual_port, "pid": os.getpid(), "url": f"http://{host}:{actual_port}"}
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{'https' if tls else 'http'}://{shown}:{actual_port}"
+    info = {"host": host, "port": actual_port, "pid": os.getpid(), "url": url}
     if ready_file:
-        # Written atomically after the socket is bound: the add-on polls for it.
-        tmp = Path(ready_file).with_suffix(".tmp")
-        tmp.write_text(json.dumps({**info, "token": token}))
-        os.replace(tmp, ready_file)
+        # Written atomically after the socket is bound (the add-on polls for it), and private:
+        # it holds the token.
+        write_private(Path(ready_file), json.dumps({**info, "token": token}))
     print(f"Wan-Animate backend listening on {info['url']} (pid {info['pid']})", flush=True)
-    if not os.environ.get("WAN_ANIMATE_TOKEN") and not ready_file:
+    if not os.environ.get("WAN_ANIMATE_TOKEN") and not ready_file and not tokens_file:
         print(f"token: {token}", flush=True)
     try:
         server.run(sockets=[sock])
@@ -198,4 +494,5 @@ def serve(
         app.state.worker.stop()
         if leader is not None:
             leader.stop()
+        lock.release()
         sys.stdout.flush()

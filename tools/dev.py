@@ -25,6 +25,8 @@ TEST_EXTRAS = [
     "scikit-image==0.26.0",
     "scikit-video==1.1.11",
     "onnx==1.17.0",
+    # Fuzzes the HTTP API against its own /openapi.json.
+    "schemathesis==4.32.5",
 ]
 
 

@@ -29,8 +29,16 @@ class FrameFolder(Sequence):
 
     def append(self, frame: np.ndarray) -> None:
         img = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-        if not cv2.imwrite(str(self._path(self._count)), img, _PNG):
-            raise OSError(f"could not write {self._path(self._count)} (is the disk full?)")
+        ok, data = cv2.imencode(".png", img, _PNG)
+        if not ok:
+            raise OSError(f"could not encode frame {self._count + 1} as PNG")
+        # Written through Python rather than cv2.imwrite, whose result on a full disk is not
+        # reliable: a short write raises here with the OS's reason.
+        path = self._path(self._count)
+        try:
+            path.write_bytes(data.tobytes())
+        except OSError as exc:
+            raise OSError(f"could not write {path}: {exc.strerror or exc} (is the disk full?)") from exc
         self._count += 1
 
     def __len__(self) -> int:
@@ -48,5 +56,9 @@ class FrameFolder(Sequence):
 
     def move_to(self, target: Path) -> None:
         """Hand the files to the job's result folder (a rename, not a copy)."""
-        shutil.move(str(self.folder), str(target))
+        try:
+            shutil.move(str(self.folder), str(target))
+        except (shutil.Error, OSError) as exc:
+            # Across disks the move is a copy, whose failures come as a list: one clear cause.
+            raise OSError(f"could not move the frames into {target} (is the disk full?)") from exc
         self.folder = Path(target)
