@@ -223,7 +223,7 @@ def test_sound_only_file_is_refused_as_having_no_video(tmp_path):
         chunk.sample_rate, chunk.pts = 48000, 0
         out.mux(audio.encode(chunk))
         out.mux(audio.encode())
-    with pytest.raises(ClipError, match="no video stream"):
+    with pytest.raises(ClipError, match="no video stream: it holds only sound"):
         probe_clip(path)
 
 
@@ -231,7 +231,7 @@ def test_sound_only_file_is_refused_as_having_no_video(tmp_path):
 def test_undecodable_file_is_refused_with_what_to_do(tmp_path, content):
     path = tmp_path / "broken.mp4"
     path.write_bytes(content)
-    with pytest.raises(ClipError, match=r"broken\.mp4.*H\.264"):
+    with pytest.raises(ClipError, match=r"broken\.mp4.*Convert it to H\.264"):
         probe_clip(path)
 
 

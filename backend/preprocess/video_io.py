@@ -100,8 +100,9 @@ def _open_movie(path: Path):
         return av.open(str(path))
     except (av.FFmpegError, UnicodeDecodeError) as exc:
         raise ClipError(
-            f"Cannot read the reference clip {path.name}: it is not a movie file FFmpeg can open ({exc}). "
-            "It may be damaged or not a video; export it again as H.264 .mp4 and try again."
+            f"Cannot read the reference clip {path.name}: it is not a movie file FFmpeg can open "
+            f"({getattr(exc, 'strerror', None) or exc}). It may be damaged or not a video. Convert it "
+            "to H.264 .mp4 and try again."
         ) from exc
 
 
@@ -110,9 +111,14 @@ def _probe_movie(path: Path) -> ClipInfo:
 
     with _open_movie(path) as container:
         if not container.streams.video:
+            if container.streams.audio:
+                raise ClipError(
+                    f"The reference clip {path.name} has no video stream: it holds only sound. "
+                    "Pick a movie with pictures."
+                )
             raise ClipError(
-                f"The reference clip {path.name} has no video stream (is it a sound file?). "
-                "Pick a movie with pictures."
+                f"The reference clip {path.name} has no decodable video frames (it is empty or "
+                "damaged). Pick a clip with at least one frame, or convert it to H.264 .mp4."
             )
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -128,13 +134,14 @@ def _probe_movie(path: Path) -> ClipInfo:
         except av.FFmpegError as exc:
             where = "no frame could be decoded" if not pts else f"decoding failed after frame {len(pts)}"
             raise ClipError(
-                f"Cannot read the reference clip {path.name}: {where} ({exc}). The file may be damaged "
-                "or in a codec FFmpeg cannot decode. Export it again as H.264 .mp4 and try again."
+                f"Cannot read the reference clip {path.name}: {where} "
+                f"({getattr(exc, 'strerror', None) or exc}). The file may be damaged or in a codec "
+                "FFmpeg cannot decode. Convert it to H.264 .mp4 and try again."
             ) from exc
         if not pts or width <= 0 or height <= 0:
             raise ClipError(
                 f"The reference clip {path.name} has no decodable video frames (it may be empty or "
-                "damaged). Pick a clip with at least one frame, or export it again as H.264 .mp4."
+                "damaged). Pick a clip with at least one frame, or convert it to H.264 .mp4."
             )
         rate = stream.guessed_rate or stream.average_rate
         audio_starts = [
