@@ -5,6 +5,7 @@ compression, so a test can tell exactly which frame it got."""
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +20,7 @@ from backend.api_types import RequestError
 from backend.character import load_character
 from backend.preprocess.video_io import (
     ClipError,
+    clip_sha256,
     iter_frames_rgb,
     model_frame_sources,
     output_frame_sources,
@@ -258,6 +260,16 @@ def test_folder_of_numbered_images_is_a_clip_at_the_given_rate(tmp_path):
     assert (from_fifth.frame_count, from_fifth.fps) == (6, 24.0)
     view = from_fifth.view(1, 2)
     assert [_frame_number(f) for _, f in iter_frames_rgb(view)] == [6, 7]
+
+
+def test_a_job_records_what_the_sequence_held(tmp_path):
+    folder = _sequence(tmp_path / "plate", range(1, 4))
+    before = clip_sha256(folder)
+    assert clip_sha256(folder / "plate_0001.png") == before
+    cv2.imwrite(str(folder / "plate_0002.png"), _numbered_frame(7))  # one frame re-rendered
+    assert clip_sha256(folder) != before
+    movie = _write_clip(tmp_path / "m.mp4", [0.0, 1 / 30])
+    assert clip_sha256(movie) == hashlib.sha256(movie.read_bytes()).hexdigest()  # as for any file
 
 
 def test_image_sequence_with_a_gap_names_the_missing_file(tmp_path):

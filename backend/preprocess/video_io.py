@@ -9,15 +9,22 @@ such a sequence, is read as a clip at a given rate. OpenCV is used only for stil
 
 from __future__ import annotations
 
+import hashlib
 import re
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    import av.container
+    import av.video.frame
+    import av.video.stream
 
 MODEL_FPS = 30.0
 SEQUENCE_FPS = 30.0  # an image sequence carries no rate of its own
@@ -93,7 +100,7 @@ def probe_clip(path: Path, fps: float | None = None) -> ClipInfo:
     return _probe_movie(path)
 
 
-def _open_movie(path: Path):
+def _open_movie(path: Path) -> av.container.InputContainer:
     import av
 
     try:
@@ -175,7 +182,7 @@ def _usable_rate(rate: Fraction | None) -> float:
     return fps if 1.0 <= fps <= 240.0 else MODEL_FPS
 
 
-def _timed(info: ClipInfo, pts: list, time_base: Fraction, rate: Fraction | None) -> ClipInfo:
+def _timed(info: ClipInfo, pts: list[int | None], time_base: Fraction, rate: Fraction | None) -> ClipInfo:
     """Constant-rate clips keep the plain rate; others get each frame's time."""
     ticks = np.asarray(pts, dtype=np.int64)
     steps = np.diff(ticks)
@@ -206,7 +213,7 @@ def _timed(info: ClipInfo, pts: list, time_base: Fraction, rate: Fraction | None
     return replace(info, fps=len(seconds) / duration, times=tuple(float(t) for t in seconds))
 
 
-def _quarter_turns(frame, stream) -> int:
+def _quarter_turns(frame: av.video.frame.VideoFrame, stream: av.video.stream.VideoStream) -> int:
     """Counter-clockwise quarter turns that show ``frame`` as players do: the display matrix,
     else an old-style ``rotate`` tag (degrees clockwise)."""
     degrees = float(frame.rotation or 0)
@@ -300,6 +307,22 @@ def _sequence_files(path: Path) -> list[Path]:
                 "render or copy that frame, or pick the frames after the gap as their own sequence."
             )
     return [numbered[n] for n in range(start, last + 1)]
+
+
+def clip_sha256(path: Path) -> str:
+    """The content hash a job records for its clip: a movie file's bytes (as for any input
+    file), or an image sequence's frame names and bytes in order."""
+    path = Path(path)
+    is_sequence = path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS
+    files = _sequence_files(path) if is_sequence else [path]
+    h = hashlib.sha256()
+    for f in files:
+        if is_sequence:
+            h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as data:
+            for chunk in iter(lambda data=data: data.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def read_image_rgb8(path: Path) -> np.ndarray:
