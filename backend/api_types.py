@@ -17,6 +17,11 @@ TOKEN_ENV = "WAN_ANIMATE_TOKEN"
 MODES = ("animate", "replace")
 OVERLAPS = (1, 5)
 TERMINAL_STATES = ("done", "failed", "cancelled")
+# The stage of a job that was running when its backend stopped: failed, and resumable by
+# submitting it again.
+INTERRUPTED_STAGE = "interrupted"
+# The exit code of a backend that found its data folder in use by another backend.
+FOLDER_IN_USE_EXIT = 3
 # How the model sits in accelerator memory, fastest first ("auto": the fastest that fits).
 MEMORY_MODES = ("auto", "resident", "model_offload", "group_offload", "sequential_offload")
 ATTENTION_CHOICES = (

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .api_types import JobRequest, JobStatus, RequestError
+from .api_types import INTERRUPTED_STAGE, JobRequest, JobStatus, RequestError
 from .job_runner import Cancelled, JobRunner, resolve_inputs
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ class JobStore:
         # A job that was running when the backend died cannot go on mid-step; its finished
         # windows are on disk, and submitting it again resumes after them.
         for job in self.list_state("running"):
-            job.state, job.stage = "failed", "failed"
+            job.state, job.stage = "failed", INTERRUPTED_STAGE
             job.error = job.message = (
                 "The backend stopped while this job ran. Submit it again: it resumes after its last finished window."
             )

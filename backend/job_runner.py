@@ -201,7 +201,11 @@ class JobRunner:
                 parent,
                 free_bytes_needed(n_out, s.width, s.height, round(clip.frame_count * MODEL_FPS / clip.fps)),
             )
-        shas = {k: file_sha256(v) for k, v in inputs.items() if v is not None}
+        from .preprocess.video_io import clip_sha256
+
+        shas = {
+            k: (clip_sha256(v) if k == "clip" else file_sha256(v)) for k, v in inputs.items() if v is not None
+        }
         timings["inputs"] = time.perf_counter() - t0
 
         from . import memory_plan
@@ -451,6 +455,9 @@ class JobRunner:
                         "frame_count": clip.frame_count,
                         "width": clip.width,
                         "height": clip.height,
+                        "variable_rate": clip.variable_rate,
+                        "video_start_offset_s": clip.video_start_offset_s,
+                        "rotation_quarter_turns": clip.rotation,
                     }
                     if clip
                     else None,

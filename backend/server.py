@@ -22,7 +22,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from . import __version__
-from .api_types import API_PREFIX, UPLOAD_ID, JobRequest, RequestError, job_request_schema
+from .api_types import API_PREFIX, FOLDER_IN_USE_EXIT, UPLOAD_ID, JobRequest, RequestError, job_request_schema
 from .job_queue import JobStore, JobWorker, StoreUnavailable
 from .job_runner import JobRunner
 from .model_store import ModelStore, model_dir_problem
@@ -310,7 +310,8 @@ def check_inputs(req: JobRequest, uploads: Path, confine_to: list[Path] | None) 
             raise RequestError(
                 f"The {label} {p} is outside the folders this backend serves; upload it instead."
             )
-        if not Path(p).is_file():
+        # A reference clip may also be a folder of numbered images.
+        if not (Path(p).is_file() or (label == "reference clip" and Path(p).is_dir())):
             raise RequestError(f"The {label} was not found: {p}. Check the path, or upload the file.")
     if req.output_dir and roots is not None and not _inside(Path(req.output_dir), roots[1:]):
         raise RequestError(f"output_dir {req.output_dir} is outside the folders this backend may write.")
@@ -429,7 +430,7 @@ def serve(
         lock.acquire()
     except FolderInUse as exc:
         print(exc, file=sys.stderr, flush=True)
-        raise SystemExit(3) from None
+        raise SystemExit(FOLDER_IN_USE_EXIT) from None
     token = token or os.environ.get("WAN_ANIMATE_TOKEN") or secrets.token_urlsafe(32)
     tokens = read_tokens(tokens_file) if tokens_file else {token: "default"}
     names = set(allowed_hosts or ())
@@ -442,7 +443,11 @@ def serve(
     access = Access(
         tokens=tokens,
         allowed_hosts=names,
-        confine_to=None if _is_loopback(host) else [Path(r).resolve() for r in allowed_roots or ()],
+        # Off this machine a client's paths mean nothing to it, and must not reach the backend's
+        # own files: inputs come as uploads or from the studio's roots, results go to those roots.
+        confine_to=None
+        if _is_loopback(host) and not allowed_roots
+        else [Path(r).resolve() for r in allowed_roots or ()],
         upload_quota=int(upload_quota_gb * (1 << 30)) if upload_quota_gb else DEFAULT_UPLOAD_QUOTA,
     )
     app = create_app(access, data_dir, model_dir, device, leader=leader)

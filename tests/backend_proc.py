@@ -24,8 +24,11 @@ class BackendProc:
         token: str = "test-token",
         ranks: int = 1,
         extra_env: dict[str, str] | None = None,
+        port: int = 0,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.token = token
+        self.data_dir = data_dir
         ready = data_dir / "ready.json"
         ready.unlink(missing_ok=True)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +54,9 @@ class BackendProc:
                 str(ready),
                 "--threads",
                 "1",
+                "--port",
+                str(port),
+                *(extra_args or []),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,

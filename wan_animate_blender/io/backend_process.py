@@ -13,10 +13,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...backend.api_types import TOKEN_ENV
+from ...backend.api_types import FOLDER_IN_USE_EXIT, TOKEN_ENV
 from .client import BackendClient, BackendError
 
 EXTENSION_ROOT = Path(__file__).resolve().parents[2]
+
+
+class _FolderInUse(BackendError):
+    pass
 
 
 @dataclass
@@ -57,6 +61,21 @@ class LocalBackend:
     def _start(self) -> BackendClient:
         if self.running and self.client is not None:
             return self.client
+        # A backend this Blender started before (and was told to stop, or whose Blender
+        # crashed) may still be leaving the data folder: give it a moment before giving up.
+        deadline = time.monotonic() + 20.0
+        while True:
+            try:
+                return self._launch()
+            except _FolderInUse as exc:
+                if time.monotonic() > deadline:
+                    raise BackendError(
+                        f"{exc} Another Blender's backend is using it: press Stop Backend in that Blender "
+                        "(or close it), then Generate here again."
+                    ) from None
+                time.sleep(1.0)
+
+    def _launch(self) -> BackendClient:
         python = Path(self.cfg.python)
         if not python.is_file():
             raise BackendError(
@@ -111,6 +130,8 @@ class LocalBackend:
             log.close()
         deadline = time.monotonic() + self.cfg.start_timeout_s
         while time.monotonic() < deadline:
+            if self.proc.poll() == FOLDER_IN_USE_EXIT:
+                raise _FolderInUse(self.log_tail(1))
             if self.proc.poll() is not None:
                 raise BackendError(
                     f"The backend exited while starting (code {self.proc.returncode}). "

@@ -15,6 +15,10 @@ class BackendError(RuntimeError):
     """A failure the artist can act on; the message says what to do."""
 
 
+class BackendUnreachable(BackendError):
+    """No answer (connection refused or reset, a time-out, a busy 503): worth asking again."""
+
+
 class BackendClient:
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
@@ -26,18 +30,22 @@ class BackendClient:
         try:
             resp = self._session.request(method, f"{self.url}{API_PREFIX}{path}", timeout=self.timeout, **kw)
         except requests.ConnectionError as exc:
-            raise BackendError(
+            raise BackendUnreachable(
                 f"Cannot reach the backend at {self.url}: it is not running or not reachable."
             ) from exc
         except requests.Timeout as exc:
-            raise BackendError(f"The backend at {self.url} did not answer in {self.timeout:.0f} s.") from exc
+            raise BackendUnreachable(
+                f"The backend at {self.url} did not answer in {self.timeout:.0f} s."
+            ) from exc
         if resp.status_code == 401:
             raise BackendError("The backend refused the token. Check the token in the add-on preferences.")
         if resp.status_code >= 400:
             try:
                 detail = resp.json().get("detail", resp.text)
-            except ValueError:
+            except (ValueError, AttributeError):
                 detail = resp.text
+            if resp.status_code in (502, 503, 504):
+                raise BackendUnreachable(str(detail))
             raise BackendError(str(detail))
         return resp
 

@@ -9,9 +9,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...backend.api_types import JobRequest, JobStatus
+from ...backend.api_types import INTERRUPTED_STAGE, JobRequest, JobStatus
 from .backend_process import LocalBackend
-from .client import BackendClient, BackendError
+from .client import BackendClient, BackendError, BackendUnreachable
+
+# How long a backend may not answer before the job is called lost: a remote machine that
+# restarts, or a network that drops for a moment, comes back well within it.
+LOST_AFTER_S = 60.0
 
 
 @dataclass
@@ -40,6 +44,7 @@ class JobSession:
         remote: BackendClient | None = None,
         download_to: Path | None = None,
         poll_s: float = 0.25,
+        lost_after_s: float = LOST_AFTER_S,
     ) -> None:
         self.request = request
         self.character = Path(character)
@@ -47,6 +52,7 @@ class JobSession:
         self.local, self.remote = local, remote
         self.download_to = download_to
         self.poll_s = poll_s
+        self.lost_after_s = lost_after_s
         self.state = SessionState()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,14 +112,19 @@ class JobSession:
         st = client.submit(req)
         self._set(job_id=st.id)
         cancel_sent = False
+        resumed = False
         while True:
             if self._cancel.is_set() and not cancel_sent:
-                client.cancel(st.id)
+                self._ask(lambda st=st: client.cancel(st.id))
                 cancel_sent = True
-            try:
-                st = client.status(st.id)
-            except BackendError as exc:
-                raise BackendError(self._crash_message(exc)) from exc
+            st = self._ask(lambda st=st: client.status(st.id))
+            if st.stage == INTERRUPTED_STAGE and not resumed and not self._cancel.is_set():
+                # The backend restarted under the job: submitted again, it resumes after the
+                # windows it had finished (once; a job that keeps killing its backend is reported).
+                resumed = True
+                st = client.submit(req)
+                self._set(job_id=st.id, message="The backend restarted; resuming the job")
+                continue
             self._apply(st)
             if st.finished:
                 break
@@ -136,6 +147,25 @@ class JobSession:
             stage="importing",
             message=f"Importing {st.frame_count} frames",
         )
+
+    def _ask(self, call):
+        """``call()``, asked again while the backend does not answer, up to ``lost_after_s``."""
+        deadline = time.monotonic() + self.lost_after_s
+        wait = self.poll_s
+        while True:
+            try:
+                return call()
+            except BackendUnreachable as exc:
+                if self.local is not None and not self.local.running:
+                    raise BackendError(self._crash_message(exc)) from exc
+                if time.monotonic() > deadline:
+                    raise BackendError(
+                        f"{exc} It has not answered for {self.lost_after_s:.0f} s, so the job was given up "
+                        "here; if the backend comes back, its job resumes when you press Generate again."
+                    ) from exc
+                self._set(message=f"The backend is not answering; asking again ({exc})")
+                time.sleep(wait)
+                wait = min(wait * 2, 5.0)
 
     def _apply(self, st: JobStatus) -> None:
         stage = st.stage
