@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .paths import default_data_dir, default_model_dir
+from .protocol import default_data_dir, default_model_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,15 +67,15 @@ def main(argv: list[str] | None = None) -> int:
 
     args = ap.parse_args(argv)
     if args.cmd == "setup":
-        from .setup_env import create_env
+        from .env.setup_env import create_env
 
         create_env(args.venv, args.accel, args.extra)
     elif args.cmd == "download":
-        from .download import download_weights
+        from .env.download import download_weights
 
         download_weights(args.dir or default_model_dir(), revision=args.revision)
     elif args.cmd == "make-tiny-model":
-        from .tiny_model import make_tiny_model
+        from .env.tiny_model import make_tiny_model
 
         print(make_tiny_model(args.dir, args.seed))
     elif args.cmd == "serve":
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        from . import sequence_parallel
+        from .model import sequence_parallel
 
         device, leader = args.device, None
         if sequence_parallel.world_size() > 1:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 sequence_parallel.follow(rank_device)
                 _leave()
             device, leader = str(rank_device), sequence_parallel.Leader(args.parallel_mode)
-        from .server import serve
+        from .service.http_api import serve
 
         serve(
             args.host,

@@ -18,7 +18,7 @@ def main() -> None:
     bp = importlib.import_module(MODULE + ".wan_animate_blender.io.backend_process")
     js = importlib.import_module(MODULE + ".wan_animate_blender.io.job_session")
     seq = importlib.import_module(MODULE + ".wan_animate_blender.blender.sequencer_import")
-    types = importlib.import_module(MODULE + ".backend.api_types")
+    types = importlib.import_module(MODULE + ".backend.protocol")
 
     cfg = bp.BackendConfig(
         python=Path(a["backend_python"]),

@@ -3,7 +3,7 @@
 Two measurements, each printed as the mean colour difference (0-255 units, per-channel means)
 of the last window against the first, and the ratio off/on:
 
-1. the real window loop (backend.generate_windows) on the tiny random model, over a still
+1. the real window loop (backend.generation.window_loop) on the tiny random model, over a still
    pose and face, so every window should look alike: whatever differs is drift;
 2. a synthetic clip whose windows drift the way long Wan-Animate shots are reported to
    (each window a little flatter and brighter than the one before, its overlap frames too),
@@ -24,7 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.window_plan import drift, match_colours, plan_windows  # noqa: E402
+from backend.generation.colour_match import drift, match_colours  # noqa: E402
+from backend.generation.window_plan import plan_windows  # noqa: E402
 
 
 def tiny_model_drift(windows: int = 6) -> tuple[float, float, float]:
@@ -32,8 +33,9 @@ def tiny_model_drift(windows: int = 6) -> tuple[float, float, float]:
     from diffusers import WanAnimatePipeline
     from PIL import Image
 
-    from backend.generate_windows import WindowInputs, WindowStore, assemble, generate_windows
-    from backend.tiny_model import make_tiny_model
+    from backend.env.tiny_model import make_tiny_model
+    from backend.generation.window_loop import WindowInputs, assemble, generate_windows
+    from backend.generation.window_store import WindowStore
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="wan-drift-"))

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    from backend.tiny_model import make_tiny_model
+    from backend.env.tiny_model import make_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="wan-bench-"))
     try:

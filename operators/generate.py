@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bpy
 
-from ..backend.api_types import JobRequest, JobSettings, RequestError
+from ..backend.protocol import JobRequest, JobSettings, RequestError
 from ..panels.preferences import (
     prefs,
     resolved_backend_python,

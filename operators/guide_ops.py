@@ -43,7 +43,7 @@ class WANANIM_OT_regenerate_from_guides(bpy.types.Operator):
         import json
         from pathlib import Path
 
-        from ..backend.api_types import JobRequest, JobSettings
+        from ..backend.protocol import JobRequest, JobSettings
         from ..panels.preferences import prefs, resolved_output_dir, user_dir
         from ..wan_animate_blender.blender import runtime
         from .generate import busy, make_session, run_job

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import bpy
 
-from ..backend.paths import default_model_dir, venv_python
+from ..backend.protocol import default_model_dir, venv_python
 
 
 def addon_package() -> str:

@@ -41,7 +41,7 @@ def extension_zip() -> str:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    from backend.tiny_model import make_tiny_model
+    from backend.env.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 

@@ -12,7 +12,7 @@ import cv2
 import pytest
 from backend_proc import BackendProc
 
-from backend.download import ensure_free_space
+from backend.env.download import ensure_free_space
 
 ROOT = Path(__file__).resolve().parents[1]
 

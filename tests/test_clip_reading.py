@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.api_types import RequestError
-from backend.character import load_character
-from backend.preprocess.video_io import (
+from backend.preprocess.character_image import load_character
+from backend.preprocess.clip_reading import (
     ClipError,
     clip_sha256,
     iter_frames_rgb,
@@ -26,6 +25,7 @@ from backend.preprocess.video_io import (
     output_frame_sources,
     probe_clip,
 )
+from backend.protocol import RequestError
 
 W, H, BITS, BLOCK = 128, 64, 7, 16
 TIME_BASE = Fraction(1, 30000)  # holds 24, 30, 10 and 29.97 fps steps exactly

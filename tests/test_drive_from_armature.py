@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import BLENDER_VERSIONS, run_blender
 
-from backend.preprocess.keypoint_spec import PALETTE
+from backend.protocol import PALETTE
 from wan_animate_blender.io.rig_mapping import build_mapping, detect_scheme, parse_overrides
 
 

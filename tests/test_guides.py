@@ -49,7 +49,7 @@ def test_an_edited_bone_shows_in_the_regenerated_pose_frames(
     import cv2
     import numpy as np
 
-    from backend.preprocess.keypoint_spec import PALETTE
+    from backend.protocol import PALETTE
 
     r = run_blender(
         bl,

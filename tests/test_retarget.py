@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from backend_proc import BackendProc
 
-from backend.preprocess.keypoint_spec import BODY_SRC_A, BODY_SRC_B
 from backend.preprocess.pose_format import wholebody_to_body20
 from backend.preprocess.retarget import ORDER, PARENT, character_ratios, retarget
+from backend.protocol import BODY_SRC_A, BODY_SRC_B
 
 # A standing figure in body-20 points (0-based): nose, neck, right arm, left arm, hips, legs...
 STAND = {

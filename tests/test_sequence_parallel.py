@@ -10,8 +10,8 @@ import pytest
 import torch
 from backend_proc import BackendProc, result_frames
 
-from backend.api_types import RequestError
-from backend.sequence_parallel import check_layout, to_frame_major, to_rank_major
+from backend.model.sequence_parallel import check_layout, to_frame_major, to_rank_major
+from backend.protocol import RequestError
 
 SETTINGS = {"width": 64, "height": 48, "steps": 2, "segment_frames": 17, "overlap": 1, "clip_frames": 30}
 

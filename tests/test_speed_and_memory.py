@@ -2,7 +2,7 @@
 
 On this CPU machine the offload modes move weights between CPU and CPU, so they show that each
 mode is wired through and gives the same frames; what they save on a GPU is measured by
-benchmarks/bench_gpu.py, not here."""
+benchmarks/bench_speed.py, not here."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import torch
 from backend_proc import BackendProc, result_frames, result_json
 from safetensors.torch import save_file
 
-from backend import memory_plan
-from backend.api_types import RequestError
+from backend.model import memory_plan
+from backend.protocol import RequestError
 
 SETTINGS = {"width": 64, "height": 48, "steps": 3, "segment_frames": 17, "overlap": 1, "clip_frames": 17}
 GB = 1024**3

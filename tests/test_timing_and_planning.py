@@ -6,8 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.preprocess.video_io import iter_frames_rgb, model_frame_sources, output_frame_sources, probe_clip
-from backend.window_plan import count_windows
+from backend.generation.window_plan import count_windows
+from backend.preprocess.clip_reading import (
+    iter_frames_rgb,
+    model_frame_sources,
+    output_frame_sources,
+    probe_clip,
+)
 from wan_animate_blender.io.resolution import plan_output_size
 
 

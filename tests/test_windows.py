@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.window_plan import (
-    bounce_index,
+from backend.generation.colour_match import (
     channel_stats,
     colour_transfer,
     drift,
     match_colours,
+)
+from backend.generation.window_plan import (
+    bounce_index,
     plan_windows,
 )
 
@@ -59,7 +61,7 @@ def pipe(tiny_model):
 def _inputs(pipe, n: int, mode: str = "animate", colour_match: bool = False):
     from PIL import Image
 
-    from backend.generate_windows import WindowInputs
+    from backend.generation.window_loop import WindowInputs
 
     rng = np.random.default_rng(3)
     size = pipe.transformer.config.motion_encoder_size
@@ -91,7 +93,8 @@ def _inputs(pipe, n: int, mode: str = "animate", colour_match: bool = False):
 def _run(pipe, inp, folder, on_step=None):
     import torch
 
-    from backend.generate_windows import WindowStore, assemble, generate_windows
+    from backend.generation.window_loop import assemble, generate_windows
+    from backend.generation.window_store import WindowStore
 
     store = WindowStore(folder, {"test": 1})
     with torch.inference_mode():
@@ -149,7 +152,7 @@ def test_cancelled_job_resumes_after_its_last_saved_window(pipe, tmp_path):
 
 
 def test_saved_windows_of_other_inputs_are_not_reused(pipe, tmp_path):
-    from backend.generate_windows import WindowStore
+    from backend.generation.window_store import WindowStore
 
     inp = _inputs(pipe, 11)
     _run(pipe, inp, tmp_path / "w")

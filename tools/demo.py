@@ -70,7 +70,7 @@ def contact_sheet(job_dir: Path, clip: Path, out: Path, columns: int = 6) -> Non
 
 
 def main() -> int:
-    from backend.tiny_model import make_tiny_model
+    from backend.env.tiny_model import make_tiny_model
 
     run_dir = ROOT / "demo_output" / time.strftime("run-%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True)

@@ -43,6 +43,22 @@ def setup() -> dict[str, Path]:
     DEV.mkdir(exist_ok=True)
     backend = DEV / "backend"
     marker = backend / ".complete"
+    # The pins the environment was made from: a changed pin installs into the existing venv.
+    pins = (ROOT / "backend" / "requirements.txt").read_text() + "\n".join(TEST_EXTRAS)
+    if marker.exists() and marker.read_text() != pins:
+        run(
+            [
+                venv_python(backend),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-r",
+                ROOT / "backend" / "requirements.txt",
+                *TEST_EXTRAS,
+            ]
+        )
+        marker.write_text(pins)
     if not marker.exists():
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         run(
@@ -61,7 +77,7 @@ def setup() -> dict[str, Path]:
             env=env,
             cwd=ROOT,
         )
-        marker.write_text("ok")
+        marker.write_text(pins)
     pythons = {"backend": venv_python(backend)}
     for ver, spec in BLENDER_VERSIONS.items():
         venv = DEV / f"bpy{ver.replace('.', '')}"
@@ -131,7 +147,13 @@ def main() -> int:
         ).returncode
     if args.cmd == "bench":
         code = 0
-        for script in ("bench_job.py", "bench_drift.py", "bench_speed.py", "bench_preprocess.py"):
+        for script in (
+            "bench_job.py",
+            "bench_drift.py",
+            "bench_speed.py",
+            "bench_preprocess.py",
+            "bench_polling.py",
+        ):
             code |= subprocess.run(
                 [str(pythons["backend"]), str(ROOT / "benchmarks" / script), *args.rest],
                 cwd=ROOT,

@@ -53,7 +53,7 @@ def run_batch(
 ) -> list[ShotResult]:
     import bpy
 
-    from ..backend.api_types import JobRequest, JobSettings
+    from ..backend.protocol import JobRequest, JobSettings
     from ..operators.generate import _character_size, machine_settings, make_session
     from ..panels.preferences import prefs, resolved_output_dir, user_dir
     from .blender import inputs, runtime

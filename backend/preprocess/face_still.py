@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .clip_reading import ClipError
 from .pose_format import crop_face, face_box
-from .video_io import ClipError
 
 
 def face_from_image(path: Path | None, size: int) -> np.ndarray:

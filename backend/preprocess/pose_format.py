@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from .keypoint_spec import (  # noqa: F401 - re-exported for the drawing's readers
+from ..protocol import (  # noqa: F401 - re-exported for the drawing's readers
     BODY_BONES,
     BODY_NAMES,
     BODY_SRC_A,

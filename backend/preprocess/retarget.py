@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .keypoint_spec import LEFT_HAND_SLICE, RIGHT_HAND_SLICE
+from ..protocol import LEFT_HAND_SLICE, RIGHT_HAND_SLICE
 from .pose_format import CONFIDENCE_THRESHOLD, wholebody_to_body20
 
 # Body-20 tree (0-based, as drawn): parent of each point; the neck (1) is the root.

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...backend.api_types import FOLDER_IN_USE_EXIT, TOKEN_ENV
+from ...backend.protocol import FOLDER_IN_USE_EXIT, TOKEN_ENV
 from .client import BackendClient, BackendError
 
 EXTENSION_ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from ...backend.api_types import API_PREFIX, JobRequest, JobStatus
+from ...backend.protocol import API_PREFIX, JobRequest, JobStatus
 
 
 class BackendError(RuntimeError):

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...backend.preprocess.keypoint_spec import BODY_NAMES, BODY_SRC_A, BODY_SRC_B, HAND_NAMES
+from ...backend.protocol import BODY_NAMES, BODY_SRC_A, BODY_SRC_B, HAND_NAMES
 
 # Each guide point's parent (the point its bone stretches to), by name.
 BODY_PARENT = {

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...backend.api_types import INTERRUPTED_STAGE, JobRequest, JobStatus
+from ...backend.protocol import INTERRUPTED_STAGE, JobRequest, JobStatus
 from .backend_process import LocalBackend
 from .client import BackendClient, BackendError, BackendUnreachable
 

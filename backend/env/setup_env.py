@@ -11,7 +11,7 @@ import sys
 import venv
 from pathlib import Path
 
-from .paths import venv_python
+from ..protocol import venv_python
 
 TORCH_VERSION = "2.13.0"
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")

@@ -21,11 +21,13 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from . import __version__
-from .api_types import API_PREFIX, FOLDER_IN_USE_EXIT, UPLOAD_ID, JobRequest, RequestError, job_request_schema
-from .job_queue import JobStore, JobWorker, StoreUnavailable
-from .job_runner import JobRunner
-from .model_store import ModelStore, model_dir_problem
+from .. import __version__
+from ..engines import make_engine
+from ..job.run_job import JobRunner
+from ..model.model_store import ModelStore
+from ..protocol import API_PREFIX, FOLDER_IN_USE_EXIT, UPLOAD_ID, JobRequest, RequestError, job_request_schema
+from .job_store import JobStore, StoreUnavailable
+from .worker import JobWorker
 
 MAX_UPLOAD_BYTES = 4 << 30
 # Uploads kept for jobs that may still need them; older ones nobody queued go.
@@ -69,7 +71,8 @@ def create_app(
     uploads.mkdir(parents=True, exist_ok=True)
     models = ModelStore(device, leader)
     store = JobStore(data_dir / "jobs.sqlite3")
-    runner = JobRunner(models, Path(model_dir), data_dir / "results", estimator_factory)
+    engine = make_engine("wan2.2-animate", models, Path(model_dir))
+    runner = JobRunner(engine, Path(model_dir), data_dir / "results", estimator_factory)
     worker = JobWorker(store, runner, uploads, after_job=lambda: clean_uploads(uploads, store))
     clean_uploads(uploads, store)
     app = FastAPI(
@@ -115,7 +118,7 @@ def create_app(
     @app.get(f"{API_PREFIX}/health", responses=ERRORS)
     def health() -> dict:
         loaded = models.loaded
-        problem = model_dir_problem(Path(model_dir)) if loaded is None else None
+        problem = engine.model_problem(Path(model_dir)) if loaded is None else None
         free = shutil.disk_usage(data_dir).free
         current = worker.current
         ok = worker.alive and problem is None and worker.last_error is None

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .api_types import RequestError
+from ..protocol import RequestError
 
 MODES = ("ulysses", "ring")
 _STOP, _LOAD, _CONFIGURE, _FORWARD = "stop", "load", "configure", "forward"
@@ -124,11 +124,10 @@ def _cpu_mesh_allowed():
 
 def enable(transformer: torch.nn.Module, world: int, mode: str = "ulysses") -> None:
     """Spread ``transformer`` over the ``world`` ranks; every rank calls this together."""
-    from diffusers.models._modeling_parallel import (
-        ContextParallelConfig,
-        ContextParallelInput,
-        ContextParallelOutput,
-    )
+    from diffusers import ContextParallelConfig
+
+    # The plan's input/output markers are not exported by diffusers' public API (0.42).
+    from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 
     cfg = transformer.config
     layout = _Layout(world, tuple(cfg.patch_size), int(cfg.num_attention_heads), mode)
@@ -158,7 +157,7 @@ def enable(transformer: torch.nn.Module, world: int, mode: str = "ulysses") -> N
         transformer.enable_parallelism(config=config, cp_plan=plan)
     for adapter in transformer.face_adapter:
         # Its keys are the motion features, whole on every rank: local attention is exact and
-        # spares an all-to-all per face block.
+        # spares an all-to-all per face block. diffusers has no public switch for one processor.
         adapter.processor._parallel_config = None
 
 
@@ -207,7 +206,7 @@ class Leader:
         enable(transformer, self.world, self.mode)
         transformer.register_forward_pre_hook(self._send_call, with_kwargs=True)
 
-    def configure(self, attention: str, loras: list) -> None:
+    def set_up_for_job(self, attention: str, loras: list) -> None:
         """Every rank runs the same kernels with the same LoRAs (paths are on this machine)."""
         _broadcast_command((_CONFIGURE, attention, [(lo.path, lo.strength) for lo in loras]))
 
@@ -236,7 +235,7 @@ def follow(device: torch.device) -> None:
     import torch.distributed as dist
     from diffusers import WanAnimateTransformer3DModel
 
-    from .speed_options import LoraSpec, TransformerSetup, configure
+    from .lora_adapters import LoraSpec, TransformerSetup, set_up_transformer
 
     transformer = None
     setup = TransformerSetup()
@@ -262,7 +261,7 @@ def follow(device: torch.device) -> None:
             _, attention, loras = command
             # A file rank 0 could read but this rank cannot would desynchronise the ranks; the
             # paths are the same machine's, so both read the same file.
-            configure(transformer, setup, attention, [LoraSpec(p, w) for p, w in loras])
+            set_up_transformer(transformer, setup, attention, [LoraSpec(p, w) for p, w in loras])
             continue
         kwargs: dict[str, Any] = {}
         for k, (kind, *spec) in command[1].items():

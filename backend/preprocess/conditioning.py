@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .clip_reading import ClipError, ClipInfo, iter_frames_rgb, model_frame_sources
 from .frame_folder import FrameFolder
 from .keypoint_filter import clean_tracks
 from .pose_format import (
@@ -23,7 +24,6 @@ from .pose_format import (
     wholebody_to_body20,
 )
 from .retarget import character_ratios, retarget
-from .video_io import ClipError, ClipInfo, iter_frames_rgb, model_frame_sources
 
 Progress = Callable[[int, int, str], None]
 KEYPOINT_DECIMALS = 3  # what keypoints.json keeps: 1/1000 pixel

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .api_types import RequestError
-from .speed_options import LoraSpec, TransformerSetup, configure
-from .tiny_model import is_tiny_model
+from ..env.tiny_model import is_tiny_model
+from ..protocol import RequestError
+from .lora_adapters import LoraSpec, TransformerSetup, set_up_transformer
 
 REQUIRED_PARTS = (
     "model_index.json",
@@ -193,12 +193,12 @@ class ModelStore:
             )
             return self._loaded, True
 
-    def configure(self, model: LoadedModel, attention: str, loras: list[LoraSpec]) -> None:
+    def set_up_for_job(self, model: LoadedModel, attention: str, loras: list[LoraSpec]) -> None:
         """This job's attention kernel and LoRAs, on every rank."""
         # Rank 0 first: a LoRA it refuses is never sent to the others.
-        configure(model.pipe.transformer, model.setup, attention, loras, pipeline=model.pipe)
+        set_up_transformer(model.pipe.transformer, model.setup, attention, loras, pipeline=model.pipe)
         if self._leader is not None:
-            self._leader.configure(attention, loras)
+            self._leader.set_up_for_job(attention, loras)
 
 
 def _place(pipe, memory_mode: str, device) -> None:

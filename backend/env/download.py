@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .model_store import HF_REPO_ID, SOURCE_FILE
+from ..model.model_store import HF_REPO_ID, SOURCE_FILE
 
 # The official preprocessing models and the relighting LoRA live in the original (non-Diffusers)
 # repository; only these files of it are fetched (about 3 GB, not its 80 GB of weights).

@@ -1,14 +1,19 @@
-"""Request and response shapes of the backend's HTTP API.
+"""The protocol between the add-on and the backend: request and response shapes of the
+HTTP API, the declared files a job writes (job.json, keypoints.json), and where things
+live on disk by default.
 
 Stdlib only: the Blender add-on imports this module too, so both sides of the wire
 share one definition."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import sys
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import PurePath, PureWindowsPath
+from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
 
 API_PREFIX = "/v1"
@@ -380,3 +385,196 @@ class JobStatus:
     @property
     def finished(self) -> bool:
         return self.state in TERMINAL_STATES
+
+
+# Default locations, per platform: the add-on and the backend must agree on them.
+def default_data_dir() -> Path:
+    if env := os.environ.get("WAN_ANIMATE_DATA"):
+        return Path(env)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "wan-animate-backend"
+
+
+def default_model_dir() -> Path:
+    return default_data_dir() / "models" / "Wan2.2-Animate-14B-Diffusers"
+
+
+def venv_python(venv: Path) -> Path:
+    return Path(venv) / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+# The files a job writes into its result folder, declared: the add-on, scripts and the
+# backend itself (reusing keypoints) read them through read_job_json / read_keypoints_json.
+JOB_SCHEMA = "wan-animate/job/1"
+KEYPOINTS_SCHEMA = "wan-animate/keypoints/1"
+KEYPOINTS_FORMAT = "coco-wholebody-133"
+POSE_POINTS_FORMAT = "wan-pose-points"  # keypoints.json's shape with pose_points only (a Blender animation)
+
+# keypoints.json's point layout (COCO-WholeBody) and the Wan-Animate skeleton drawn from it:
+# names, index tables and colours, read the same by the backend (to draw) and the add-on (guides).
+NUM_WHOLEBODY = 133
+FACE_SLICE = slice(23, 91)
+LEFT_HAND_SLICE = slice(91, 112)
+RIGHT_HAND_SLICE = slice(112, 133)
+
+# Each of the 20 drawn body points is the mean of two COCO-WholeBody rows.
+BODY_SRC_A = (0, 6, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 17, 20)
+BODY_SRC_B = (0, 5, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 18, 21)
+BODY_NAMES = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+    "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar",
+    "LToe", "RToe",
+)  # fmt: skip
+# 1-based pairs into the 20 body points, in drawing order.
+BODY_BONES = (
+    (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12),
+    (12, 13), (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18), (14, 19), (11, 20),
+)  # fmt: skip
+PALETTE = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+    (200, 200, 0), (100, 100, 0),
+)  # fmt: skip
+HAND_EDGES = tuple((0 if j == 0 else 4 * f + j, 4 * f + j + 1) for f in range(5) for j in range(4))
+HAND_NAMES = ("Wrist",) + tuple(
+    f"{finger}{j}" for finger in ("Thumb", "Index", "Middle", "Ring", "Pinky") for j in range(1, 5)
+)
+
+_NUM = {"type": "number"}
+_CLIP = {
+    "type": "object",
+    "required": ["path", "sha256", "fps", "frame_count", "width", "height"],
+    "properties": {
+        "fps": _NUM,
+        "frame_count": {"type": "integer"},
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+        "variable_rate": {"type": "boolean"},
+        "video_start_offset_s": _NUM,
+        "rotation_quarter_turns": {"type": "integer"},
+    },
+}
+JOB_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "job_id",
+        "name",
+        "settings",
+        "inputs",
+        "fps",
+        "frame_count",
+        "frame_pattern",
+        "output_to_model",
+        "model_fps",
+        "estimator",
+        "tiny_random_model",
+    ],
+    "properties": {
+        "schema": {"type": "string"},
+        "job_id": {"type": "string"},
+        "engine": {"type": "string"},
+        "settings": {"type": "object", "required": ["width", "height", "mode"]},
+        "inputs": {
+            "type": "object",
+            "required": ["character", "clip"],
+            "properties": {"clip": {"anyOf": [{"type": "null"}, _CLIP]}},
+        },
+        "fps": _NUM,
+        "frame_count": {"type": "integer"},
+        "frame_pattern": {"type": "string"},
+        "output_to_model": {"type": "array", "items": {"type": "integer"}},
+        "model_fps": _NUM,
+        "tiny_random_model": {"type": "boolean"},
+    },
+}
+_POINT = {"type": "array", "items": _NUM}
+KEYPOINTS_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "frames"],
+    "properties": {
+        "schema": {"type": "string"},
+        "format": {"enum": [KEYPOINTS_FORMAT, POSE_POINTS_FORMAT]},
+        "fps": _NUM,  # pose-points files: the rate the animation was sampled at
+        "pose_points_width": _NUM,
+        "pose_points_height": _NUM,
+        "frames": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "model_frame": {"type": "integer"},
+                    "clip_frame": {"type": "integer"},
+                    "keypoints": {"type": "array", "items": _POINT},  # 133 x [x, y, confidence], clip pixels
+                    "face_box": _POINT,
+                    "face_box_bridged": {"type": "boolean"},
+                    "person_box": {"anyOf": [{"type": "null"}, _POINT]},
+                    "pose_points": {"type": "array", "items": _POINT},  # drawn as they are (edited guides)
+                },
+            },
+        },
+    },
+}
+
+
+def schema_errors(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
+    """Where ``value`` breaks ``schema`` (the subset of JSON Schema these declarations use)."""
+    if "anyOf" in schema:
+        if any(not schema_errors(value, s, where) for s in schema["anyOf"]):
+            return []
+        return [f"{where}: matches none of the allowed shapes"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{where}: {value!r:.60} is not one of {schema['enum']}"]
+    kind = schema.get("type")
+    checks = {
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+        "string": lambda v: isinstance(v, str),
+        "boolean": lambda v: isinstance(v, bool),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "null": lambda v: v is None,
+    }
+    if kind and not checks[kind](value):
+        return [f"{where}: expected {kind}, got {type(value).__name__}"]
+    errors: list[str] = []
+    if kind == "object":
+        errors += [f"{where}: missing {k!r}" for k in schema.get("required", ()) if k not in value]
+        for k, sub in schema.get("properties", {}).items():
+            if k in value:
+                errors += schema_errors(value[k], sub, f"{where}.{k}")
+    elif kind == "array" and "items" in schema:
+        for i, item in enumerate(value[:2000]):  # a long clip's frames are alike: check a prefix
+            errors += schema_errors(item, schema["items"], f"{where}[{i}]")
+            if len(errors) > 5:
+                break
+    return errors
+
+
+def _read_declared(path: Path | str, schema: dict[str, Any], what: str) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / what
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RequestError(f"Cannot read {path}: {exc}") from exc
+    errors = schema_errors(data, schema)
+    if errors:
+        raise RequestError(f"{path} is not a {what} this version reads: " + "; ".join(errors[:5]))
+    return data
+
+
+def read_job_json(path: Path | str) -> dict[str, Any]:
+    """A result's job.json (``path``: the file or its result folder), checked against its schema."""
+    return _read_declared(path, JOB_JSON_SCHEMA, "job.json")
+
+
+def read_keypoints_json(path: Path | str) -> dict[str, Any]:
+    """A keypoints.json (or a Blender animation's pose-points file), checked against its schema."""
+    return _read_declared(path, KEYPOINTS_JSON_SCHEMA, "keypoints.json")

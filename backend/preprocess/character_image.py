@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from .api_types import RequestError
+from ..protocol import RequestError
 
 
 def load_character(path: Path) -> Image.Image:

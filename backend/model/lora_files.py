@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .api_types import RequestError
+from ..protocol import RequestError
 
 # Original Wan module names -> diffusers' names inside a block.
 _WAN_TO_DIFFUSERS = {

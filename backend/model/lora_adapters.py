@@ -1,4 +1,5 @@
-"""The per-job settings that change how the transformer runs: attention kernel and LoRAs.
+"""LoRA adapters on the transformer, and the per-job set-up that gives it this job's attention
+kernel and LoRAs.
 
 Applied to a transformer, not a pipeline, so the sequence-parallel followers (which hold only
 the transformer) configure themselves with the very same calls as rank 0.
@@ -7,56 +8,14 @@ the transformer) configure themselves with the very same calls as rank 0.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .api_types import ATTENTION_CHOICES, RequestError
-
-# Our names -> (diffusers attention backend, the package it needs or None, needs CUDA).
-ATTENTION = {
-    "sdpa": ("native", None, False),  # PyTorch picks flash, cuDNN or memory-efficient itself
-    "sdpa_flash": ("_native_flash", None, True),
-    "sdpa_cudnn": ("_native_cudnn", None, True),
-    "sdpa_math": ("_native_math", None, False),
-    "flash_attn": ("flash", "flash_attn", True),
-    "flash_attn_3": ("_flash_3", "flash_attn_interface", True),
-    "sage": ("sage", "sageattention", True),
-}
-# What "auto" tries, best first (FlashAttention-3 is Hopper-only and the fastest there).
-_AUTO_ORDER = ("flash_attn_3", "sage", "sdpa")
-
-
-def attention_available(name: str, cuda: bool) -> str | None:
-    """None when ``name`` can run here, else why not."""
-    _backend, package, needs_cuda = ATTENTION[name]
-    if needs_cuda and not cuda:
-        return f"attention '{name}' runs on an NVIDIA GPU only"
-    if package and importlib.util.find_spec(package) is None:
-        return f"attention '{name}' needs the {package} package in the backend's environment"
-    return None
-
-
-# Backends that can exchange tokens between sequence-parallel ranks (they return log-sum-exp or
-# run under Ulysses' all-to-all in diffusers).
-_PARALLEL_OK = ("sdpa", "sdpa_flash", "sdpa_cudnn", "flash_attn", "sage")
-
-
-def resolve_attention(requested: str, cuda: bool, parallel: bool = False) -> str:
-    if requested not in ATTENTION_CHOICES:
-        raise RequestError(f"attention must be one of {ATTENTION_CHOICES}, not {requested!r}")
-    if requested == "auto":
-        order = [n for n in _AUTO_ORDER if not parallel or n in _PARALLEL_OK]
-        return next(n for n in order if attention_available(n, cuda) is None)
-    why = attention_available(requested, cuda)
-    if why is None and parallel and requested not in _PARALLEL_OK:
-        why = f"attention '{requested}' cannot be shared across several GPUs"
-    if why:
-        raise RequestError(why + "; choose 'auto' or 'sdpa'.")
-    return requested
+from ..protocol import RequestError
+from .attention import ATTENTION
 
 
 @dataclass(frozen=True)
@@ -81,7 +40,7 @@ def _file_identity(path: Path) -> str:
     return hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
 
 
-def configure(
+def set_up_transformer(
     transformer: torch.nn.Module,
     setup: TransformerSetup,
     attention: str,
@@ -148,5 +107,6 @@ def _exact_lora_weights(transformer: torch.nn.Module, adapter: str, state: dict[
             if isinstance(layers, torch.nn.ModuleDict) and adapter in layers:
                 weight = layers[adapter].weight
                 weight.data = state[f"{name}.{part}.weight"].to(device=weight.device, dtype=dtype)
-    # Group offloading keeps its own CPU copies of each group's tensors: renew them.
+    # Group offloading keeps its own CPU copies of each group's tensors: renew them (diffusers
+    # has no public call for this; enable_group_offload again would stack a second set of hooks).
     _maybe_remove_and_reapply_group_offloading(transformer)

@@ -4,7 +4,7 @@ No torch here: sizes come from the model folder's files and configs, and the fre
 passed in, so the choice and the out-of-memory advice are plain arithmetic a test can check.
 
 The activation and decode terms are estimates from the token count (see performance.md);
-``benchmarks/bench_gpu.py`` prints the measured peak of each mode beside them on a GPU.
+``benchmarks/bench_speed.py`` prints the measured peak of each mode beside them on a GPU.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .api_types import MEMORY_MODES, RequestError
+from ..protocol import MEMORY_MODES, RequestError
 
 # Fastest first. "auto" takes the first one whose estimate fits.
 MODES = MEMORY_MODES[1:]

@@ -1,0 +1,64 @@
+"""The seam between a job and a model family.
+
+The job flow (backend/job/) reads inputs, builds conditioning, drives the window loop
+through progress and writes results; everything that depends on which model makes the
+frames goes through an Engine: whether its model folder is whole, loading and placing
+it for this job's settings, what conditioning it needs, how many windows a clip takes,
+and making the frames window by window. A second model family is one more Engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..protocol import JobSettings
+
+# (window from 1, windows, steps done in it, decoding) -> None; raises to stop the job
+StepHook = Callable[[int, int, int, bool], None]
+
+
+@dataclass
+class PreparedModel:
+    """A model loaded and set up for one job's settings."""
+
+    handle: Any  # the engine's own object (a loaded pipeline)
+    device: str
+    tiny: bool  # a tiny random test model: its frames are noise by design
+    face_size: int  # side of the face crops the model reads; 0: it reads no face crops
+    needs_pose: bool  # whether the model is driven by a drawn skeleton
+    # Everything about the model that shapes the frames: a resumed job must match it.
+    identity: list
+    # What job.json reports about the model and how it ran (memory mode, attention, LoRAs...).
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Generated:
+    frames: list  # uint8 RGB frames at the model's rate
+    windows: int
+    timings: dict[str, float]
+    report: dict[str, Any]  # resumed windows, colour gains, skipped steps...
+
+
+class Engine(Protocol):
+    name: str
+
+    def model_problem(self, model_dir: Path) -> str | None:
+        """What is wrong with the model folder (naming the file and the fix), None if whole."""
+
+    def prepare(self, settings: JobSettings, report: Callable[..., None]) -> PreparedModel: ...
+
+    def count_windows(self, n_frames: int, settings: JobSettings) -> int: ...
+
+    def generate(
+        self,
+        prepared: PreparedModel,
+        inputs: Any,
+        store: Any,
+        on_step: StepHook,
+        n_frames: int,
+    ) -> Generated:
+        """The ``n_frames`` frames at the model's rate, each window saved to ``store`` as it
+        finishes (a re-run resumes after the saved ones)."""

@@ -1,0 +1,102 @@
+"""The job's conditioning: the character fitted to the output, the performer's keypoints
+(detected, from the keypoint cache, or reused from a saved keypoints.json), and the frames
+the model reads (pose, face crops, and in replace mode background and mask)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engines import PreparedModel
+from ..preprocess.clip_reading import MODEL_FPS
+from ..preprocess.conditioning import Conditioning, build_conditioning, conditioning_from_points
+from ..preprocess.estimator_choice import open_estimator
+from ..protocol import JobSettings
+from .job_inputs import JobInputs
+from .keypoint_cache import CACHED_LABEL, KeypointCache, keypoints_json
+from .progress import JobProgress
+
+
+@dataclass
+class JobConditioning:
+    cond: Conditioning
+    reference: Any  # the character image fitted to the output size (PIL)
+    estimator: str  # what found the keypoints, as job.json reports it
+    keypoints_text: str | None  # keypoints.json; None when driven by pose points alone
+    character_kps: np.ndarray | None  # the character's own pose, when retargeting applies
+
+
+def build_job_conditioning(
+    inputs: JobInputs,
+    s: JobSettings,
+    model: PreparedModel,
+    model_dir: Path,
+    cache: KeypointCache,
+    progress: JobProgress,
+    frames_dir: Path,
+    estimator_factory=None,
+) -> JobConditioning:
+    from ..preprocess.character_image import fit_character
+
+    reference = fit_character(inputs.character, s.width, s.height)
+    cuda = model.device.startswith("cuda")
+    clip = inputs.clip
+    if clip is None:
+        return _from_pose_points(inputs, s, model, reference)
+    character_kps = _character_pose(s, model_dir, cuda, np.asarray(reference), estimator_factory)
+    common = dict(
+        out_w=s.width,
+        out_h=s.height,
+        face_size=model.face_size,
+        progress=progress.preprocessing,
+        model_fps=MODEL_FPS,
+        replace=s.mode == "replace",
+        frames_dir=frames_dir,
+        character=character_kps,
+    )
+    if inputs.saved is not None:
+        edited = bool(inputs.saved["frames"]) and "pose_points" in inputs.saved["frames"][0]
+        cond = build_conditioning(clip, None, saved=inputs.saved, **common)
+        name = "reused keypoints" + (" with edited guides" if edited else "")
+        return JobConditioning(cond, reference, name, _keypoints_text(cond), character_kps)
+    with open_estimator(s, model_dir, cuda, factory=estimator_factory) as estimator:
+        name = getattr(estimator, "name", type(estimator).__name__)
+        cache_file = cache.file(inputs.shas["clip"], clip, name, s.person)
+        cached = cache.read(cache_file)
+        cond = build_conditioning(clip, None if cached else estimator, saved=cached, **common)
+    # Serialised once: the cache (after a fresh detection) and the result keep the same text.
+    text = _keypoints_text(cond)
+    if cached is None and text is not None:
+        cache.write(cache_file, text)
+    return JobConditioning(cond, reference, name + CACHED_LABEL if cached else name, text, character_kps)
+
+
+def _from_pose_points(inputs: JobInputs, s: JobSettings, model: PreparedModel, reference) -> JobConditioning:
+    """No clip: the motion of a Blender animation, a face image or the neutral face."""
+    from ..preprocess.face_still import face_from_image
+
+    assert inputs.saved is not None
+    face_path = inputs.paths.get("face")
+    face = face_from_image(face_path, model.face_size)
+    cond = conditioning_from_points(inputs.saved, s.width, s.height, face, MODEL_FPS)
+    name = "Blender animation" + (", face from image" if face_path else ", neutral face")
+    return JobConditioning(cond, reference, name, _keypoints_text(cond), None)
+
+
+def _character_pose(
+    s: JobSettings, model_dir: Path, cuda: bool, image: np.ndarray, factory
+) -> np.ndarray | None:
+    """The character's keypoints on the fitted character image, when retargeting applies."""
+    if s.mode != "animate" or s.retarget == "off":
+        return None
+    with open_estimator(s, model_dir, cuda, still=True, factory=factory) as estimator:
+        kps = estimator.estimate(image)
+    return kps if kps[:, 2].max() > 0 else None
+
+
+def _keypoints_text(cond: Conditioning) -> str | None:
+    return json.dumps(keypoints_json(cond)) if cond.keypoints else None

@@ -1,0 +1,89 @@
+"""A job's inputs, read and checked before the model loads, so a bad file fails in a
+second and not after a minute of loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..preprocess.clip_reading import MODEL_FPS, ClipInfo
+from ..protocol import JobRequest, JobSettings, RequestError
+from .result_folder import check_free_space, free_bytes_needed
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def key_hash(key: dict[str, Any]) -> str:
+    """A short stable name for a JSON-able key (window store and keypoint cache folders)."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def resolve_inputs(req: JobRequest, uploads_dir: Path) -> dict[str, Path | None]:
+    """The files a request names, as paths on this machine (uploads or local paths)."""
+
+    def one(path: str | None, upload: str | None, what: str) -> Path:
+        if upload:
+            p = uploads_dir / Path(upload).name
+            if not p.is_file():
+                raise RequestError(f"upload {upload!r} for the {what} is unknown; upload it again")
+            return p
+        assert path is not None
+        return Path(path)
+
+    out: dict[str, Path | None] = {
+        "character": one(req.character_path, req.character_upload, "character"),
+        "clip": one(req.clip_path, req.clip_upload, "reference clip")
+        if (req.clip_path or req.clip_upload)
+        else None,
+    }
+    if req.keypoints_path or req.keypoints_upload:
+        out["keypoints"] = one(req.keypoints_path, req.keypoints_upload, "saved keypoints")
+    if req.face_path or req.face_upload:
+        out["face"] = one(req.face_path, req.face_upload, "face image")
+    return out
+
+
+@dataclass
+class JobInputs:
+    paths: dict[str, Path | None]
+    character: Any  # PIL image as the artist made it
+    clip: ClipInfo | None  # None: motion from saved pose points
+    shas: dict[str, str]
+    saved: dict | None  # a keypoints.json the request brought
+    output_parent: Path
+
+
+def load_inputs(req: JobRequest, paths: dict[str, Path | None], default_output: Path) -> JobInputs:
+    from ..preprocess.character_image import load_character
+    from ..preprocess.clip_reading import clip_sha256, probe_clip
+
+    s = req.settings
+    character = load_character(paths["character"])
+    clip_path = paths["clip"]
+    clip = probe_clip(clip_path).view(s.clip_start, s.clip_frames, s.clip_speed) if clip_path else None
+    if s.mode == "replace" and clip is None:
+        raise RequestError("replace mode needs a reference clip to put the character into")
+    parent = Path(req.output_dir) if req.output_dir else default_output
+    if clip is not None:
+        check_free_space(parent, _disk_need(s, clip))
+    shas = {k: (clip_sha256(v) if k == "clip" else file_sha256(v)) for k, v in paths.items() if v is not None}
+    saved = None
+    if paths.get("keypoints") is not None:
+        from ..protocol import read_keypoints_json
+
+        saved = read_keypoints_json(paths["keypoints"])
+    return JobInputs(paths, character, clip, shas, saved, parent)
+
+
+def _disk_need(s: JobSettings, clip: ClipInfo) -> int:
+    n_out = round(clip.frame_count * (s.output_fps or clip.fps) / clip.fps)
+    return free_bytes_needed(n_out, s.width, s.height, round(clip.frame_count * MODEL_FPS / clip.fps))

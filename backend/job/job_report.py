@@ -1,0 +1,111 @@
+"""job.json: what a job made and how, as the protocol declares it (JOB_JSON_SCHEMA)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..engines import Generated, PreparedModel
+from ..preprocess.clip_reading import MODEL_FPS
+from ..protocol import JOB_SCHEMA, JobRequest
+from .conditioning_stage import JobConditioning
+from .job_inputs import JobInputs
+from .result_folder import FRAME_PATTERN
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    engine: str
+    req: JobRequest
+    inputs: JobInputs
+    model: PreparedModel
+    conditioning: JobConditioning
+    generated: Generated
+    order: list[int]  # for each output frame, the generated frame shown there
+    fps: float
+    timings: dict[str, float]
+
+
+def job_json(r: JobRecord) -> dict[str, Any]:
+    s = r.req.settings
+    return {
+        "schema": JOB_SCHEMA,
+        "job_id": r.job_id,
+        "name": r.req.name,
+        "engine": r.engine,
+        "tiny_random_model": r.model.tiny,
+        "warning": "made by a tiny random test model: not a real Wan-Animate result"
+        if r.model.tiny
+        else None,
+        **{k: v for k, v in r.model.report.items() if k != "model_load_s"},
+        "settings": r.req.to_json()["settings"],
+        "seed": s.seed,
+        "inputs": _inputs(r),
+        "estimator": r.conditioning.estimator,
+        "model_frames": len(r.conditioning.cond.sources),
+        "retarget": _retarget_report(r),
+        "colour_match": s.colour_match,
+        **r.generated.report,
+        "model_fps": MODEL_FPS,
+        "windows": r.generated.windows,
+        "frame_count": len(r.order),
+        "output_to_model": r.order,
+        "fps": r.fps,
+        "frame_pattern": FRAME_PATTERN,
+        "timings_s": r.timings,
+        "versions": _versions(),
+    }
+
+
+def _inputs(r: JobRecord) -> dict[str, Any]:
+    clip, paths, shas = r.inputs.clip, r.inputs.paths, r.inputs.shas
+    saved = r.inputs.saved
+    return {
+        "character": {"path": str(paths["character"]), "sha256": shas["character"]},
+        "clip": {
+            "path": str(paths["clip"]),
+            "sha256": shas["clip"],
+            "fps": clip.fps,
+            "frame_count": clip.frame_count,
+            "width": clip.width,
+            "height": clip.height,
+            "variable_rate": clip.variable_rate,
+            "video_start_offset_s": clip.video_start_offset_s,
+            "rotation_quarter_turns": clip.rotation,
+        }
+        if clip
+        else None,
+        "pose_points": {
+            "path": str(paths["keypoints"]),
+            "fps": float(saved["fps"]),
+            "frame_count": len(saved["frames"]),
+        }
+        if clip is None and saved is not None
+        else None,
+        "face": {"path": str(paths["face"])} if paths.get("face") else None,
+    }
+
+
+def _retarget_report(r: JobRecord) -> dict[str, Any]:
+    s, cond = r.req.settings, r.conditioning.cond
+    if cond.retarget_ratios:
+        from ..protocol import BODY_NAMES
+
+        ratios = {BODY_NAMES[b]: round(v, 3) for b, v in sorted(cond.retarget_ratios.items())}
+        return {"applied": True, "length_ratio_by_bone_end": ratios}
+    if s.mode != "animate" or s.retarget == "off" or r.inputs.clip is None:
+        return {"applied": False, "why": "off" if s.retarget == "off" else "not used in this mode"}
+    why = "the character's pose was not found in its image"
+    if r.conditioning.character_kps is not None:
+        why = "the character image shows too little of a body (shoulders, arms, hips)"
+    return {"applied": False, "why": why}
+
+
+def _versions() -> dict[str, str]:
+    import diffusers
+    import torch
+
+    from .. import __version__
+
+    return {"backend": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__}

@@ -1,0 +1,225 @@
+"""One job, start to finish, as the algorithm reads: check the inputs, prepare the model,
+build the conditioning, generate window by window, write the result and its report.
+
+Each stage is a function of its own; progress and cancel go through one JobProgress
+(checked on every preprocessed frame and every denoising step); the model is reached
+only through the engine seam (backend/engines/)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engines import Engine, Generated, PreparedModel
+from ..preprocess.clip_reading import MODEL_FPS, output_frame_sources
+from ..protocol import JobRequest
+from .conditioning_stage import JobConditioning, build_job_conditioning
+from .job_inputs import JobInputs, key_hash, load_inputs
+from .job_report import JobRecord, job_json
+from .keypoint_cache import CACHED_LABEL, KeypointCache
+from .progress import Cancelled, JobProgress, Report
+from .result_folder import partial_result_dir, publish_result, remove_stale_partials, write_frames
+
+DEFAULT_PROMPT = "视频中的人在做动作"  # the official default; custom prompts are discouraged upstream
+
+__all__ = ["Cancelled", "JobRunner"]
+
+
+class JobRunner:
+    def __init__(
+        self,
+        engine: Engine,
+        model_dir: Path,
+        default_output: Path,
+        estimator_factory=None,
+        work_dir: Path | None = None,
+    ) -> None:
+        self.engine = engine
+        self.model_dir = Path(model_dir)
+        self.default_output = Path(default_output)
+        # Finished windows of unfinished jobs live here until the job completes.
+        self.work_dir = Path(work_dir) if work_dir else self.default_output.parent / "windows"
+        self.cache = KeypointCache(self.work_dir.parent / "keypoints-cache")
+        self._estimator_factory = estimator_factory
+        remove_stale_partials(self.default_output)
+
+    def run(
+        self,
+        job_id: str,
+        req: JobRequest,
+        paths: dict[str, Path | None],
+        report: Report,
+        cancel: threading.Event,
+    ) -> dict[str, Any]:
+        # Conditioning frames stream to disk here; a finished job moves them into its result,
+        # anything left (a failure, a cancel) goes.
+        frames_dir = self.work_dir.parent / "conditioning" / job_id
+        shutil.rmtree(frames_dir, ignore_errors=True)
+        try:
+            return self._run(job_id, req, paths, JobProgress(report, cancel), frames_dir)
+        finally:
+            shutil.rmtree(frames_dir, ignore_errors=True)
+
+    def _run(
+        self,
+        job_id: str,
+        req: JobRequest,
+        paths: dict[str, Path | None],
+        progress: JobProgress,
+        frames_dir: Path,
+    ) -> dict[str, Any]:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        inputs = self._check_inputs(req, paths)
+        timings["inputs"] = time.perf_counter() - t0
+
+        model = self.engine.prepare(req.settings, progress.report)
+        timings["model_load"] = model.report.get("model_load_s", 0.0)
+        progress.check()
+
+        t0 = time.perf_counter()
+        conditioning = build_job_conditioning(
+            inputs,
+            req.settings,
+            model,
+            self.model_dir,
+            self.cache,
+            progress,
+            frames_dir,
+            self._estimator_factory,
+        )
+        timings["preprocessing"] = time.perf_counter() - t0
+
+        generated, store = self._generate(req, inputs, model, conditioning, progress)
+        timings.update(generated.timings)
+        progress.check()
+
+        result = self._write_result(job_id, req, inputs, model, conditioning, generated, progress, timings)
+        store.remove()  # the frames are in the result now; a re-run starts afresh
+        return result
+
+    def _check_inputs(self, req: JobRequest, paths: dict[str, Path | None]) -> JobInputs:
+        """Inputs are checked before the model loads so a bad file fails in a second, not a minute."""
+        from ..protocol import RequestError
+
+        problem = self.engine.model_problem(self.model_dir)
+        if problem:
+            raise RequestError(problem)
+        return load_inputs(req, paths, self.default_output)
+
+    def _generate(
+        self,
+        req: JobRequest,
+        inputs: JobInputs,
+        model: PreparedModel,
+        conditioning: JobConditioning,
+        progress: JobProgress,
+    ) -> tuple[Generated, Any]:
+        from ..generation.window_loop import WindowInputs
+        from ..generation.window_store import WindowStore
+
+        s, cond = req.settings, conditioning.cond
+        # Read lazily, one window's frames at a time; the pipeline needs more frames than the
+        # overlap, so a very short clip holds its last frame.
+        least = s.overlap + 1
+        pose = _Images(cond.pose_frames, least)
+        window_key = {
+            "inputs": inputs.shas,
+            # Memory mode, kernel and compilation change speed, not the picture: a job that ran
+            # out of memory resumes in a leaner mode.
+            "settings": {
+                k: v
+                for k, v in req.to_json()["settings"].items()
+                if k not in ("output_fps", "memory_mode", "attention", "compile")
+            },
+            # The cached label is left out: cached keypoints are the estimator's own.
+            "estimator": conditioning.estimator.removesuffix(CACHED_LABEL),
+            "model": model.identity,
+        }
+        store = WindowStore(self.work_dir / key_hash(window_key), window_key)
+        windows = self.engine.count_windows(len(pose), s)
+        progress.start_windows(windows, store.finished(windows), s.steps)
+        window_inputs = WindowInputs(
+            image=conditioning.reference,
+            pose=pose,
+            face=_Images(cond.face_frames, least),
+            background=_Images(cond.background_frames, least) if len(cond.background_frames) else None,
+            mask=_Images(cond.mask_frames, least, "L") if len(cond.mask_frames) else None,
+            prompt=s.prompt or DEFAULT_PROMPT,
+            width=s.width,
+            height=s.height,
+            segment=s.segment_frames,
+            overlap=s.overlap,
+            steps=s.steps,
+            mode=s.mode,
+            guidance_scale=s.guidance_scale,
+            seed=int(s.seed),
+            colour_match=s.colour_match,
+            step_cache=s.step_cache,
+        )
+        return self.engine.generate(model, window_inputs, store, progress.on_step, len(cond.sources)), store
+
+    def _write_result(
+        self,
+        job_id: str,
+        req: JobRequest,
+        inputs: JobInputs,
+        model: PreparedModel,
+        conditioning: JobConditioning,
+        generated: Generated,
+        progress: JobProgress,
+        timings: dict[str, float],
+    ) -> dict[str, Any]:
+        """Frames in clip order at the output rate, conditioning frames, keypoints and job.json,
+        into a partial folder renamed into place when complete."""
+        progress.report(stage="writing", message="Writing frames", progress=0.92)
+        t0 = time.perf_counter()
+        s, clip, saved = req.settings, inputs.clip, inputs.saved
+        src_count, src_fps = (
+            (clip.frame_count, clip.fps) if clip else (len(saved["frames"]), float(saved["fps"]))
+        )
+        fps = s.output_fps or src_fps
+        order = output_frame_sources(src_count, src_fps, len(conditioning.cond.sources), fps, MODEL_FPS)
+        result = partial_result_dir(inputs.output_parent, job_id)
+        try:
+            write_frames(
+                result,
+                generated.frames,
+                order,
+                conditioning.cond,
+                conditioning.keypoints_text,
+                progress.cancel_event,
+            )
+            timings["writing"] = time.perf_counter() - t0
+            record = JobRecord(
+                job_id, self.engine.name, req, inputs, model, conditioning, generated, order, fps, timings
+            )
+            (result / "job.json").write_text(json.dumps(job_json(record), indent=2, ensure_ascii=False))
+            result = publish_result(result, req.name, job_id)
+        except BaseException:
+            shutil.rmtree(result, ignore_errors=True)
+            raise
+        return {"result_dir": str(result), "frame_count": len(order), "fps": fps, "timings": timings}
+
+
+class _Images(Sequence):
+    """Conditioning frames as PIL images, made when read; at least ``least`` long (the last
+    frame repeats)."""
+
+    def __init__(self, frames: Sequence[np.ndarray], least: int, mode: str | None = None) -> None:
+        self._frames, self._least, self._mode = frames, least, mode
+
+    def __len__(self) -> int:
+        return max(len(self._frames), self._least)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        from PIL import Image
+
+        return Image.fromarray(self._frames[min(i, len(self._frames) - 1)], self._mode)
