@@ -513,6 +513,7 @@ KEYPOINTS_JSON_SCHEMA: dict[str, Any] = {
                     "keypoints": {"type": "array", "items": _POINT},  # 133 x [x, y, confidence], clip pixels
                     "face_box": _POINT,
                     "face_box_bridged": {"type": "boolean"},
+                    "face_box_from": {"enum": ["landmarks", "head_points", "bridged"]},
                     "person_box": {"anyOf": [{"type": "null"}, _POINT]},
                     "pose_points": {"type": "array", "items": _POINT},  # drawn as they are (edited guides)
                 },

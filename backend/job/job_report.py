@@ -43,6 +43,7 @@ def job_json(r: JobRecord) -> dict[str, Any]:
         "seed": s.seed,
         "inputs": _inputs(r),
         "estimator": r.conditioning.estimator,
+        "faces": face_report(r.conditioning.cond.face_from),
         "model_frames": len(r.conditioning.cond.sources),
         "retarget": _retarget_report(r),
         "colour_match": s.colour_match,
@@ -56,6 +57,21 @@ def job_json(r: JobRecord) -> dict[str, Any]:
         "timings_s": r.timings,
         "versions": _versions(),
     }
+
+
+def face_report(face_from: list[str]) -> dict[str, int]:
+    """How many face crops came from the face landmarks, from the head points, or were bridged."""
+    return {k: face_from.count(k) for k in ("landmarks", "head_points", "bridged")}
+
+
+def face_warning(face_from: list[str]) -> str | None:
+    weak = len(face_from) - face_from.count("landmarks")
+    if not face_from or weak == 0:
+        return None
+    return (
+        f"the face was small, turned or hidden in {weak} of {len(face_from)} frames: its crops there come "
+        "from the head's position, so expressions follow less closely"
+    )
 
 
 def _inputs(r: JobRecord) -> dict[str, Any]:

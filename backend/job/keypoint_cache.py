@@ -61,6 +61,7 @@ def keypoints_json(cond: Conditioning) -> dict[str, Any]:
                 "keypoints": np.round(k, KEYPOINT_DECIMALS).tolist(),
                 "face_box": list(cond.face_boxes[i]),
                 "face_box_bridged": cond.face_filled[i],
+                **({"face_box_from": cond.face_from[i]} if cond.face_from else {}),
                 **({"person_box": cond.person_boxes[i]} if cond.person_boxes else {}),
             }
             for i, (src, k) in enumerate(zip(cond.sources, cond.keypoints, strict=True))

@@ -22,7 +22,7 @@ from ..preprocess.clip_reading import MODEL_FPS, output_frame_sources
 from ..protocol import JobRequest
 from .conditioning_stage import JobConditioning, build_job_conditioning
 from .job_inputs import JobInputs, key_hash, load_inputs
-from .job_report import JobRecord, job_json
+from .job_report import JobRecord, face_warning, job_json
 from .keypoint_cache import CACHED_LABEL, KeypointCache
 from .progress import Cancelled, JobProgress, Report
 from .result_folder import partial_result_dir, publish_result, remove_stale_partials, write_frames
@@ -96,6 +96,9 @@ class JobRunner:
             self._estimator_factory,
         )
         timings["preprocessing"] = time.perf_counter() - t0
+        warning = face_warning(conditioning.cond.face_from)
+        if warning:
+            progress.report(message=f"Note: {warning}")
 
         generated, store = self._generate(req, inputs, model, conditioning, progress)
         timings.update(generated.timings)
@@ -103,7 +106,7 @@ class JobRunner:
 
         result = self._write_result(job_id, req, inputs, model, conditioning, generated, progress, timings)
         store.remove()  # the frames are in the result now; a re-run starts afresh
-        return result
+        return {**result, "warnings": [warning] if warning else []}
 
     def _check_inputs(self, req: JobRequest, paths: dict[str, Path | None]) -> JobInputs:
         """Inputs are checked before the model loads so a bad file fails in a second, not a minute."""

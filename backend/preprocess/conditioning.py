@@ -21,6 +21,7 @@ from .pose_format import (
     draw_pose_frame,
     draw_pose_points,
     face_box,
+    head_box,
     wholebody_to_body20,
 )
 from .retarget import character_ratios, retarget
@@ -75,6 +76,9 @@ class Conditioning:
     # The followed person's box per frame (x1, y1, x2, y2, score; score 0: predicted through a
     # gap; None: not there), from estimators that track one person among several.
     person_boxes: list = field(default_factory=list)
+    # Where each face crop came from: "landmarks", "head_points" (landmarks missing or tiny) or
+    # "bridged" (between frames that had one).
+    face_from: list[str] = field(default_factory=list)
 
 
 def estimate_keypoints(
@@ -107,21 +111,32 @@ def estimate_keypoints(
     return out
 
 
-def bridge_face_boxes(
-    boxes: list[tuple[int, int, int, int] | None],
-) -> tuple[list[tuple[int, int, int, int]], list[bool]]:
-    """Fill frames without a face box: linear between the nearest good boxes, the
-    nearest good box held at the ends. (The official code crashes here.)"""
+def face_boxes(
+    kps: list[np.ndarray], height: int, width: int
+) -> tuple[list[tuple[int, int, int, int]], list[str]]:
+    """A face crop for every frame, and where each came from: the face landmarks (the official
+    rule), the head points of the whole body where the landmarks are missing or tiny (far,
+    small or turned faces), or bridged between those (linear, held at the ends). A job never
+    fails for a face while the performer's body is found."""
+    boxes: list[tuple[int, int, int, int] | None] = []
+    source: list[str] = []
+    for k in kps:
+        box = face_box(k, height, width)
+        src = "landmarks"
+        if box is None:
+            box, src = head_box(k, height, width), "head_points"
+        boxes.append(box)
+        source.append(src if box is not None else "bridged")
     good = [i for i, b in enumerate(boxes) if b is not None]
     if not good:
         raise NoPersonError(
-            "No face was found in any frame of the reference clip. Use a clip where the performer's "
-            "face is visible for at least part of the shot."
+            "Neither a face nor the performer's head or shoulders were found in any frame of the "
+            "reference clip. Use a clip that shows the performer's head for at least part of the shot."
         )
     arr = np.array([boxes[i] for i in good], dtype=np.float64)
     idx = np.arange(len(boxes))
     filled = np.stack([np.interp(idx, good, arr[:, k]) for k in range(4)], axis=1)
-    return [tuple(int(round(v)) for v in row) for row in filled], [b is None for b in boxes]
+    return [tuple(int(round(v)) for v in row) for row in filled], source
 
 
 def build_conditioning(
@@ -172,7 +187,8 @@ def build_conditioning(
             f"No person was found in the reference clip {info.path.name}. Use a clip that shows the "
             "performer's body clearly (head and shoulders at least)."
         )
-    boxes, bridged = bridge_face_boxes([face_box(k, info.height, info.width) for k in kps])
+    boxes, face_from = face_boxes(kps, info.height, info.width)
+    bridged = [f == "bridged" for f in face_from]
 
     box = Letterbox.fit(info.width, info.height, out_w, out_h)
 
@@ -215,7 +231,17 @@ def build_conditioning(
         if segmenter is not None:
             segmenter.close()
     return Conditioning(
-        sources, kps, boxes, bridged, pose_frames, face_frames, backgrounds, masks, ratios, person_boxes
+        sources,
+        kps,
+        boxes,
+        bridged,
+        pose_frames,
+        face_frames,
+        backgrounds,
+        masks,
+        ratios,
+        person_boxes,
+        face_from,
     )
 
 

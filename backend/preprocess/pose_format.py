@@ -125,13 +125,35 @@ def face_box(
     kps: np.ndarray, height: int, width: int, scale: float = 1.3
 ) -> tuple[int, int, int, int] | None:
     """Official face-crop rule on the 68 face landmarks: area x scale at the same aspect,
-    the extra height split 3:1 towards the forehead. Returns (x0, y0, x1, y1) or None."""
+    the extra height split 3:1 towards the forehead. Returns (x0, y0, x1, y1), or None when
+    the landmarks are missing or span too few pixels to place a crop by."""
     face = np.asarray(kps, dtype=np.float64)[FACE_SLICE]
     face = face[face[:, 2] > 0]
     if len(face) < 3:
         return None
     x0, y0 = face[:, 0].min(), face[:, 1].min()
     x1, y1 = face[:, 0].max(), face[:, 1].max()
+    if max(x1 - x0, y1 - y0) < MIN_LANDMARK_SPAN:
+        return None
+    return _official_crop(x0, y0, x1, y1, height, width, scale)
+
+
+def crop_face(frame: np.ndarray, box: tuple[int, int, int, int], size: int = 512) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    # The model saw faces stretched to a square, aspect not kept.
+    return cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+
+
+# Face landmarks spanning less than this many pixels are too few to place a crop by.
+MIN_LANDMARK_SPAN = 4.0
+_NOSE, _EYES, _EARS, _SHOULDERS = 0, (1, 2), (3, 4), (5, 6)
+
+
+def _official_crop(
+    x0: float, y0: float, x1: float, y1: float, height: int, width: int, scale: float
+) -> tuple[int, int, int, int] | None:
+    """The official rule from a face's extent: area x scale at the same aspect, the extra
+    height split 3:1 towards the forehead, clipped to the frame."""
     w, h = x1 - x0, y1 - y0
     if w <= 1 or h <= 1 or not np.isfinite([w, h]).all():
         return None
@@ -145,7 +167,39 @@ def face_box(
     return int(bx0), int(by0), int(bx1), int(by1)
 
 
-def crop_face(frame: np.ndarray, box: tuple[int, int, int, int], size: int = 512) -> np.ndarray:
-    x0, y0, x1, y1 = box
-    # The model saw faces stretched to a square, aspect not kept.
-    return cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+def head_box(
+    kps: np.ndarray, height: int, width: int, scale: float = 1.3
+) -> tuple[int, int, int, int] | None:
+    """A face crop when the face landmarks are missing or too small to trust (a far, small or
+    turned face): the face's extent estimated from the whole-body head points, then the
+    official rule. The width is the ears' distance, else 2.2 eye distances, else half the
+    shoulders' width; the eyes sit a quarter of the way down the face (brows to chin).
+    None when the body gives nothing to place a head by."""
+    k = np.asarray(kps, dtype=np.float64)
+
+    def seen(*idx: int) -> bool:
+        return bool((k[list(idx), 2] > 0).all())
+
+    def dist(a: int, b: int) -> float:
+        return float(np.hypot(*(k[a, :2] - k[b, :2])))
+
+    if seen(*_EARS):
+        w = dist(*_EARS)
+    elif seen(*_EYES):
+        w = 2.2 * dist(*_EYES)
+    elif seen(*_SHOULDERS):
+        w = 0.5 * dist(*_SHOULDERS)
+    else:
+        return None
+    w = max(w, 2.0)
+    h = 1.1 * w
+    head = [i for i in (_NOSE, *_EYES, *_EARS) if seen(i)]
+    if head:
+        cx = float(k[head, 0].mean())
+        eye_y = float(k[list(_EYES), 1].mean()) if seen(*_EYES) else float(k[head, 1].mean())
+    else:
+        # Only the shoulders: the head sits above their middle.
+        cx = float(k[list(_SHOULDERS), 0].mean())
+        eye_y = float(k[list(_SHOULDERS), 1].mean()) - 1.1 * h
+    top = eye_y - 0.25 * h
+    return _official_crop(cx - w / 2, top, cx + w / 2, top + h, height, width, scale)

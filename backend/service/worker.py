@@ -132,7 +132,9 @@ class JobWorker:
             st.state = st.stage = "done"
             st.progress, st.eta_s = 1.0, 0.0
             st.result_dir, st.frame_count, st.fps = result["result_dir"], result["frame_count"], result["fps"]
-            st.message = f"Done: {st.frame_count} frames"
+            st.message = f"Done: {st.frame_count} frames" + "".join(
+                f"; note: {w}" for w in result.get("warnings", ())
+            )
         except Cancelled:
             st.state = st.stage = "cancelled"
             st.message = "Cancelled; no frames were kept"

@@ -54,19 +54,26 @@ def joints(t: float, phase: float, pos: Vector) -> dict[str, Vector]:
 
 
 class Figure:
-    def __init__(self, shirt_rgb) -> None:
+    def __init__(self, shirt_rgb, face: bool = True) -> None:
         skin = material("skin", (0.8, 0.55, 0.42))
+        hair = material("hair", (0.12, 0.08, 0.05))
         shirt = material("shirt", shirt_rgb)
         pants = material("pants", (0.2, 0.2, 0.22))
         dark = material("dark", (0.02, 0.02, 0.02))
         lip = material("lip", (0.5, 0.15, 0.15))
         # (object, how it follows the joints)
+        # Without a face: a head seen from behind or under a hood (all hair, no features).
         self.parts = [
-            (_mesh("ball", skin, 0.115), ("at", "head", (0, 0, 0), (0.9, 1, 1.15))),
-            (_mesh("ball", dark, 0.016), ("at", "head", (0.04, -0.1, 0.03), (1, 1, 1))),
-            (_mesh("ball", dark, 0.016), ("at", "head", (-0.04, -0.1, 0.03), (1, 1, 1))),
-            (_mesh("ball", skin, 0.02), ("at", "nose", (0, 0.01, 0), (1, 1.4, 1.3))),
-            (_mesh("ball", lip, 0.012), ("at", "head", (0, -0.1, -0.06), (2.5, 0.6, 0.6))),
+            (_mesh("ball", skin if face else hair, 0.115), ("at", "head", (0, 0, 0), (0.9, 1, 1.15)))
+        ]
+        if face:
+            self.parts += [
+                (_mesh("ball", dark, 0.016), ("at", "head", (0.04, -0.1, 0.03), (1, 1, 1))),
+                (_mesh("ball", dark, 0.016), ("at", "head", (-0.04, -0.1, 0.03), (1, 1, 1))),
+                (_mesh("ball", skin, 0.02), ("at", "nose", (0, 0.01, 0), (1, 1.4, 1.3))),
+                (_mesh("ball", lip, 0.012), ("at", "head", (0, -0.1, -0.06), (2.5, 0.6, 0.6))),
+            ]
+        self.parts += [
             (_mesh("cyl", skin, 0.05), ("between", "neck", "head")),
             (_mesh("ball", shirt), ("at", "neck", (0, 0, -0.27), (0.2, 0.12, 0.3))),
             (_mesh("ball", pants), ("at", "neck", (0, 0, -0.55), (0.18, 0.11, 0.12))),
@@ -119,7 +126,7 @@ def render(a: dict) -> dict:
     bpy.ops.object.camera_add(location=(0, -a.get("distance", 4.6), 1.0), rotation=(math.radians(88), 0, 0))
     cam = scene.camera = bpy.context.active_object
     cam.data.lens = 40
-    people = [(Figure(p["shirt"]), p) for p in a["people"]]
+    people = [(Figure(p["shirt"], p.get("face", True)), p) for p in a["people"]]
     out = Path(a["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
     truth = []
