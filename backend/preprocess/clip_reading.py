@@ -378,9 +378,11 @@ def model_frame_sources(
     then its average rate): the frame shown at the model frame's moment, the last one whose
     time is not after it. Constant rate: the nearest frame, which maps a clip of up to 30 fps
     to the model and back without moving any frame."""
-    n_model = max(1, round(frame_count * model_fps / fps))
+    # The official preprocessing's rule, which the model was trained on: the count truncated, each
+    # index rounded half to even (Python's round, numpy's too) from the model frame's time.
+    n_model = max(1, int(frame_count / fps * model_fps))
     if times is None:
-        return [min(frame_count - 1, int(round(i * fps / model_fps))) for i in range(n_model)]
+        return [min(frame_count - 1, int(round((i / model_fps) * fps))) for i in range(n_model)]
     return [max(0, bisect_right(times, i / model_fps + TIME_TOLERANCE_S) - 1) for i in range(n_model)]
 
 

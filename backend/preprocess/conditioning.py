@@ -18,7 +18,7 @@ from .keypoint_filter import clean_tracks
 from .pose_format import (
     CONFIDENCE_THRESHOLD,
     crop_face,
-    draw_pose_frame,
+    draw_pose_official,
     draw_pose_points,
     face_box,
     head_box,
@@ -208,8 +208,8 @@ def build_conditioning(
             for pts in retarget(fitted, ratios):
                 pose_frames.append(draw_pose_points(pts[:20], pts[20:], out_h, out_w))
         else:
-            for k in fitted:
-                pose_frames.append(draw_pose_frame(k, out_h, out_w))
+            for k in kps:
+                pose_frames.append(draw_pose_official(k, info.width, info.height, out_w, out_h))
     face_frames = sink("face")
     backgrounds, masks = (sink("background"), sink("mask")) if replace else ([], [])
     segmenter = None

@@ -140,8 +140,9 @@ def face_box(
 
 def crop_face(frame: np.ndarray, box: tuple[int, int, int, int], size: int = 512) -> np.ndarray:
     x0, y0, x1, y1 = box
-    # The model saw faces stretched to a square, aspect not kept.
-    return cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+    # The model saw faces stretched to a square, aspect not kept, resized linearly (cv2's default,
+    # as the official preprocessing does).
+    return cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 # Face landmarks spanning less than this many pixels are too few to place a crop by.
@@ -203,3 +204,53 @@ def head_box(
         eye_y = float(k[list(_SHOULDERS), 1].mean()) - 1.1 * h
     top = eye_y - 0.25 * h
     return _official_crop(cx - w / 2, top, cx + w / 2, top + h, height, width, scale)
+
+
+# The official preprocessing draws the skeleton on the clip frame resized to the output's area
+# (at the clip's aspect, sides floored to 16) and then fits that drawing into the output with
+# padding and linear interpolation. Stroke widths come from the drawing's size, so drawing at
+# the output size instead gives other pixels whenever the sizes differ; the model was trained
+# on the official frames.
+SIZE_DIVISOR = 16
+
+
+def official_canvas(src_w: int, src_h: int, out_w: int, out_h: int) -> tuple[int, int]:
+    """(width, height) the official preprocessing draws a ``src_w`` x ``src_h`` clip's skeleton at."""
+    area = out_w * out_h
+    h = math.sqrt(area / (src_w / src_h))
+    w = area / h
+    return (
+        max(SIZE_DIVISOR, int(w // SIZE_DIVISOR) * SIZE_DIVISOR),
+        max(SIZE_DIVISOR, int(h // SIZE_DIVISOR) * SIZE_DIVISOR),
+    )
+
+
+def padding_fit(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Where a padded fit puts a ``src_w`` x ``src_h`` image in ``width`` x ``height``:
+    (resized width, resized height, left, top), with the official integer truncations."""
+    if src_h / src_w > height / width:
+        new_w = int(height / src_h * src_w)
+        return new_w, height, int((width - new_w) / 2), 0
+    new_h = int(width / src_w * src_h)
+    return width, new_h, 0, int((height - new_h) / 2)
+
+
+def padding_resize(
+    img: np.ndarray, width: int, height: int, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
+    """``img`` fitted into ``width`` x ``height`` at its aspect, centred on black."""
+    new_w, new_h, left, top = padding_fit(img.shape[1], img.shape[0], width, height)
+    out = np.zeros((height, width, *img.shape[2:]), dtype=img.dtype)
+    out[top : top + new_h, left : left + new_w] = cv2.resize(img, (new_w, new_h), interpolation=interpolation)
+    return out
+
+
+def draw_pose_official(kps: np.ndarray, src_w: int, src_h: int, out_w: int, out_h: int) -> np.ndarray:
+    """A (133, 3) keypoint set in clip pixels drawn as the official preprocessing draws it for an
+    ``out_w`` x ``out_h`` output: on the official canvas, then fitted into the output."""
+    canvas_w, canvas_h = official_canvas(src_w, src_h, out_w, out_h)
+    new_w, new_h, left, top = padding_fit(src_w, src_h, canvas_w, canvas_h)
+    k = np.array(kps, dtype=np.float64, copy=True)
+    k[:, 0] = k[:, 0] * new_w / src_w + left
+    k[:, 1] = k[:, 1] * new_h / src_h + top
+    return padding_resize(draw_pose_frame(k, canvas_h, canvas_w), out_w, out_h)
