@@ -88,4 +88,4 @@ def run_blender(version: str, script: str, args: dict, tmp: Path, timeout: float
     return result
 
 
-BLENDER_VERSIONS = pytest.mark.parametrize("bl", ["4.2", "5.0"])
+BLENDER_VERSIONS = pytest.mark.parametrize("bl", ["4.2", "4.5", "5.0"])

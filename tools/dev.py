@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / ".dev"
-BLENDER_VERSIONS = {"4.2": "bpy==4.2.23", "5.0": "bpy==5.0.1"}
+BLENDER_VERSIONS = {"4.2": "bpy==4.2.23", "4.5": "bpy==4.5.15", "5.0": "bpy==5.0.1"}
 # onnx builds the tests' small ONNX models; 1.17 is the last release that accepts mediapipe's protobuf 4.
 TEST_EXTRAS = [
     "pytest==9.2.0",

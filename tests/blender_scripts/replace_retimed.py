@@ -1,5 +1,5 @@
-"""A retimed, trimmed movie strip: made and rendered in 4.2 (5.0 cannot add retiming keys
-headless), then Replace Performer on it in either version."""
+"""A retimed, trimmed movie strip: made and rendered in 4.2 or 4.5 (5.0 cannot add retiming
+keys headless), then Replace Performer on it in any version."""
 
 import json
 from pathlib import Path

@@ -43,8 +43,11 @@ RETIMING_KEYS_END_EXCLUSIVE = bpy.app.version >= (5, 0, 0)
 
 
 def movie_length(strip) -> int:
-    """The movie's own frame count behind a movie strip."""
-    if not RETIMING_KEYS_END_EXCLUSIVE or not len(strip.retiming_keys):
+    """The movie's own frame count behind a movie strip.
+
+    Once a strip has retiming keys, 4.5 and 5.0 report the retimed length as ``frame_duration``
+    (a 120-frame movie at 250 %: 49), so the movie itself is asked (4.2 reports the movie's)."""
+    if not len(strip.retiming_keys):
         return int(strip.frame_duration)
     path = bpy.path.abspath(strip.filepath)
     existing = {c.name for c in bpy.data.movieclips}
