@@ -8,7 +8,7 @@ import pytest
 
 from backend.preprocess.video_io import iter_frames_rgb, model_frame_sources, output_frame_sources, probe_clip
 from backend.window_plan import count_windows
-from wan_animate_blender.io.resolution import plan_output_size
+from wan_animate_blender.core.resolution import plan_output_size
 
 
 @pytest.mark.parametrize("clip_fps, n, scene_fps", [(29.97, 120, 24), (24, 48, 30), (25, 100, 25)])
