@@ -15,8 +15,8 @@ def main() -> None:
     a = json.loads(sys.argv[-1])
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.extensions.package_install_files(filepath=a["zip"], repo="user_default", enable_on_install=True)
-    bp = importlib.import_module(MODULE + ".wan_animate_blender.io.backend_process")
-    js = importlib.import_module(MODULE + ".wan_animate_blender.io.job_session")
+    bp = importlib.import_module(MODULE + ".wan_animate_blender.core.backend_process")
+    js = importlib.import_module(MODULE + ".wan_animate_blender.core.job_session")
     seq = importlib.import_module(MODULE + ".wan_animate_blender.blender.sequencer_import")
     types = importlib.import_module(MODULE + ".backend.protocol")
 

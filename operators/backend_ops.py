@@ -14,7 +14,7 @@ import bpy
 
 from ..panels.preferences import prefs, user_dir
 from ..wan_animate_blender.blender import runtime
-from ..wan_animate_blender.io.backend_process import EXTENSION_ROOT
+from ..wan_animate_blender.core.backend_process import EXTENSION_ROOT
 
 SETUP_STATE: dict = {"running": False, "stage": "", "steps": [], "lines": [], "returncode": None}
 

@@ -17,11 +17,11 @@ from ..panels.preferences import (
     user_dir,
 )
 from ..wan_animate_blender.blender import compat, inputs, runtime
-from ..wan_animate_blender.io.backend_process import BackendConfig
-from ..wan_animate_blender.io.client import BackendClient, BackendError
-from ..wan_animate_blender.io.job_session import JobSession
-from ..wan_animate_blender.io.resolution import plan_output_size
-from ..wan_animate_blender.io.strip_timing import StripTimingError, shown_range
+from ..wan_animate_blender.core.backend_process import BackendConfig
+from ..wan_animate_blender.core.client import BackendClient, BackendError
+from ..wan_animate_blender.core.job_session import JobSession
+from ..wan_animate_blender.core.resolution import plan_output_size
+from ..wan_animate_blender.core.strip_timing import StripTimingError, shown_range
 
 
 def _character_size(path: Path) -> tuple[int, int]:

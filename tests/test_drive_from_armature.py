@@ -11,7 +11,7 @@ import pytest
 from conftest import BLENDER_VERSIONS, run_blender
 
 from backend.protocol import PALETTE
-from wan_animate_blender.io.rig_mapping import build_mapping, detect_scheme, parse_overrides
+from wan_animate_blender.core.rig_mapping import build_mapping, detect_scheme, parse_overrides
 
 
 def test_rig_naming_is_recognised_and_overridable():

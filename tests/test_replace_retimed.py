@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import BLENDER_VERSIONS, run_blender
 
-from wan_animate_blender.io.strip_timing import StripTimingError, shown_range
+from wan_animate_blender.core.strip_timing import StripTimingError, shown_range
 
 
 def test_plain_strip_shows_its_trimmed_range():

@@ -13,7 +13,7 @@ from backend.preprocess.clip_reading import (
     output_frame_sources,
     probe_clip,
 )
-from wan_animate_blender.io.resolution import plan_output_size
+from wan_animate_blender.core.resolution import plan_output_size
 
 
 @pytest.mark.parametrize("clip_fps, n, scene_fps", [(29.97, 120, 24), (24, 48, 30), (25, 100, 25)])

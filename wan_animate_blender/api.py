@@ -57,7 +57,7 @@ def run_batch(
     from ..operators.generate import _character_size, machine_settings, make_session
     from ..panels.preferences import prefs, resolved_output_dir, user_dir
     from .blender import inputs, runtime
-    from .io.resolution import plan_output_size
+    from .core.resolution import plan_output_size
 
     scene = scene or bpy.context.scene
     context = bpy.context

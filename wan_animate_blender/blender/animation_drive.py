@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bpy_extras.object_utils import world_to_camera_view
 
-from ..io.guide_layout import POINT_NAMES
-from ..io.rig_mapping import build_mapping
+from ..core.guide_layout import POINT_NAMES
+from ..core.rig_mapping import build_mapping
 
 
 def sample_pose_points(scene, armature, width: int, height: int, overrides: str = "") -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 import bpy
 from mathutils import Vector
 
-from ..io.guide_layout import PARENTS, GuideTrack, edited_keypoints, load_track
+from ..core.guide_layout import PARENTS, GuideTrack, edited_keypoints, load_track
 from . import compat
 
 GUIDE_DEPTH = 10.0  # camera units in front of the lens; any depth projects the same

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import bpy
 
-from ..io.backend_process import BackendConfig, LocalBackend
-from ..io.job_session import JobSession
+from ..core.backend_process import BackendConfig, LocalBackend
+from ..core.job_session import JobSession
 from . import compat, guides, sequencer_import
 
 
