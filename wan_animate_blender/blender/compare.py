@@ -3,11 +3,11 @@ scene, frame-aligned, leaving the artist's own edit untouched."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import bpy
 
+from ..core.result_files import read_job
 from . import compat
 
 
@@ -25,7 +25,7 @@ def _image_strip(coll, name: str, files: list[Path], channel: int, start: int):
 
 def build_compare(job_dir: Path, source_scene) -> object:
     job_dir = Path(job_dir)
-    job = json.loads((job_dir / "job.json").read_text())
+    job = read_job(job_dir)
     w, h = job["settings"]["width"], job["settings"]["height"]
     clip = job["inputs"]["clip"]
     scene = bpy.data.scenes.new(f"Wan compare {job['name']}")

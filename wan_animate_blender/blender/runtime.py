@@ -5,7 +5,6 @@ headless, what a script calls to advance a job."""
 from __future__ import annotations
 
 import atexit
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import bpy
 
 from ..core.backend_process import BackendConfig, LocalBackend
 from ..core.job_session import JobSession
+from ..core.result_files import ResultFileError, read_job
 from . import compat, guides, sequencer_import
 
 
@@ -138,8 +138,8 @@ def _fps_text(fps: float) -> str:
 
 def _clip_fps(result_dir: Path) -> float | None:
     try:
-        return float(json.loads((result_dir / "job.json").read_text())["inputs"]["clip"]["fps"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return float(read_job(result_dir)["inputs"]["clip"]["fps"])
+    except (ResultFileError, TypeError):  # no clip: motion from a Blender animation
         return None
 
 

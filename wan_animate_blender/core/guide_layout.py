@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...backend.protocol import BODY_NAMES, BODY_SRC_A, BODY_SRC_B, HAND_NAMES
+from .result_files import read_job, read_keypoints
 
 # Each guide point's parent (the point its bone stretches to), by name.
 BODY_PARENT = {
@@ -57,8 +57,8 @@ def _points(kps: list[list[float]]) -> list[tuple[float, float, float]]:
 
 
 def load_track(job_dir: Path) -> GuideTrack:
-    job = json.loads((Path(job_dir) / "job.json").read_text())
-    kp = json.loads((Path(job_dir) / "keypoints.json").read_text())["frames"]
+    job = read_job(job_dir)
+    kp = read_keypoints(job_dir)["frames"]
     clip = job["inputs"]["clip"]
     w, h = job["settings"]["width"], job["settings"]["height"]
     # The same fit the pose frames were drawn with: the clip inside the output frame, centred.
