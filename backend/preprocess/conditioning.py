@@ -214,9 +214,9 @@ def build_conditioning(
     backgrounds, masks = (sink("background"), sink("mask")) if replace else ([], [])
     segmenter = None
     if replace:
-        from .segment_mediapipe import MediapipeSegmenter
+        from .segment_mediapipe import PerformerSegmenter
 
-        segmenter = MediapipeSegmenter()
+        segmenter = PerformerSegmenter()
     try:
         for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
             face_frames.append(crop_face(frame, boxes[n], face_size))
@@ -265,7 +265,12 @@ def _replace_frames(
     fitted[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)[
         : out_h - y0, : out_w - x0
     ]
-    prob = segmenter.mask(fitted)
+    # Segmented at the clip's own size (the segmenter caps it): at a small output size the
+    # performer would be too few pixels for the models to find.
+    prob = np.zeros((out_h, out_w), np.float32)
+    prob[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(
+        segmenter.mask(frame), (sw, sh), interpolation=cv2.INTER_LINEAR
+    )[: out_h - y0, : out_w - x0]
     if performer is not None:
         x1, y1, x2, y2 = (float(v) for v in performer[:4])
         mx, my = PERFORMER_MARGIN * (x2 - x1), PERFORMER_MARGIN * (y2 - y1)

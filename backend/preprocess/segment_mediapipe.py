@@ -1,7 +1,11 @@
-"""Replace mode's performer mask: mediapipe's bundled selfie-segmentation model
-(offline, CPU) as the embedded default, then the official treatment of the mask:
-dilated and coarsened to a grid, so the model regenerates a blocky region around
-the performer rather than a tight silhouette. White = regenerate."""
+"""Replace mode's performer mask from mediapipe's bundled models (offline, CPU), then the
+official treatment of the mask: dilated and coarsened to a grid, so the model regenerates a
+blocky region around the performer rather than a tight silhouette. White = regenerate.
+
+The selfie-segmentation model is an upper-body model: on a full-body shot it covers head,
+chest and arms and never the hips and legs, so the old performer's legs stayed in the plate.
+mediapipe Pose's segmentation covers the whole body; the mask is the union of the two (the
+selfie model still catches a close-up the pose model may not)."""
 
 from __future__ import annotations
 
@@ -28,6 +32,45 @@ class MediapipeSegmenter:
 
     def close(self) -> None:
         self._seg.close()
+
+
+# Models run on the frame scaled to this long side at most: enough for a person's outline, and
+# a 4K plate costs no more than a 720p one.
+SEGMENT_MAX_SIDE = 640
+
+
+class PerformerSegmenter:
+    """Whole-body performer probability: mediapipe Pose's segmentation (followed from frame
+    to frame) united with the selfie model's."""
+
+    name = "mediapipe-pose-segmentation+selfie"
+
+    def __init__(self) -> None:
+        from mediapipe.python.solutions import pose
+
+        self._pose = pose.Pose(
+            static_image_mode=False, model_complexity=1, enable_segmentation=True, smooth_segmentation=True
+        )
+        self._selfie = MediapipeSegmenter()
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        scale = min(1.0, SEGMENT_MAX_SIDE / max(h, w))
+        small = (
+            cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+            if scale < 1
+            else rgb
+        )
+        small = np.ascontiguousarray(small)
+        res = self._pose.process(small)
+        prob = self._selfie.mask(small)
+        if res.segmentation_mask is not None:
+            prob = np.maximum(prob, res.segmentation_mask.astype(np.float32))
+        return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR) if scale < 1 else prob
+
+    def close(self) -> None:
+        self._pose.close()
+        self._selfie.close()
 
 
 def coarse_mask(prob: np.ndarray, threshold: float = 0.5, grid: int = GRID) -> np.ndarray:
