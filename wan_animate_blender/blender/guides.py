@@ -170,3 +170,16 @@ def write_edited_keypoints(obj, scene, folder: Path) -> Path:
         n += 1
     target.write_text(json.dumps(data))
     return target
+
+
+def guide_armatures(scene) -> list:
+    """The scene's skeleton guides (armatures made from a job)."""
+    return [o for o in scene.objects if o.type == "ARMATURE" and "wan_animate_job" in o]
+
+
+def result_strips(scene, job_dir: Path) -> list:
+    """The strips imported from the job in ``job_dir``."""
+    ed = scene.sequence_editor
+    if ed is None:
+        return []
+    return [s for s in compat.all_strips(ed) if s.get("wan_animate_result") == str(job_dir)]
