@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import bpy
 
-from ..backend.protocol import default_model_dir, venv_python
-
-
-def addon_package() -> str:
-    return __package__.rsplit(".", 1)[0]
-
-
-def user_dir(sub: str) -> Path:
-    return Path(bpy.utils.extension_path_user(addon_package(), path=sub, create=True))
+from ..wan_animate_blender.blender.backend_setup import SETUP_STATE
+from ..wan_animate_blender.blender.settings import ADDON_PACKAGE
 
 
 class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
-    bl_idname = __package__.rsplit(".", 1)[0]
+    bl_idname = ADDON_PACKAGE
 
     backend_mode: bpy.props.EnumProperty(
         name="Backend",
@@ -91,8 +82,6 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context):
-        from ..operators import backend_ops
-
         layout = self.layout
         layout.prop(self, "backend_mode", expand=True)
         if self.backend_mode == "REMOTE":
@@ -104,7 +93,7 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
             col.prop(self, "setup_python")
             row = col.row()
             row.operator("wan_animate.setup_backend", icon="CONSOLE")
-            setup = backend_ops.SETUP_STATE
+            setup = SETUP_STATE
             if setup.get("running") or setup.get("lines"):
                 box = col.box()
                 box.label(text=setup.get("stage", ""))
@@ -119,22 +108,3 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
         col.prop(self, "compile")
         col.prop(self, "fp8")
         layout.prop(self, "output_dir")
-
-
-def prefs(context=None) -> WANANIM_AddonPreferences:
-    context = context or bpy.context
-    return context.preferences.addons[addon_package()].preferences
-
-
-def resolved_backend_python(p: WANANIM_AddonPreferences) -> Path:
-    if p.backend_python:
-        return Path(bpy.path.abspath(p.backend_python))
-    return venv_python(user_dir("backend-env"))
-
-
-def resolved_model_dir(p: WANANIM_AddonPreferences) -> Path:
-    return Path(bpy.path.abspath(p.model_dir)) if p.model_dir else default_model_dir()
-
-
-def resolved_output_dir(p: WANANIM_AddonPreferences) -> Path:
-    return Path(bpy.path.abspath(p.output_dir)) if p.output_dir else user_dir("results")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..wan_animate_blender.blender import runtime
+from ..wan_animate_blender.blender import guides, runtime
 
 
 def draw_panel(layout, context) -> None:
@@ -74,11 +74,11 @@ def draw_panel(layout, context) -> None:
         col.prop(s, "relight_lora", text="")
     if active is not None and "wan_animate_result" in active:
         layout.operator("wan_animate.compare", icon="SEQ_SPLITVIEW")
-    guides = [o for o in context.scene.objects if o.type == "ARMATURE" and "wan_animate_job" in o]
-    if guides:
+    guide_objs = guides.guide_armatures(context.scene)
+    if guide_objs:
         col = layout.column(align=True)
         col.label(text="Skeleton Guides")
-        for g in guides:
+        for g in guide_objs:
             row = col.row(align=True)
             icon = "HIDE_ON" if g.hide_viewport else "HIDE_OFF"
             row.operator("wan_animate.toggle_guides", text=g.name, icon=icon).guide = g.name

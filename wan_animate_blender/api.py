@@ -12,6 +12,17 @@ All shots are submitted at once (the backend queues them and runs one at a time)
 each result is imported as soon as it is done, and a shot that fails is reported in
 its result while the others carry on. run_batch() blocks until every shot ends: use
 it from `blender -b` or a script; in an open Blender it holds the UI while it runs.
+
+A Shot takes every setting the sidebar has, under JobSettings' names, e.g.
+
+    api.Shot("sh030", clip="/shots/sh030/ref.mp4", character="/chars/hero.png",
+             retarget="off", estimator="mediapipe", person=(0.3, 0.5),
+             memory_mode="group_offload", step_cache=0.1,
+             loras=[("/loras/lightx2v.safetensors", 1.0)], steps=6)
+
+A Shot's settings are its own (the defaults below), not the scene's sidebar; speed and
+memory settings left at None come from the add-on preferences, as in the sidebar. New
+fields go at the end, so shots written positionally keep their meaning.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -27,7 +39,7 @@ class Shot:
     name: str
     clip: str
     character: str | None = None  # None: render a still from the scene's active camera
-    quality: str = "480p"
+    quality: str = "480p"  # "preview", "480p" or "720p"
     steps: int = 20
     seed: int = 42
     segment_frames: int = 77
@@ -36,6 +48,45 @@ class Shot:
     frame_start: int | None = None  # None: the scene's start frame
     step_cache: float = 0.0  # 0: off
     loras: list[tuple[str, float]] = field(default_factory=list)  # (safetensors path, strength)
+    # "auto": the performer's skeleton takes the character's proportions when the image
+    # shows a body; "off": as performed ("on" insists); a bool works as the sidebar's box.
+    retarget: str | bool = "auto"
+    estimator: str = "auto"  # "auto", "vitpose" or "mediapipe"
+    person: tuple[float, float] | None = None  # (x, y) 0..1 on the performer; None: the largest
+    relight_strength: float = 1.0  # replace mode's relighting LoRA (0: off)
+    relight_lora: str = ""  # empty: relighting_lora.ckpt in the model folder
+    # None: the add-on preferences' value.
+    memory_mode: str | None = None
+    attention: str | None = None
+    compile: bool | None = None
+    fp8: bool | None = None
+    # An exact output size (multiples of 16) instead of the one planned from quality.
+    width: int | None = None
+    height: int | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The shot's settings as job_builder.job_settings keywords."""
+        out = {k: getattr(self, k) for k in _SETTINGS}
+        out.update({k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) is not None})
+        return out
+
+
+_SETTINGS = (
+    "quality",
+    "steps",
+    "seed",
+    "segment_frames",
+    "overlap",
+    "colour_match",
+    "step_cache",
+    "loras",
+    "retarget",
+    "estimator",
+    "person",
+    "relight_strength",
+    "relight_lora",
+)
+_OPTIONAL = ("width", "height", "memory_mode", "attention", "compile", "fp8")
 
 
 @dataclass
@@ -53,11 +104,8 @@ def run_batch(
 ) -> list[ShotResult]:
     import bpy
 
-    from ..backend.protocol import JobRequest, JobSettings
-    from ..operators.generate import _character_size, machine_settings, make_session
-    from ..panels.preferences import prefs, resolved_output_dir, user_dir
-    from .blender import inputs, runtime
-    from .core.resolution import plan_output_size
+    from .blender import inputs, job_builder, runtime
+    from .blender.folders import user_dir
 
     scene = scene or bpy.context.scene
     context = bpy.context
@@ -74,25 +122,11 @@ def run_batch(
                     raise inputs.InputError(f"The character image was not found: {character}")
             else:
                 character = inputs.render_character_still(scene, user_dir("stills"), stem=shot.name)
-            width, height = plan_output_size(*_character_size(character), shot.quality)
-            settings = JobSettings(
-                width=width,
-                height=height,
-                steps=shot.steps,
-                seed=shot.seed,
-                segment_frames=shot.segment_frames,
-                overlap=shot.overlap,
-                colour_match=shot.colour_match,
-                output_fps=scene.render.fps / scene.render.fps_base,
-                step_cache=shot.step_cache,
-                loras=[{"path": str(Path(bpy.path.abspath(p))), "strength": float(w)} for p, w in shot.loras],
-                **machine_settings(prefs(context)),
+            settings = job_builder.job_settings(
+                scene, job_builder.character_size(character), context, **shot.settings()
             )
-            settings.validate()
-            req = JobRequest(
-                settings=settings, output_dir=str(resolved_output_dir(prefs(context))), name=shot.name
-            )
-            session = make_session(context, req, character, clip)
+            req = job_builder.job_request(context, settings, shot.name)
+            session = job_builder.make_session(context, req, character, clip)
         except Exception as exc:  # noqa: BLE001 - one bad shot must not stop the batch
             results[i] = ShotResult(shot.name, False, str(exc))
             _say(on_progress, f"{shot.name}: failed: {exc}")

@@ -52,8 +52,8 @@ def run(a):
 
     runtime = __import__(MODULE + ".wan_animate_blender.blender.runtime", fromlist=["runtime"])
     if a.get("async_cancel"):
-        gen = __import__(MODULE + ".operators.generate", fromlist=["generate"])
-        job = gen.build_job(bpy.context)
+        builder = __import__(MODULE + ".wan_animate_blender.blender.job_builder", fromlist=["job_builder"])
+        job = builder.generate_job(bpy.context)
         runtime.start_job(job)
         import time
 
@@ -81,8 +81,8 @@ def run(a):
             "status": s.status,
         }
     if a.get("kill_backend_at"):
-        gen = __import__(MODULE + ".operators.generate", fromlist=["generate"])
-        job = gen.build_job(bpy.context)
+        builder = __import__(MODULE + ".wan_animate_blender.blender.job_builder", fromlist=["job_builder"])
+        job = builder.generate_job(bpy.context)
         runtime.start_job(job)
         import time
 

@@ -17,10 +17,10 @@ def run(a):
         a["output_dir"],
         1,
     )
-    ops = __import__(MODULE + ".operators.backend_ops", fromlist=["backend_ops"])
-    prefs_mod = __import__(MODULE + ".panels.preferences", fromlist=["preferences"])
+    ops = __import__(MODULE + ".wan_animate_blender.blender.backend_setup", fromlist=["backend_setup"])
+    folders = __import__(MODULE + ".wan_animate_blender.blender.folders", fromlist=["folders"])
     result = sorted(bpy.ops.wan_animate.setup_backend())
-    env_python = prefs_mod.resolved_backend_python(p)
+    env_python = folders.resolved_backend_python(p)
     out = {
         "setup_result": result,
         "stage": ops.SETUP_STATE["stage"],
@@ -28,7 +28,7 @@ def run(a):
         "env_python": str(env_python),
         "env_python_exists": env_python.is_file(),
         "blender_python": sys.executable,
-        "log": (prefs_mod.user_dir("logs") / "setup.log").read_text()[-2000:],
+        "log": (folders.user_dir("logs") / "setup.log").read_text()[-2000:],
     }
     scene = build_scene()
     s = scene.wan_animate

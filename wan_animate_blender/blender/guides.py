@@ -11,6 +11,7 @@ import bpy
 from mathutils import Vector
 
 from ..core.guide_layout import PARENTS, GuideTrack, edited_keypoints, load_track
+from ..core.result_files import read_keypoints
 from . import compat
 
 GUIDE_DEPTH = 10.0  # camera units in front of the lens; any depth projects the same
@@ -162,7 +163,7 @@ def read_guide(obj, scene) -> dict[int, list[tuple[float, float, float]]]:
 def write_edited_keypoints(obj, scene, folder: Path) -> Path:
     """Save the guide, as edited, next to nothing it could overwrite."""
     job_dir = Path(obj["wan_animate_job"])
-    saved = json.loads((job_dir / "keypoints.json").read_text())
+    saved = read_keypoints(job_dir)
     data = edited_keypoints(saved, load_track(job_dir), read_guide(obj, scene))
     folder.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -170,3 +171,16 @@ def write_edited_keypoints(obj, scene, folder: Path) -> Path:
         n += 1
     target.write_text(json.dumps(data))
     return target
+
+
+def guide_armatures(scene) -> list:
+    """The scene's skeleton guides (armatures made from a job)."""
+    return [o for o in scene.objects if o.type == "ARMATURE" and "wan_animate_job" in o]
+
+
+def result_strips(scene, job_dir: Path) -> list:
+    """The strips imported from the job in ``job_dir``."""
+    ed = scene.sequence_editor
+    if ed is None:
+        return []
+    return [s for s in compat.all_strips(ed) if s.get("wan_animate_result") == str(job_dir)]

@@ -1,0 +1,272 @@
+"""From the artist's settings to a job on the backend. ``job_settings`` is the one place
+that turns settings into the backend's JobSettings: the sidebar's operators pass the
+scene, the batch API passes the same settings as keywords, so neither can fall behind
+the other when a setting is added."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ...backend.protocol import JobRequest, JobSettings
+from ..core.backend_process import BackendConfig
+from ..core.client import BackendClient, BackendError
+from ..core.job_session import JobSession
+from ..core.resolution import plan_output_size
+from ..core.result_files import ResultFileError, read_job
+from ..core.strip_timing import shown_range
+from . import compat, guides, inputs, runtime
+from .folders import resolved_backend_python, resolved_model_dir, resolved_output_dir, user_dir
+from .settings import prefs, scene_settings
+
+# What building or starting a job raises with a message for the artist. InputError,
+# RequestError and StripTimingError are ValueErrors.
+JOB_ERRORS: tuple[type[Exception], ...] = (ValueError, BackendError)
+
+_SETTING_NAMES = frozenset(f.name for f in fields(JobSettings))
+
+
+def character_size(path: Path) -> tuple[int, int]:
+    img = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        return int(img.size[0]), int(img.size[1])
+    finally:
+        bpy.data.images.remove(img)
+
+
+def scene_character(scene: Any, override: str = "") -> Path:
+    """The character image the sidebar names: an override path, a still rendered from
+    the active camera, or the chosen file."""
+    s = scene_settings(scene)
+    if override:
+        character = Path(bpy.path.abspath(override))
+    elif s.character_source == "RENDER":
+        return inputs.render_character_still(scene, user_dir("stills"))
+    else:
+        if not s.character_image:
+            raise inputs.InputError("Choose a character image, or switch Character to Render Camera.")
+        character = Path(bpy.path.abspath(s.character_image))
+    if not character.is_file():
+        raise inputs.InputError(f"The character image was not found: {character}. Pick an existing file.")
+    return character
+
+
+def scene_values(scene: Any) -> dict[str, Any]:
+    """The sidebar's settings, as ``job_settings`` keywords."""
+    s = scene_settings(scene)
+    return {
+        "quality": s.quality,
+        "steps": s.steps,
+        "seed": s.seed,
+        "segment_frames": s.segment_frames,
+        "overlap": int(s.overlap),
+        "colour_match": bool(s.colour_match),
+        "output_fps": scene.render.fps / scene.render.fps_base,
+        "step_cache": float(s.step_cache),
+        "retarget": "auto" if s.retarget else "off",
+        "estimator": s.estimator,
+        "person": tuple(s.performer_point) if s.pick_performer else None,
+        "relight_strength": float(s.relight_strength),
+        "relight_lora": s.relight_lora,
+        "loras": [(lo.path, float(lo.strength)) for lo in s.loras if lo.enabled],
+    }
+
+
+def machine_values(p: Any) -> dict[str, Any]:
+    """Speed and memory settings kept per computer, in the add-on preferences."""
+    return {"memory_mode": p.memory_mode, "attention": p.attention, "compile": p.compile, "fp8": p.fp8}
+
+
+def _loras(rows: list) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        path, strength = (row["path"], row.get("strength", 1.0)) if isinstance(row, dict) else row
+        if not path:
+            raise inputs.InputError("A LoRA row has no file: pick one or remove the row.")
+        out.append({"path": str(Path(bpy.path.abspath(path))), "strength": round(float(strength), 4)})
+    return out
+
+
+def job_settings(
+    scene: Any, size_from: tuple[int, int], context: Any = None, **overrides: Any
+) -> JobSettings:
+    """The backend's settings for a job: the scene's sidebar settings and the machine's
+    speed and memory preferences, each replaced by a keyword of the same name when given
+    (any JobSettings field, or ``quality``), at the output size planned from ``size_from``
+    (w, h). ``retarget`` also takes a bool (the sidebar's checkbox), ``person`` an (x, y)
+    point, ``loras`` (path, strength) pairs or {"path", "strength"} dicts."""
+    if size_from[0] <= 0 or size_from[1] <= 0:
+        raise inputs.InputError("Cannot read the character image's size. Save it as PNG or JPEG.")
+    unknown = sorted(set(overrides) - _SETTING_NAMES - {"quality"})
+    if unknown:
+        raise ValueError(f"Unknown Wan Animate setting(s): {', '.join(unknown)}")
+    values = {**machine_values(prefs(context)), **scene_values(scene), **overrides}
+    width, height = plan_output_size(size_from[0], size_from[1], values.pop("quality"))
+    values.setdefault("width", width)
+    values.setdefault("height", height)
+    # Float properties are single precision in Blender: rounded, job.json shows what was set.
+    for name in ("step_cache", "relight_strength"):
+        values[name] = round(float(values[name]), 4)
+    if isinstance(values["retarget"], bool):
+        values["retarget"] = "auto" if values["retarget"] else "off"
+    if values["person"] is not None:
+        values["person"] = [round(float(v), 4) for v in values["person"]]
+    if values["relight_lora"]:
+        values["relight_lora"] = str(Path(bpy.path.abspath(values["relight_lora"])))
+    values["loras"] = _loras(values["loras"])
+    settings = JobSettings(**values)
+    settings.validate()
+    return settings
+
+
+def job_request(context: Any, settings: JobSettings, name: str, **paths: str | None) -> JobRequest:
+    """A request writing its job folder to the preferences' output folder."""
+    return JobRequest(
+        settings=settings, output_dir=str(resolved_output_dir(prefs(context))), name=name, **paths
+    )
+
+
+def make_session(context: Any, req: JobRequest, character: Path, clip: Path | None) -> JobSession:
+    """A session on the backend the preferences name: remote, or the local one (kept warm)."""
+    p = prefs(context)
+    if p.backend_mode == "REMOTE":
+        return JobSession(
+            req,
+            character,
+            clip,
+            remote=BackendClient(p.remote_url, p.remote_token),
+            download_to=resolved_output_dir(p),
+        )
+    cfg = BackendConfig(
+        python=resolved_backend_python(p),
+        model_dir=resolved_model_dir(p),
+        data_dir=user_dir("backend-data"),
+        device=p.device,
+        threads=p.cpu_threads,
+    )
+    return JobSession(req, character, clip, local=runtime.local_backend(cfg))
+
+
+def generate_job(context: Any, character_path: str = "", clip_path: str = "") -> runtime.RunningJob:
+    """Generate: the sidebar's character and reference clip (or the override paths)."""
+    scene = context.scene
+    s = scene_settings(scene)
+    character = scene_character(scene, character_path)
+    frame_start, above = scene.frame_start, 0
+    if clip_path:
+        clip = Path(bpy.path.abspath(clip_path))
+    elif s.clip_source == "STRIP":
+        clip, frame_start, above = inputs.reference_from_strip(scene)
+    else:
+        if not s.clip_path:
+            raise inputs.InputError("Choose a reference clip, or switch Reference to Active Strip.")
+        clip = Path(bpy.path.abspath(s.clip_path))
+    if not clip.is_file():
+        raise inputs.InputError(f"The reference clip was not found: {clip}. Pick an existing file.")
+    settings = job_settings(scene, character_size(character), context)
+    session = make_session(context, job_request(context, settings, clip.stem), character, clip)
+    return runtime.RunningJob(session, scene.name, f"Wan {clip.stem}", frame_start, above)
+
+
+def armature_job(context: Any, obj: Any, face_image: str = "", mapping: str = "") -> runtime.RunningJob:
+    """Generate from Armature: the armature's motion seen through the active camera."""
+    from . import animation_drive
+
+    scene = context.scene
+    if obj is None or obj.type != "ARMATURE":
+        raise inputs.InputError("Pick an armature (make it active, or name it) to drive the motion.")
+    character = scene_character(scene)
+    face = Path(bpy.path.abspath(face_image)) if face_image else None
+    if face is not None and not face.is_file():
+        raise inputs.InputError(f"The face image was not found: {face}. Leave it empty for a neutral face.")
+    settings = job_settings(scene, character_size(character), context)
+    data = animation_drive.sample_pose_points(scene, obj, settings.width, settings.height, mapping)
+    points = animation_drive.write_pose_points(data, user_dir("pose_points"), obj.name)
+    req = job_request(
+        context, settings, obj.name, keypoints_path=str(points), face_path=str(face) if face else None
+    )
+    session = make_session(context, req, character, None)
+    return runtime.RunningJob(session, scene.name, f"Wan {obj.name}", scene.frame_start, 0)
+
+
+def replace_job(context: Any, strip: Any) -> runtime.RunningJob:
+    """Replace Performer: the character in place of the strip's performer, on the frames
+    the strip shows."""
+    scene = context.scene
+    if strip is None or strip.type != "MOVIE":
+        raise inputs.InputError("Select the movie strip whose performer should be replaced.")
+    if strip.use_reverse_frames:
+        raise inputs.InputError(
+            f"'{strip.name}' plays in reverse; Replace Performer follows forward playback only. "
+            "Turn off Reverse Frames, replace, then reverse the result strip."
+        )
+    clip = Path(bpy.path.abspath(strip.filepath))
+    if not clip.is_file():
+        raise inputs.InputError(f"The strip's movie file was not found: {clip}.")
+    character = scene_character(scene)
+    el = strip.elements[0]
+    size = (el.orig_width or scene.render.resolution_x, el.orig_height or scene.render.resolution_y)
+    shown = shown_range(
+        int(strip.frame_start),
+        int(strip.frame_final_start),
+        int(strip.frame_final_end),
+        compat.movie_length(strip),
+        compat.retiming_key_frames(strip),
+        compat.RETIMING_KEYS_END_EXCLUSIVE,
+    )
+    # The result keeps the movie's rate and spans the shown content at the strip's speed,
+    # so it lines up with the strip frame for frame.
+    settings = job_settings(
+        scene,
+        size,
+        context,
+        mode="replace",
+        output_fps=strip.fps,
+        clip_start=shown.first,
+        clip_frames=shown.count,
+        clip_speed=shown.speed,
+    )
+    session = make_session(context, job_request(context, settings, f"{strip.name}_replaced"), character, clip)
+    return runtime.RunningJob(
+        session,
+        scene.name,
+        f"{strip.name} replaced",
+        int(strip.frame_final_start),
+        int(strip.channel),
+        mute_strip=strip.name,
+    )
+
+
+def regenerate_job(context: Any, guide_name: str, seed: int = -1) -> runtime.RunningJob:
+    """Regenerate from Guide: the job's own settings and inputs (seed changed when
+    ``seed`` >= 0), with the pose redrawn from the edited guide."""
+    scene = context.scene
+    obj = scene.objects.get(guide_name)
+    if obj is None or "wan_animate_job" not in obj:
+        raise inputs.InputError(f"'{guide_name}' is not a Wan Animate guide; pick one from the panel.")
+    job_dir = Path(obj["wan_animate_job"])
+    if not job_dir.is_dir():
+        raise inputs.InputError(f"The job folder {job_dir} is gone; the guide cannot be regenerated.")
+    try:
+        job = read_job(job_dir)
+    except ResultFileError as exc:
+        raise inputs.InputError(f"{exc} The guide cannot be regenerated.") from None
+    character = Path(job["inputs"]["character"]["path"])
+    clip = Path(job["inputs"]["clip"]["path"])
+    for label, path in (("character image", character), ("reference clip", clip)):
+        if not path.is_file():
+            raise inputs.InputError(f"The job's {label} {path} is gone; restore it to regenerate.")
+    keypoints = guides.write_edited_keypoints(obj, scene, user_dir("edits"))
+    # The job's settings as recorded, not the sidebar's: a regeneration changes the pose only.
+    settings = JobSettings(**job["settings"])
+    if seed >= 0:
+        settings.seed = seed
+    req = job_request(context, settings, f"{job['name']}_regen", keypoints_path=str(keypoints))
+    session = make_session(context, req, character, clip)
+    above = max((s.channel for s in guides.result_strips(scene, job_dir)), default=0)
+    return runtime.RunningJob(
+        session, scene.name, f"Wan {job['name']} regen", int(obj["wan_animate_frame_start"]), above
+    )
