@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from backend_proc import BackendProc, result_json
-from conftest import run_blender
+from rendered_clips import render_clip
 
 W, H, FRAMES = 320, 240, 30
 LIMBS = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]  # shoulders to ankles
@@ -16,23 +16,7 @@ BLUE, RED = (0.15, 0.3, 0.7), (0.7, 0.2, 0.15)
 
 
 def _render(tmp_path, name: str, people: list[dict]):
-    """The clip as an mp4 (as an artist's reference would be) and its answer key:
-    truth[frame][person][coco index] = (x, y) pixels."""
-    frames_dir = tmp_path / name
-    r = run_blender(
-        "4.2",
-        "render_people.py",
-        {"out_dir": str(frames_dir), "width": W, "height": H, "frames": FRAMES, "people": people},
-        tmp_path,
-    )
-    assert len(r["frames"]) == FRAMES
-    clip = tmp_path / f"{name}.mp4"
-    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (W, H))
-    for f in r["frames"]:
-        out.write(cv2.imread(str(frames_dir / f)))
-    out.release()
-    truth = [[{int(k): v for k, v in person.items()} for person in frame] for frame in r["truth"]]
-    return clip, truth
+    return render_clip(tmp_path, name, people, W, H, FRAMES)
 
 
 def _keypoints(b: BackendProc, character, clip, **settings) -> tuple[dict, list]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from backend_proc import BackendProc
-from conftest import run_blender
 from PIL import Image
+from rendered_clips import render_clip
 
 W, H, FRAMES = 320, 240, 17
 # The body's bones between COCO joints (shoulders, arms, torso sides, hips, legs) and the head.
@@ -39,25 +39,9 @@ def _body_mask(j: dict, bones: list, width: int) -> np.ndarray:
 def test_the_replace_mask_covers_the_whole_body_legs_included(
     tmp_path, backend_python, tiny_model, astronaut_png
 ):
-    frames_dir = tmp_path / "full"
-    r = run_blender(
-        "4.2",
-        "render_people.py",
-        {
-            "out_dir": str(frames_dir),
-            "width": W,
-            "height": H,
-            "frames": FRAMES,
-            "people": [{"shirt": (0.15, 0.3, 0.7), "start": [-0.3, 0.0], "end": [0.3, 0.0]}],
-        },
-        tmp_path,
-    )
-    clip = tmp_path / "full.mp4"
-    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (W, H))
-    for f in r["frames"]:
-        out.write(cv2.imread(str(frames_dir / f)))
-    out.release()
-    truth = [{int(k): v for k, v in frame[0].items()} for frame in r["truth"]]
+    person = {"shirt": (0.15, 0.3, 0.7), "start": [-0.3, 0.0], "end": [0.3, 0.0]}
+    clip, truth = render_clip(tmp_path, "full", [person], W, H, FRAMES)
+    truth = [frame[0] for frame in truth]
 
     b = BackendProc(backend_python, tmp_path / "data", tiny_model)
     try:

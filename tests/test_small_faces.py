@@ -5,11 +5,10 @@ in how many frames that was so."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 from backend_proc import BackendProc, result_json
-from conftest import run_blender
+from rendered_clips import render_clip
 
 from backend.preprocess.pose_format import face_box, head_box
 
@@ -47,27 +46,10 @@ def test_head_box_places_a_face_crop_from_the_whole_body_head_points():
 
 @pytest.fixture()
 def far_clip(tmp_path):
-    frames_dir = tmp_path / "far"
-    r = run_blender(
-        "4.2",
-        "render_people.py",
-        {
-            "out_dir": str(frames_dir),
-            "width": W,
-            "height": H,
-            "frames": FRAMES,
-            "distance": 6.0,
-            "people": [{"shirt": (0.15, 0.3, 0.7), "start": [-1.0, 0.0], "end": [1.0, 0.0], "face": False}],
-        },
-        tmp_path,
-    )
-    clip = tmp_path / "far.mp4"
-    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (W, H))
-    for f in r["frames"]:
-        out.write(cv2.imread(str(frames_dir / f)))
-    out.release()
-    truth = [{int(k): v for k, v in frame[0].items()} for frame in r["truth"]]
-    return clip, truth
+    # Seen from behind (no facial features), a little further than the other rendered clips.
+    person = {"shirt": (0.15, 0.3, 0.7), "start": [-1.0, 0.0], "end": [1.0, 0.0], "face": False}
+    clip, truth = render_clip(tmp_path, "far", [person], W, H, FRAMES, distance=6.0)
+    return clip, [frame[0] for frame in truth]
 
 
 def test_a_far_performer_with_a_tiny_face_gets_face_crops_on_their_head(
@@ -90,8 +72,8 @@ def test_a_far_performer_with_a_tiny_face_gets_face_crops_on_their_head(
         r = b.post("/v1/jobs", json=body)
         st, _ = b.wait(r.json()["id"])
         assert st["state"] == "done", st
-        result = result_json_dir = st["result_dir"]
-        job = result_json(result_json_dir)
+        result = st["result_dir"]
+        job = result_json(result)
         frames = result_json(result, "keypoints.json")["frames"]
     finally:
         b.stop()
