@@ -431,16 +431,17 @@ def _results_are_whole(results: Path) -> None:
         assert (d / "job.json").is_file(), f"{d} has no job.json"
 
 
-def test_kill_9_in_preprocessing_and_in_a_window_then_the_next_job_runs(
+def test_kill_9_in_preprocessing_in_a_window_and_while_writing_then_the_next_job_runs(
     tmp_path, backend_python, tiny_model, astronaut_png, carphone_clip
 ):
     data = tmp_path / "data"
-    for stage in ("preprocessing", "denoising"):
+    # Writing: 961 output frames (the clip at 240 fps), so the kill lands while they are written.
+    cases = (("preprocessing", {}), ("denoising", {}), ("writing", {"output_fps": 240.0}))
+    for stage, extra in cases:
         b = BackendProc(backend_python, data, tiny_model)
         try:
-            job = b.post("/v1/jobs", json=body(astronaut_png, carphone_clip, settings={"steps": 8})).json()[
-                "id"
-            ]
+            settings = {"steps": 8, **extra}
+            job = b.post("/v1/jobs", json=body(astronaut_png, carphone_clip, settings=settings)).json()["id"]
             wait_for(
                 b,
                 job,
@@ -451,6 +452,9 @@ def test_kill_9_in_preprocessing_and_in_a_window_then_the_next_job_runs(
             )
             b.proc.kill()
             b.proc.wait()
+            if stage == "writing":
+                # Cut mid-write: only a hidden partial folder, never a result that looks finished.
+                assert list((data / "results").glob(".*.partial")), "the kill did not land while writing"
         finally:
             b.stop()
         b = BackendProc(backend_python, data, tiny_model)
@@ -458,7 +462,7 @@ def test_kill_9_in_preprocessing_and_in_a_window_then_the_next_job_runs(
             st = b.get(f"/v1/jobs/{job}").json()
             assert (
                 st["state"] == "failed" and st["stage"] == "interrupted" and "Submit it again" in st["error"]
-            )
+            ), (stage, st)
             _results_are_whole(data / "results")
         finally:
             b.stop()
