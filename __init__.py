@@ -1,8 +1,10 @@
 """Wan Animate for Blender: animate or replace a character with Wan2.2-Animate.
 
-Blender UI (operators/, panels/) -> add-on logic (wan_animate_blender/) -> HTTP ->
-the backend process (backend/). Modules that need bpy are imported in register()
-so the bpy-free parts stay importable by tests and by the backend."""
+Blender UI (operators/, panels/) -> add-on logic (wan_animate_blender/blender/) ->
+its bpy-free core (wan_animate_blender/core/) -> HTTP -> the backend process (backend/);
+imports only ever point down that line (tests/test_import_graph.py). Modules that need
+bpy are imported in register() so the bpy-free parts stay importable by tests and by
+the backend."""
 
 from __future__ import annotations
 

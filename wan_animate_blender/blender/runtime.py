@@ -14,6 +14,7 @@ from ..core.backend_process import BackendConfig, LocalBackend
 from ..core.job_session import JobSession
 from ..core.result_files import ResultFileError, read_job
 from . import compat, guides, sequencer_import
+from .settings import scene_settings
 
 
 @dataclass
@@ -73,16 +74,12 @@ def start_job(job: RunningJob) -> None:
         bpy.app.timers.register(poll_running_job, first_interval=0.1)
 
 
-def _settings(scene):
-    return scene.wan_animate
-
-
 def sync_ui(job: RunningJob) -> None:
     scene = bpy.data.scenes.get(job.scene_name)
     if scene is None:
         return
     st = job.session.state
-    s = _settings(scene)
+    s = scene_settings(scene)
     s.progress = 100.0 * st.progress
     eta = f" - about {st.eta_s:.0f} s left" if st.eta_s else ""
     s.status = (st.error or st.message) if st.finished else f"{st.stage}{eta}"

@@ -28,12 +28,6 @@ class ShownRange:
     count: int  # content frames spanned, first to last shown
     speed: float  # content frames per timeline frame over the shown range
 
-    def content_at(self, offset: int, shown: int) -> int:
-        """The content frame shown ``offset`` timeline frames into ``shown`` shown frames."""
-        if shown <= 1:
-            return self.first
-        return self.first + round(offset * (self.count - 1) / (shown - 1))
-
 
 def _round(x: float) -> int:
     return int(math.floor(x + 0.5))  # Blender rounds halves up, not to even
