@@ -14,7 +14,7 @@ from pathlib import Path
 from ..protocol import venv_python
 
 TORCH_VERSION = "2.13.0"
-REQUIREMENTS = Path(__file__).with_name("requirements.txt")
+REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements.txt"  # backend/requirements.txt
 ORT_VERSION = "1.32.0"  # as pinned in requirements.txt
 # PyPI's Windows torch wheels are CPU-only; CUDA builds come from PyTorch's own index.
 WINDOWS_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
