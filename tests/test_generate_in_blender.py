@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import BLENDER_VERSIONS, run_blender
+from conftest import BLENDER_VERSIONS, RANGE_ENDS, run_blender
 
 
 @pytest.fixture()
@@ -133,7 +133,7 @@ def test_remote_backend_uploads_inputs_and_downloads_frames(
     assert strip["job"]["inputs"]["clip"]["path"].startswith(str(tmp_path / "remote-data" / "uploads"))
 
 
-@BLENDER_VERSIONS
+@RANGE_ENDS
 def test_speed_memory_and_lora_settings_reach_the_backend(bl, tmp_path, job_args):
     import torch
     from safetensors.torch import save_file
