@@ -3,31 +3,12 @@ default on a Shot, is what the backend ran with (read back from the job's job.js
 
 from __future__ import annotations
 
-import shutil
-
-import cv2
 import pytest
 import torch
 from conftest import run_blender
-from onnx_models import blob_frame, make_checkpoint
 from safetensors.torch import save_file
-from test_estimator_onnx import A_BLOBS, B_BLOBS, ROWS
+from test_estimator_onnx import two_people_model
 from test_speed_and_memory import _lora_modules
-
-
-def _two_people(tiny_model, root):
-    """The tiny model with small ViTPose-shaped estimator models (a detector that always
-    sees the same two people) and a one-window clip of them: a performer to pick."""
-    model = root / "model"
-    shutil.copytree(tiny_model, model)
-    make_checkpoint(model / "process_checkpoint", ROWS)
-    clip = root / "two_people.mp4"
-    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (320, 240))
-    frame = cv2.cvtColor(blob_frame(320, 240, A_BLOBS + B_BLOBS), cv2.COLOR_RGB2BGR)
-    for _ in range(17):
-        out.write(frame)
-    out.release()
-    return model, clip
 
 
 def _lora(tiny_model, path) -> None:
@@ -42,7 +23,7 @@ def _lora(tiny_model, path) -> None:
 def test_a_shot_runs_with_every_sidebar_setting(
     tmp_path, backend_python, tiny_model, extension_zip, astronaut_png
 ):
-    model, clip = _two_people(tiny_model, tmp_path)
+    model, clip = two_people_model(tiny_model, tmp_path, 17)  # one window
     lora = tmp_path / "style.safetensors"
     _lora(tiny_model, lora)
     relight = tmp_path / "relight.safetensors"  # recorded; animate mode does not load it

@@ -113,23 +113,28 @@ A_BLOBS = [(71.3, 97.8, 0), (120.6, 60.2, 1), (96.0, 170.4, 2)]  # on the larger
 B_BLOBS = [(212.0, 100.0, 0), (228.0, 128.0, 1), (216.0, 150.0, 2)]  # on the smaller one
 
 
-@pytest.fixture(scope="module")
-def vitpose_setup(tmp_path_factory, tiny_model):
+def two_people_model(tiny_model, root, frames: int):
+    """The tiny model with small ViTPose-shaped estimator models (a detector that always sees
+    the same two people) and a still clip of ``frames`` frames of them."""
     import shutil
 
     import cv2
 
-    root = tmp_path_factory.mktemp("vitpose")
     model = root / "model"
     shutil.copytree(tiny_model, model)
     make_checkpoint(model / "process_checkpoint", ROWS)
     clip = root / "two_people.mp4"
     out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (320, 240))
     frame = cv2.cvtColor(blob_frame(320, 240, A_BLOBS + B_BLOBS), cv2.COLOR_RGB2BGR)
-    for _ in range(20):
+    for _ in range(frames):
         out.write(frame)
     out.release()
     return model, clip
+
+
+@pytest.fixture(scope="module")
+def vitpose_setup(tmp_path_factory, tiny_model):
+    return two_people_model(tiny_model, tmp_path_factory.mktemp("vitpose"), 20)
 
 
 def _job(b, character, clip, **settings):
