@@ -313,37 +313,34 @@ def _result_file(root: Path, rel: str) -> Path | None:
     return target
 
 
+# Each input a request may name: its label, and its path and upload fields.
+INPUTS = (
+    ("character image", "character_path", "character_upload"),
+    ("reference clip", "clip_path", "clip_upload"),
+    ("saved keypoints file", "keypoints_path", "keypoints_upload"),
+    ("face image", "face_path", "face_upload"),
+)
+
+
 def check_inputs(req: JobRequest, uploads: Path, confine_to: list[Path] | None) -> None:
     """Files a request names exist (and, in remote use, lie where the backend may read)."""
-    named = (
-        ("character image", req.character_path),
-        ("reference clip", req.clip_path),
-        ("saved keypoints file", req.keypoints_path),
-        ("face image", req.face_path),
-    )
     roots = None if confine_to is None else [uploads.resolve(), *confine_to]
-    for label, p in named:
-        if not p:
-            continue
-        if roots is not None and not _inside(Path(p), roots):
-            raise RequestError(
-                f"The {label} {p} is outside the folders this backend serves; upload it instead."
-            )
-        # A reference clip may also be a folder of numbered images.
-        if not (Path(p).is_file() or (label == "reference clip" and Path(p).is_dir())):
-            raise RequestError(f"The {label} was not found: {p}. Check the path, or upload the file.")
-    if req.output_dir and roots is not None and not _inside(Path(req.output_dir), roots[1:]):
-        raise RequestError(f"output_dir {req.output_dir} is outside the folders this backend may write.")
-    for label, up in (
-        ("character image", req.character_upload),
-        ("reference clip", req.clip_upload),
-        ("saved keypoints file", req.keypoints_upload),
-        ("face image", req.face_upload),
-    ):
+    for label, path_field, upload_field in INPUTS:
+        p, up = getattr(req, path_field), getattr(req, upload_field)
+        if p:
+            if roots is not None and not _inside(Path(p), roots):
+                raise RequestError(
+                    f"The {label} {p} is outside the folders this backend serves; upload it instead."
+                )
+            # A reference clip may also be a folder of numbered images.
+            if not (Path(p).is_file() or (label == "reference clip" and Path(p).is_dir())):
+                raise RequestError(f"The {label} was not found: {p}. Check the path, or upload the file.")
         if up and not (uploads / up).is_file():
             raise RequestError(
                 f"The upload {up} for the {label} is unknown (uploads go after 24 h); upload it again."
             )
+    if req.output_dir and roots is not None and not _inside(Path(req.output_dir), roots[1:]):
+        raise RequestError(f"output_dir {req.output_dir} is outside the folders this backend may write.")
 
 
 def _inside(p: Path, roots: list[Path]) -> bool:
