@@ -2,6 +2,7 @@
 
     python3 tools/dev.py demo    # the main job end to end, headless, tiny model
     python3 tools/dev.py test    # the test suite (what CI runs)
+    python3 tools/dev.py build   # dist/<id>-<version>.zip only, without the developer set-up
 
 Environments live in .dev/ (ignored by git): the backend's own venv, made by the
 same `python -m backend setup` an artist runs, and one venv per Blender version
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from ext_zip import build_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / ".dev"
@@ -99,16 +103,50 @@ def blender_ext_cli(bpy_python: Path) -> Path:
     return next(Path(site).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
 
 
-def build(pythons: dict[str, Path]) -> Path:
-    """Validate the manifest and build the installable .zip with Blender's own tool."""
-    cli = blender_ext_cli(pythons["5.0"])
+def fresh_dist() -> Path:
     dist = ROOT / "dist"
     dist.mkdir(exist_ok=True)
     for old in dist.glob("*.zip"):
         old.unlink()
-    run([pythons["5.0"], cli, "validate", ROOT])
-    run([pythons["5.0"], cli, "build", "--source-dir", ROOT, "--output-dir", dist])
+    return dist
+
+
+def build(bpy_python: Path) -> Path:
+    """Validate the manifest and build the installable .zip with Blender's own tool."""
+    cli = blender_ext_cli(bpy_python)
+    dist = fresh_dist()
+    run([bpy_python, cli, "validate", ROOT])
+    run([bpy_python, cli, "build", "--source-dir", ROOT, "--output-dir", dist])
     return next(dist.glob("*.zip"))
+
+
+def build_light() -> Path:
+    """The release zip without the developer set-up: a Blender on PATH (or $BLENDER), else
+    the bpy wheel's tool when .dev has one, else the plain-Python writer (same file list)."""
+    blender = os.environ.get("BLENDER") or shutil.which("blender")
+    if blender:
+        dist = fresh_dist()
+        run([blender, "--factory-startup", "--command", "extension", "validate", ROOT])
+        run(
+            [
+                blender,
+                "--factory-startup",
+                "--command",
+                "extension",
+                "build",
+                "--source-dir",
+                ROOT,
+                "--output-dir",
+                dist,
+            ]
+        )
+        return next(dist.glob("*.zip"))
+    for ver in reversed(BLENDER_VERSIONS):
+        bpy_python = venv_python(DEV / f"bpy{ver.replace('.', '')}")
+        if (bpy_python.parent.parent / ".complete").exists():
+            return build(bpy_python)
+    print("no Blender found (PATH or $BLENDER) and no .dev set-up: writing the zip with plain Python")
+    return build_zip(ROOT, fresh_dist())
 
 
 def dev_env(pythons: dict[str, Path], zip_path: Path) -> dict[str, str]:
@@ -130,10 +168,13 @@ def main() -> int:
     ap.add_argument("cmd", choices=("setup", "build", "test", "demo", "bench"))
     ap.add_argument("rest", nargs=argparse.REMAINDER)
     args = ap.parse_args()
+    if args.cmd == "build":
+        print(build_light())
+        return 0
     pythons = setup()
     if args.cmd == "setup":
         return 0
-    zip_path = build(pythons)
+    zip_path = build(pythons["5.0"])
     env = dev_env(pythons, zip_path)
     if args.cmd == "test":
         run([pythons["backend"], "-m", "ruff", "check", ROOT], cwd=ROOT)
