@@ -25,8 +25,7 @@ def register() -> None:
         generate.WANANIM_OT_cancel,
         generate.WANANIM_OT_generate_from_armature,
         generate.WANANIM_OT_replace_performer,
-        backend_ops.WANANIM_OT_setup_backend,
-        backend_ops.WANANIM_OT_stop_backend,
+        *backend_ops.CLASSES,
         guide_ops.WANANIM_OT_toggle_guides,
         guide_ops.WANANIM_OT_regenerate_from_guides,
         guide_ops.WANANIM_OT_compare,
@@ -43,7 +42,7 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from .wan_animate_blender.blender import runtime
+    from .wan_animate_blender.blender import backend_setup, runtime
 
     job = runtime.current_job()
     if job is not None:
@@ -52,6 +51,7 @@ def unregister() -> None:
     if bpy.app.timers.is_registered(runtime.poll_running_job):
         bpy.app.timers.unregister(runtime.poll_running_job)
     runtime.stop_backend()
+    backend_setup.cancel_download()
     if hasattr(bpy.types.Scene, "wan_animate"):
         del bpy.types.Scene.wan_animate
     for cls in reversed(_classes):

@@ -60,10 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("download", help="download the Wan-Animate weights")
     d.add_argument("--dir", type=Path, default=None)
     d.add_argument("--revision", default=None)
+    d.add_argument(
+        "--no-preprocessing",
+        action="store_true",
+        help="only the Diffusers weights, not the ViTPose/YOLO and relighting files",
+    )
 
     t = sub.add_parser("make-tiny-model", help="write a tiny random pipeline for tests and demos")
     t.add_argument("dir", type=Path)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--sam2", action="store_true", help="also a tiny random SAM2 in DIR/sam2 (replace masks through SAM2)"
+    )
 
     args = ap.parse_args(argv)
     if args.cmd == "setup":
@@ -73,11 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "download":
         from .env.download import download_weights
 
-        download_weights(args.dir or default_model_dir(), revision=args.revision)
+        try:
+            download_weights(
+                args.dir or default_model_dir(),
+                revision=args.revision,
+                preprocessing=not args.no_preprocessing,
+            )
+        except Exception as exc:  # noqa: BLE001 - the hub, the network or the disk: the message says what to do
+            print(
+                f"download failed: {type(exc).__name__}: {exc}\nCheck the internet connection (a proxy is "
+                "read from HTTPS_PROXY; a mirror of the model hub from HF_ENDPOINT). Run the download again "
+                "to resume where it stopped.",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
     elif args.cmd == "make-tiny-model":
         from .env.tiny_model import make_tiny_model
 
-        print(make_tiny_model(args.dir, args.seed))
+        print(make_tiny_model(args.dir, args.seed, sam2=args.sam2))
     elif args.cmd == "serve":
         if args.threads:
             os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))

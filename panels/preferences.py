@@ -1,10 +1,11 @@
-"""Add-on preferences: where the backend runs and where things are kept."""
+"""Add-on preferences: what the machine needs, where the backend runs, the weights, and
+where things are kept."""
 
 from __future__ import annotations
 
 import bpy
 
-from ..wan_animate_blender.blender.backend_setup import SETUP_STATE
+from ..wan_animate_blender.blender.backend_setup import CHECK_STATE, DOWNLOAD_STATE, SETUP_STATE
 from ..wan_animate_blender.blender.settings import ADDON_PACKAGE
 
 
@@ -83,6 +84,7 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         layout = self.layout
+        draw_requirements(layout)
         layout.prop(self, "backend_mode", expand=True)
         if self.backend_mode == "REMOTE":
             layout.prop(self, "remote_url")
@@ -100,6 +102,7 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
                 for line in setup.get("lines", [])[-6:]:
                     box.label(text=line[:120])
             col.prop(self, "model_dir")
+            draw_weights(col)
             col.prop(self, "device")
             col.prop(self, "cpu_threads")
         col = layout.column(heading="Speed and Memory")
@@ -108,3 +111,46 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
         col.prop(self, "compile")
         col.prop(self, "fp8")
         layout.prop(self, "output_dir")
+
+
+# From backend/model/memory_plan.py's estimates for the released 14B model (77-frame windows,
+# bf16, its 10 % headroom included); README.md's table has the same numbers.
+REQUIREMENTS = (
+    "NVIDIA GPU; 720p: 63 GB all on the GPU, 48 GB model offload, 16 GB block offload (13 with FP8)",
+    "480p: 57 / 43 / 11 GB; layer offload runs in less, slowly. CPU only: impractical for the real model",
+    "Disk: about 90 GB (weights 82 GB, preprocessing 3 GB, SAM2 0.9 GB) plus space for results",
+    "Windows, Linux or macOS; NVIDIA driver 570 or newer (CUDA 12.8)",
+    "Time, an estimate from the compute floor on an H100-class GPU: 720p at least 3 min per 77-frame window"
+    " (2.5 s of video), 480p at least 45 s; slower GPUs and offloading take longer",
+)
+
+
+def draw_requirements(layout) -> None:
+    box = layout.box()
+    box.label(text="What this needs", icon="INFO")
+    col = box.column(align=True)
+    for line in REQUIREMENTS:
+        col.label(text=line)
+
+
+def draw_weights(col) -> None:
+    row = col.row(align=True)
+    if DOWNLOAD_STATE.get("running"):
+        row.operator("wan_animate.cancel_download", icon="CANCEL")
+    else:
+        row.operator("wan_animate.download_weights", icon="IMPORT")
+    row.operator("wan_animate.check_model", icon="CHECKMARK").hashes = False
+    row.operator("wan_animate.check_model", text="Check sha256").hashes = True
+    progress = DOWNLOAD_STATE.get("progress")
+    if DOWNLOAD_STATE.get("stage"):
+        box = col.box()
+        if DOWNLOAD_STATE.get("running") and progress is not None and hasattr(box, "progress"):
+            box.progress(factor=progress.fraction, text=progress.text())
+        box.label(text=DOWNLOAD_STATE["stage"][:160])
+        for line in DOWNLOAD_STATE.get("lines", [])[-3:]:
+            box.label(text=line[:120])
+    if CHECK_STATE.get("lines"):
+        box = col.box()
+        icon = "CHECKMARK" if CHECK_STATE.get("ok") else ("TIME" if CHECK_STATE.get("running") else "ERROR")
+        for i, line in enumerate(CHECK_STATE["lines"]):
+            box.label(text=line[:200], icon=icon if i == 0 else "BLANK1")
