@@ -1,17 +1,32 @@
-"""Retargeting: the performer's motion drawn on the character's proportions."""
+"""Retargeting: the performer's motion drawn on the character's proportions, by the official
+Wan-Animate preprocessing's rule (its retarget_pose.py), and drawn and sized as it does.
+
+The facts are checked on a concrete pair: a performer standing in a 640x480 clip and a
+character twice as tall with short arms (the left upper arm shorter still, the eyes set
+unevenly) standing in a 512x704 image. The whole-frame test compares the backend's pose
+frames with a step-by-step transcription of the official code for an output whose size
+differs from both."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pytest
 from backend_proc import BackendProc
+from test_pose_parity import _official_padding_resize
 
-from backend.preprocess.pose_format import wholebody_to_body20
-from backend.preprocess.retarget import ORDER, PARENT, character_ratios, retarget
-from backend.protocol import BODY_SRC_A, BODY_SRC_B
+from backend.preprocess.clip_reading import probe_clip
+from backend.preprocess.conditioning import build_conditioning
+from backend.preprocess.pose_format import draw_pose_points, wholebody_to_body20
+from backend.preprocess.retarget import CharacterPose, plan_retarget
+from backend.protocol import BODY_SRC_A, BODY_SRC_B, RIGHT_HAND_SLICE
 
+CLIP_W, CLIP_H = 640, 480
+CANVAS_W, CANVAS_H = 512, 704
 # A standing figure in body-20 points (0-based): nose, neck, right arm, left arm, hips, legs...
 STAND = {
     0: (200, 100), 1: (200, 140), 2: (170, 140), 3: (160, 190), 4: (155, 240), 5: (230, 140),
@@ -19,71 +34,282 @@ STAND = {
     12: (215, 320), 13: (215, 390), 14: (195, 95), 15: (205, 95), 16: (188, 98), 17: (212, 98),
     18: (220, 400), 19: (180, 400),
 }  # fmt: skip
+PARENT = {
+    2: 1,
+    5: 1,
+    3: 2,
+    4: 3,
+    6: 5,
+    7: 6,
+    8: 1,
+    9: 8,
+    10: 9,
+    11: 1,
+    12: 11,
+    13: 12,
+    0: 1,
+    14: 0,
+    16: 14,
+    15: 0,
+    17: 15,
+    18: 13,
+    19: 10,
+}  # fmt: skip  (parents first)
+# The character's bone lengths against the performer's: twice as tall, arms 1.2x (short for a
+# figure twice the size), the left upper arm 1.0x, the right eye set wider, the left narrower.
+CHAR_SCALE = {**dict.fromkeys(PARENT, 2.0), 3: 1.2, 4: 1.2, 7: 1.2, 6: 1.0, 14: 2.4, 15: 1.6}
+CHAR_NECK = (256.0, 100.0)
+HAND_ROOT = (157.0, 243.0)  # the right hand's own wrist point: 3-4 px from the body's wrist
 
 
-def wholebody(points: dict[int, tuple[float, float]], conf: float = 1.0) -> np.ndarray:
+def wholebody(points: dict[int, tuple[float, float]], conf: float | dict[int, float] = 0.9) -> np.ndarray:
     """(133, 3) keypoints whose body-20 projection is ``points``."""
     kps = np.zeros((133, 3))
     for i, (x, y) in points.items():
-        kps[BODY_SRC_A[i]] = (x, y, conf)
-        kps[BODY_SRC_B[i]] = (x, y, conf)
+        c = conf.get(i, 0.9) if isinstance(conf, dict) else conf
+        kps[BODY_SRC_A[i]] = (x, y, c)
+        kps[BODY_SRC_B[i]] = (x, y, c)
     return kps
 
 
-def lengths(body: np.ndarray) -> dict[int, float]:
-    return {c: float(np.hypot(*(body[c, :2] - body[p, :2]))) for c, p in PARENT.items()}
+def character_points(scale: dict[int, float] = CHAR_SCALE) -> dict[int, tuple[float, float]]:
+    pts = {1: CHAR_NECK}
+    for c, p in PARENT.items():
+        d = np.subtract(STAND[c], STAND[p]) * scale[c]
+        pts[c] = (pts[p][0] + d[0], pts[p][1] + d[1])
+    return pts
 
 
-def test_bones_take_the_characters_lengths_and_keep_the_performers_directions():
-    rng = np.random.default_rng(0)
-    # The performer moves: every frame the points wander a little.
-    driver = []
-    for _t in range(10):
-        pts = {i: (x + rng.normal(0, 6), y + rng.normal(0, 6)) for i, (x, y) in STAND.items()}
-        driver.append(wholebody(pts))
-    # The character: legs 1.5x longer, arms 0.8x, drawn elsewhere in its image.
-    char = {1: (100.0, 50.0)}  # built outwards from the neck
-    for c in ORDER:
-        p = PARENT[c]
-        scale = 1.5 if c in (9, 10, 12, 13, 18, 19) else 0.8 if c in (3, 4, 6, 7) else 1.0
-        dx, dy = np.subtract(STAND[c], STAND[p]) * scale
-        char[c] = (char[p][0] + dx, char[p][1] + dy)
-    ratios = character_ratios(driver, wholebody(char))
-    assert abs(ratios[10] / ratios[3] - 1.5 / 0.8) < 0.1  # shin vs upper arm, relative to the first frame
-
-    out = retarget(driver, ratios)
-    # In the frame the ratios were measured on, every bone has the character's own length.
-    want = lengths(wholebody_to_body20(wholebody(char)))
-    got = lengths(out[0][:20])
-    assert all(abs(got[c] - want[c]) < 1e-6 for c in PARENT)
-    for frame, kps in zip(out, driver, strict=True):
-        body = frame[:20]
-        src = wholebody_to_body20(kps)
-        for c, p in PARENT.items():
-            v_new = body[c, :2] - body[p, :2]
-            v_old = src[c, :2] - src[p, :2]
-            # The direction is the performer's; the length is theirs times the bone's ratio.
-            assert np.allclose(v_new, v_old * ratios[c], atol=1e-6)
-    # Ground aligned: in the first frame the lowest foot is where the performer's was.
-    src0 = wholebody_to_body20(driver[0])
-    feet = [10, 13, 18, 19]
-    assert abs(out[0][feet, 1].max() - src0[feet, 1].max()) < 1e-6
+def with_right_hand(kps: np.ndarray) -> np.ndarray:
+    """An open right hand; one point seen at 0.45 (kept, not drawn), one at 0.3 (dropped)."""
+    kps = kps.copy()
+    hand = np.zeros((21, 3))
+    for j in range(21):
+        ang = (j // 4) * 0.4 - 0.6
+        r = 4.0 * (j % 4 + 1) if j else 0.0
+        hand[j] = (HAND_ROOT[0] + r * math.sin(ang), HAND_ROOT[1] + r * math.cos(ang), 0.9)
+    hand[7, 2], hand[12, 2] = 0.45, 0.3
+    kps[RIGHT_HAND_SLICE] = hand
+    return kps
 
 
-def test_a_character_image_without_a_body_is_not_used():
-    driver = [wholebody(STAND)]
+@pytest.fixture(scope="module")
+def pair():
+    performer = with_right_hand(wholebody(STAND))
+    character = CharacterPose(wholebody(character_points()), CANVAS_W, CANVAS_H)
+    return performer, character
+
+
+def body_of(points62: np.ndarray) -> np.ndarray:
+    return points62[:20]
+
+
+def test_ratios_take_the_larger_side_average_the_eyes_and_come_at_one_height(pair):
+    performer, character = pair
+    plan = plan_retarget(performer, CLIP_W, CLIP_H, character)
+    # Heights nose to ankles: 290 px against 580 px.
+    assert plan.scale == pytest.approx(0.5)
+    r = plan.ratio_by_bone_end()
+    assert r[2] == pytest.approx(1.0) and r[10] == pytest.approx(1.0)  # shoulders, shins: as tall
+    assert r[3] == r[6] == pytest.approx(0.6)  # upper arms: the right's 0.6, not the left's 0.5
+    assert r[4] == r[7] == pytest.approx(0.6)
+    assert r[14] == r[15] == pytest.approx(1.0)  # nose-eye: 1.2 and 0.8 averaged
+    assert plan.placed_by == "feet"
+
+
+def test_the_figure_stands_where_the_character_stands(pair):
+    performer, character = pair
+    plan = plan_retarget(performer, CLIP_W, CLIP_H, character)
+    out = body_of(plan.apply(performer))
+    char = wholebody_to_body20(character.keypoints)
+    # The hip centre over the character's; the lower ankle on the character's lower
+    # ankle-toe midpoint (600 and 620: 610).
+    assert (out[8, 0] + out[11, 0]) / 2 == pytest.approx((char[8, 0] + char[11, 0]) / 2)
+    assert max(out[10, 1], out[13, 1]) == pytest.approx(610.0)
+    # Bones: the performer's length x ratio / scale; the left upper arm is longer than the
+    # character's own (the larger side's ratio), the rest the character's.
+    for c, p in PARENT.items():
+        got = math.dist(out[c, :2], out[p, :2])
+        want = math.dist(STAND[c], STAND[p]) * plan.ratio_by_bone_end()[c] / 0.5
+        assert got == pytest.approx(want), c
+    assert math.dist(out[6, :2], out[5, :2]) == pytest.approx(1.2 * math.dist(STAND[6], STAND[5]))
+    # A later frame keeps its own motion: a jump of 30 clip pixels is 60 character pixels.
+    jump = {i: (x, y - 30) for i, (x, y) in STAND.items()}
+    up = body_of(plan.apply(wholebody(jump)))
+    assert np.allclose(up[:, 1], out[:, 1] - 60)
+
+
+def test_hands_scale_by_the_shoulder_ratio_and_hang_from_the_new_wrist(pair):
+    performer, character = pair
+    plan = plan_retarget(performer, CLIP_W, CLIP_H, character)
+    pts = plan.apply(performer)
+    hand, src = pts[41:62], performer[RIGHT_HAND_SLICE]
+    wrist = pts[4, :2]
+    assert plan.hand_ratio == pytest.approx(2.0)  # shoulder ratio 1.0 at scale 0.5, not the forearm's
+    for j in range(21):
+        if j == 12:
+            assert hand[j, 2] == 0.0  # seen at 0.3: below the official's 0.4
+            continue
+        want = np.trunc(wrist + (src[j, :2] - src[0, :2]) * 2.0)
+        assert np.array_equal(hand[j, :2], want) and hand[j, 2] == src[j, 2], j
+
+
+def test_a_foot_is_at_most_half_its_shin():
+    character = CharacterPose(wholebody(character_points()), CANVAS_W, CANVAS_H)
+    plan = plan_retarget(wholebody(STAND), CLIP_W, CLIP_H, character)
+    long_foot = {**STAND, 19: (245.0, 390.0)}  # 60 px from the ankle; the shin is 70
+    out = body_of(plan.apply(wholebody(long_foot)))
+    shin = math.dist(out[9, :2], out[10, :2])
+    assert math.dist(out[10, :2], out[19, :2]) == pytest.approx(shin / 2)
+    assert out[19, 0] > out[10, 0] and out[19, 1] == pytest.approx(out[10, 1])  # its direction kept
+    assert math.dist(out[13, :2], out[18, :2]) < shin / 2  # the short foot is left alone
+
+
+def test_ratios_ignore_confidence_and_missing_bones_take_the_shoulders_mean():
+    character = CharacterPose(wholebody(character_points()), CANVAS_W, CANVAS_H)
+    # Frame 0: the left knee seen at 0.1 (and 20 px high), the right elbow not given at all.
+    first = wholebody({**STAND, 12: (215.0, 300.0)}, conf={12: 0.1})
+    first[BODY_SRC_A[3]] = first[BODY_SRC_B[3]] = 0.0
+    r = plan_retarget(first, CLIP_W, CLIP_H, character).ratio_by_bone_end()
+    # Left thigh 140 / 50 at scale 0.5 = 1.4: the unsure knee counts, and both thighs take it.
+    assert r[12] == r[9] == pytest.approx(1.4)
+    # Right upper arm and forearm unknown: the shoulders' mean (1.0), then the larger side.
+    assert r[3] == r[4] == r[6] == r[7] == pytest.approx(1.0)
+
+
+def test_without_whole_bodies_the_neck_goes_on_the_characters_neck():
+    seated = wholebody(character_points(), conf={10: 0.3, 13: 0.3, 18: 0.3, 19: 0.3})  # feet unsure
+    plan = plan_retarget(wholebody(STAND), CLIP_W, CLIP_H, CharacterPose(seated, CANVAS_W, CANVAS_H))
+    assert plan.placed_by == "neck"
+    assert np.allclose(body_of(plan.apply(wholebody(STAND)))[1, :2], CHAR_NECK)
+
+
+def test_a_character_image_without_shoulders_is_not_used():
     head_only = wholebody({0: (100, 100), 14: (95, 95), 15: (105, 95)})
-    assert character_ratios(driver, head_only) is None
+    assert plan_retarget(wholebody(STAND), CLIP_W, CLIP_H, CharacterPose(head_only, 256, 256)) is None
 
 
-def test_missing_performer_joints_stay_missing():
-    pts = dict(STAND)
-    kps = wholebody(pts)
-    kps[BODY_SRC_A[3]] = (0, 0, 0.0)  # right elbow lost
-    kps[BODY_SRC_B[3]] = (0, 0, 0.0)
-    out = retarget([kps], dict.fromkeys(PARENT, 1.2))[0]
-    assert out[3, 2] == 0.0 and out[4, 2] == 0.0  # the elbow and the wrist hanging from it
-    assert out[6, 2] > 0.5  # the other arm is there
+# --- The official code's steps, transcribed as it takes them (normalised points, bones by
+# angle, 1-based limb pairs), for the whole-frame comparison. ---
+LIMBS = [[2, 3], [2, 6], [3, 4], [4, 5], [6, 7], [7, 8], [2, 9], [9, 10], [10, 11], [2, 12], [12, 13],
+         [13, 14], [2, 1], [1, 15], [15, 17], [1, 16], [16, 18], [14, 19], [11, 20]]  # fmt: skip
+
+
+def _official_rebuild(kp: list, ratios: list, cap: bool) -> list:
+    lengths, angles = [], []
+    for a, b in LIMBS:
+        p, q = kp[a - 1], kp[b - 1]
+        lengths.append(math.hypot(p[0] - q[0], p[1] - q[1]) * ratios[len(lengths)])
+        angles.append(math.degrees(math.atan2(p[1] - q[1], p[0] - q[0])))
+    if cap:
+        for foot, shin in ((18, 8), (17, 11)):
+            lengths[foot] = min(lengths[foot], lengths[shin] * 0.5)
+    out = [list(p) for p in kp]
+    for (a, b), n, ang in zip(LIMBS, lengths, angles, strict=True):
+        out[b - 1][0] = out[a - 1][0] - n * math.cos(math.radians(ang))
+        out[b - 1][1] = out[a - 1][1] - n * math.sin(math.radians(ang))
+    return out
+
+
+def _official_frames(frames, clip_wh, char133, canvas_wh, out_wh) -> list[np.ndarray]:
+    (sw, sh), (cw, ch) = clip_wh, canvas_wh
+    src = [[x / sw, y / sh, s] for x, y, s in wholebody_to_body20(frames[0])]
+    dst = [[x / cw, y / ch, s] for x, y, s in wholebody_to_body20(char133)]
+
+    def height(k, H, lo):  # noqa: N803 - as the official names it
+        return H * abs((k[lo[0]][1] + k[lo[1]][1]) / 2 - k[0][1])
+
+    scale = math.sqrt(sh * sw) / math.sqrt(ch * cw)
+    for lo in ((10, 13), (8, 11)):
+        if all(k[i][2] > 0.5 for k in (src, dst) for i in (0, *lo)):
+            scale = height(src, sh, lo) / height(dst, ch, lo)
+            break
+    dh, dw = int(ch * scale), int(cw * scale)
+
+    def kind(k):
+        ok = [k[i][1] <= 1 and k[i][2] >= 0.4 for i in (10, 13, 8, 11)]
+        return 2 if all(ok) else 1 if ok[2] and ok[3] else 0
+
+    ratios = []
+    for a, b in LIMBS:
+        ls = math.hypot((src[a - 1][0] - src[b - 1][0]) * sw, (src[a - 1][1] - src[b - 1][1]) * sh)
+        ld = math.hypot((dst[a - 1][0] - dst[b - 1][0]) * dw, (dst[a - 1][1] - dst[b - 1][1]) * dh)
+        ratios.append(ld / ls)
+    for a, b in ((0, 1), (2, 4), (3, 5), (6, 9), (7, 10), (8, 11), (17, 18)):
+        ratios[a] = ratios[b] = max(ratios[a], ratios[b])
+    for a, b in ((13, 15), (14, 16)):
+        ratios[a] = ratios[b] = (ratios[a] + ratios[b]) / 2
+    r0 = _official_rebuild([[x * sw, y * sh] for x, y, _ in src], ratios, cap=False)
+    if min(kind(src), kind(dst)) == 2:
+        ground = max((dst[10][1] + dst[19][1]) / 2, (dst[13][1] + dst[18][1]) / 2) * dh
+        dy = max(r0[10][1], r0[13][1]) - ground
+        dx = (r0[8][0] + r0[11][0]) / 2 - (dst[8][0] + dst[11][0]) * dw / 2
+    else:
+        dy, dx = r0[1][1] - dst[1][1] * dh, r0[1][0] - dst[1][0] * dw
+    hand_ratio = max(ratios[0], ratios[1]) / scale
+
+    out = []
+    for k in frames:
+        body = wholebody_to_body20(k)
+        new = _official_rebuild([[x, y] for x, y, _ in body], ratios, cap=True)
+        new = [[(x - dx) / scale, (y - dy) / scale, s] for (x, y), s in zip(new, body[:, 2], strict=True)]
+        right, left = k[112:133], k[91:112]
+        deltas = []
+        for h, w in ((right, 4), (left, 7)):
+            delta = np.array(new[w][:2]) - body[w, :2]
+            if h[0, 2] >= 0.4:
+                delta += body[w, :2] - h[0, :2]
+            deltas.append(delta)
+        root = right[0, :2] if right[0, 2] >= 0.4 else np.array([-1.0 * sw, -1.0 * sh])
+        if math.dist(body[4, :2], root) > math.dist(body[7, :2], root):
+            deltas.reverse()
+        hands = []
+        for h, delta in zip((right, left), deltas, strict=True):
+            pts = np.zeros((21, 3))
+            for j in range(21):
+                if h[j, 2] >= 0.4:
+                    x = h[j, 0] * hand_ratio - h[0, 0] * (hand_ratio - 1)
+                    y = h[j, 1] * hand_ratio - h[0, 1] * (hand_ratio - 1)
+                    pts[j] = (int(x + delta[0]), int(y + delta[1]), h[j, 2])
+            hands.append(pts)
+        canvas = draw_pose_points(np.array(new), np.concatenate(hands), ch, cw)  # zeros_like(refer_img)
+        out.append(_official_padding_resize(canvas, out_wh[1], out_wh[0]))
+    return out
+
+
+def test_pose_frames_match_the_official_drawing_and_sizing(tmp_path, pair):
+    """A 640x480 clip, a 512x704 character canvas, a 320x192 output: the skeleton drawn on the
+    character's canvas (its stroke width), then fitted into the output with padding."""
+    rng = np.random.default_rng(1)
+
+    def detected(k: np.ndarray) -> np.ndarray:
+        # Detected points are never whole pixels; whole ones would put the two sides' float
+        # rounding on the drawing's integer cuts.
+        k = k.copy()
+        k[:, :2] += rng.uniform(0.05, 0.95, (len(k), 2)) * (k[:, 2:] > 0)
+        return k
+
+    performer, character = pair
+    character = CharacterPose(detected(character.keypoints), CANVAS_W, CANVAS_H)
+    moved = with_right_hand(wholebody({i: (x + 25, y - 12) for i, (x, y) in STAND.items()}))
+    moved[112:133, :2] += (25, -12)
+    # A long foot; then the right wrist raised away from its hand, which is nearer the left
+    # wrist: the official hangs it from the left.
+    crossed = with_right_hand(wholebody({**STAND, 4: (120.0, 200.0)}))
+    crossed[112:133, :2] += (85, -3)
+    frames = [detected(k) for k in (performer, moved, wholebody({**STAND, 19: (245.0, 390.0)}), crossed)]
+    for n in range(len(frames)):
+        cv2.imwrite(str(tmp_path / f"clip_{n:04d}.png"), np.full((CLIP_H, CLIP_W, 3), 40, np.uint8))
+    info = probe_clip(tmp_path / "clip_0000.png", fps=30.0)
+    saved = {"frames": [{"keypoints": k.tolist()} for k in frames]}
+    cond = build_conditioning(info, None, 320, 192, 64, saved=saved, character=character)
+    want = _official_frames(frames, (CLIP_W, CLIP_H), character.keypoints, (CANVAS_W, CANVAS_H), (320, 192))
+    assert len(cond.pose_frames) == len(want)
+    for got, exp in zip(cond.pose_frames, want, strict=True):
+        assert got.shape == (192, 320, 3)
+        assert exp.any()
+        assert np.array_equal(got, exp), int((got != exp).any(axis=2).sum())
+    assert cond.retarget_ratios is not None and cond.retarget_ratios[3] == pytest.approx(0.6, abs=0.02)
 
 
 def test_jobs_retarget_by_default_and_not_when_switched_off(
@@ -111,7 +337,7 @@ def test_jobs_retarget_by_default_and_not_when_switched_off(
         on = json.loads((res["auto"] / "job.json").read_text())["retarget"]
         off = json.loads((res["off"] / "job.json").read_text())["retarget"]
         assert off == {"applied": False, "why": "off"}
-        assert on["applied"] is True, on
+        assert on["applied"] is True and on["rule"] == "official", on
         assert on["length_ratio_by_bone_end"]["RShoulder"] > 0
         pose_on = sorted((res["auto"] / "pose").glob("*.png"))
         pose_off = sorted((res["off"] / "pose").glob("*.png"))

@@ -15,6 +15,7 @@ from ..engines import PreparedModel
 from ..preprocess.clip_reading import MODEL_FPS
 from ..preprocess.conditioning import Conditioning, build_conditioning, conditioning_from_points
 from ..preprocess.estimator_choice import open_estimator
+from ..preprocess.retarget import CharacterPose, character_canvas
 from ..protocol import JobSettings
 from .job_inputs import JobInputs
 from .keypoint_cache import CACHED_LABEL, KeypointCache, keypoints_json
@@ -27,7 +28,7 @@ class JobConditioning:
     reference: Any  # the character image fitted to the output size (PIL)
     estimator: str  # what found the keypoints, as job.json reports it
     keypoints_text: str | None  # keypoints.json; None when driven by pose points alone
-    character_kps: np.ndarray | None  # the character's own pose, when retargeting applies
+    character_kps: CharacterPose | None  # the character's own pose, when retargeting applies
 
 
 def build_job_conditioning(
@@ -47,7 +48,7 @@ def build_job_conditioning(
     clip = inputs.clip
     if clip is None:
         return _from_pose_points(inputs, s, model, reference)
-    character_kps = _character_pose(s, model_dir, cuda, np.asarray(reference), estimator_factory)
+    character_kps = _character_pose(s, model_dir, cuda, inputs.character, estimator_factory)
     common = dict(
         out_w=s.width,
         out_h=s.height,
@@ -87,15 +88,15 @@ def _from_pose_points(inputs: JobInputs, s: JobSettings, model: PreparedModel, r
     return JobConditioning(cond, reference, name, _keypoints_text(cond), None)
 
 
-def _character_pose(
-    s: JobSettings, model_dir: Path, cuda: bool, image: np.ndarray, factory
-) -> np.ndarray | None:
-    """The character's keypoints on the fitted character image, when retargeting applies."""
+def _character_pose(s: JobSettings, model_dir: Path, cuda: bool, character, factory) -> CharacterPose | None:
+    """The character's pose, when retargeting applies, estimated where the official
+    preprocessing estimates it: on the character image fitted into the official canvas."""
     if s.mode != "animate" or s.retarget == "off":
         return None
+    image = character_canvas(np.asarray(character.convert("RGB")), s.width, s.height)
     with open_estimator(s, model_dir, cuda, still=True, factory=factory) as estimator:
         kps = estimator.estimate(image)
-    return kps if kps[:, 2].max() > 0 else None
+    return CharacterPose(kps, image.shape[1], image.shape[0]) if kps[:, 2].max() > 0 else None
 
 
 def _keypoints_text(cond: Conditioning) -> str | None:

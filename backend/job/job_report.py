@@ -109,12 +109,13 @@ def _retarget_report(r: JobRecord) -> dict[str, Any]:
         from ..protocol import BODY_NAMES
 
         ratios = {BODY_NAMES[b]: round(v, 3) for b, v in sorted(cond.retarget_ratios.items())}
-        return {"applied": True, "length_ratio_by_bone_end": ratios}
+        # Ratios at one body height (the official's): 1.0 is the performer's proportion.
+        return {"applied": True, "rule": "official", "length_ratio_by_bone_end": ratios}
     if s.mode != "animate" or s.retarget == "off" or r.inputs.clip is None:
         return {"applied": False, "why": "off" if s.retarget == "off" else "not used in this mode"}
     why = "the character's pose was not found in its image"
     if r.conditioning.character_kps is not None:
-        why = "the character image shows too little of a body (shoulders, arms, hips)"
+        why = "the character image or the clip's first frame does not show the shoulders"
     return {"applied": False, "why": why}
 
 

@@ -24,7 +24,7 @@ from .pose_format import (
     head_box,
     wholebody_to_body20,
 )
-from .retarget import character_ratios, retarget
+from .retarget import CharacterPose, plan_retarget
 
 Progress = Callable[[int, int, str], None]
 KEYPOINT_DECIMALS = 3  # what keypoints.json keeps: 1/1000 pixel
@@ -150,14 +150,14 @@ def build_conditioning(
     saved: dict | None = None,
     replace: bool = False,
     frames_dir: Path | None = None,
-    character: np.ndarray | None = None,
+    character: CharacterPose | None = None,
 ) -> Conditioning:
     """``saved``: a keypoints.json of an earlier job on this clip; its keypoints are
     reused (no detection) and its ``pose_points`` (edited guides), if any, drawn.
     ``frames_dir``: where the pose, face, background and mask frames go as they are made
     (memory stays flat however long the clip); without it they are kept in memory.
-    ``character``: the character's (133, 3) keypoints in output pixels; when given and it
-    shows enough of a body, the pose is retargeted to its proportions (retarget.py)."""
+    ``character``: the character's pose on its official canvas; when given and it shows the
+    shoulders, the pose is retargeted to its proportions by the official rule (retarget.py)."""
     sources = info.model_sources(model_fps)
     if saved is not None:
         if len(saved["frames"]) != len(sources):
@@ -201,12 +201,11 @@ def build_conditioning(
         for f in saved["frames"]:
             pose_frames.append(_draw_saved_points(f["pose_points"], saved, out_w, out_h))
     else:
-        fitted = [box.apply(k) for k in kps]
-        if character is not None:
-            ratios = character_ratios(fitted, character)
-        if ratios:
-            for pts in retarget(fitted, ratios):
-                pose_frames.append(draw_pose_points(pts[:20], pts[20:], out_h, out_w))
+        plan = None if character is None else plan_retarget(kps[0], info.width, info.height, character)
+        if plan is not None:
+            ratios = plan.ratio_by_bone_end()
+            for k in kps:
+                pose_frames.append(plan.draw(k, out_w, out_h))
         else:
             for k in kps:
                 pose_frames.append(draw_pose_official(k, info.width, info.height, out_w, out_h))
