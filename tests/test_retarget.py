@@ -22,7 +22,7 @@ from test_pose_parity import _official_padding_resize
 from backend.preprocess.clip_reading import probe_clip
 from backend.preprocess.conditioning import build_conditioning
 from backend.preprocess.pose_format import draw_pose_points, wholebody_to_body20
-from backend.preprocess.retarget import CharacterPose, plan_retarget
+from backend.preprocess.retarget import CharacterPose, measured_frame, plan_retarget
 from backend.protocol import BODY_SRC_A, BODY_SRC_B, RIGHT_HAND_SLICE
 
 CLIP_W, CLIP_H = 640, 480
@@ -182,6 +182,12 @@ def test_without_whole_bodies_the_neck_goes_on_the_characters_neck():
     plan = plan_retarget(wholebody(STAND), CLIP_W, CLIP_H, CharacterPose(seated, CANVAS_W, CANVAS_H))
     assert plan.placed_by == "neck"
     assert np.allclose(body_of(plan.apply(wholebody(STAND)))[1, :2], CHAR_NECK)
+
+
+def test_a_performer_walking_in_is_measured_on_the_first_frame_that_shows_them():
+    empty, later = np.zeros((133, 3)), wholebody({i: (x + 40, y) for i, (x, y) in STAND.items()})
+    assert measured_frame([empty, later, wholebody(STAND)]) is later
+    assert measured_frame([wholebody(STAND), later]) is not later  # the first frame, as the official
 
 
 def test_a_character_image_without_shoulders_is_not_used():

@@ -115,7 +115,7 @@ def _retarget_report(r: JobRecord) -> dict[str, Any]:
         return {"applied": False, "why": "off" if s.retarget == "off" else "not used in this mode"}
     why = "the character's pose was not found in its image"
     if r.conditioning.character_kps is not None:
-        why = "the character image or the clip's first frame does not show the shoulders"
+        why = "the character image does not show the shoulders, or no frame of the clip shows the performer's"
     return {"applied": False, "why": why}
 
 

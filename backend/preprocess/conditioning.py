@@ -24,7 +24,7 @@ from .pose_format import (
     head_box,
     wholebody_to_body20,
 )
-from .retarget import CharacterPose, plan_retarget
+from .retarget import CharacterPose, measured_frame, plan_retarget
 
 Progress = Callable[[int, int, str], None]
 KEYPOINT_DECIMALS = 3  # what keypoints.json keeps: 1/1000 pixel
@@ -201,7 +201,8 @@ def build_conditioning(
         for f in saved["frames"]:
             pose_frames.append(_draw_saved_points(f["pose_points"], saved, out_w, out_h))
     else:
-        plan = None if character is None else plan_retarget(kps[0], info.width, info.height, character)
+        first = measured_frame(kps)
+        plan = None if character is None else plan_retarget(first, info.width, info.height, character)
         if plan is not None:
             ratios = plan.ratio_by_bone_end()
             for k in kps:

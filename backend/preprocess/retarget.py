@@ -180,12 +180,22 @@ def _bone_lengths(body: np.ndarray) -> np.ndarray:
     return out
 
 
+def measured_frame(frames: list[np.ndarray]) -> np.ndarray:
+    """The frame the ratios and the placement are taken from: the first, as the official
+    takes it, unless the performer is not in it yet (walking in); then the first that has
+    their neck and shoulders."""
+    for k in frames:
+        if (wholebody_to_body20(k)[[NECK, 2, 5], 2] > 0).all():
+            return k
+    return frames[0]
+
+
 def plan_retarget(
     first: np.ndarray, clip_w: int, clip_h: int, character: CharacterPose
 ) -> Retargeting | None:
     """The retargeting of a clip whose first model frame has the (133, 3) keypoints ``first``
-    (clip pixels), or None when the character image or that frame does not show the shoulders
-    the rule needs (the character's seen at 0.4)."""
+    (clip pixels; see ``measured_frame``), or None when the character image or that frame does
+    not show the shoulders the rule needs (the character's seen at 0.4)."""
     src = wholebody_to_body20(first)
     dst = wholebody_to_body20(character.keypoints)
     if any(dst[i, 2] < THRESHOLD for i in (NECK, 2, 5)):
