@@ -78,6 +78,7 @@ _SETTING_RULES: dict[str, tuple[str, Any]] = {
     "clip_start": ("int", (0, MAX_CLIP_FRAMES)),
     "clip_frames": ("int", (0, MAX_CLIP_FRAMES)),
     "clip_speed": ("number", (0.01, 100.0)),
+    "apply_rotation": ("bool", None),
     "colour_match": ("bool", None),
     "estimator": ("enum", ESTIMATORS),
     "retarget": ("enum", ("auto", "on", "off")),
@@ -170,6 +171,9 @@ class JobSettings:
     clip_start: int = 0  # first clip frame used (a trimmed strip shows only part of its movie)
     clip_frames: int = 0  # how many clip frames from there; 0: to the end
     clip_speed: float = 1.0  # clip frames per output-rate frame (a retimed strip plays faster or slower)
+    # A movie's rotation flag applied (upright portrait footage); False where the strip's Blender
+    # shows movies as stored (4.2), so the result lines up with the strip.
+    apply_rotation: bool = True
     colour_match: bool = True  # match each window's colours to the previous one over the overlap
     estimator: str = "auto"
     # Animate mode: scale the performer's bones to the character's proportions ("auto": when

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..wan_animate_blender.blender import guides, runtime
+from ..wan_animate_blender.blender import compat, guides, runtime
 
 
 def draw_panel(layout, context) -> None:
@@ -69,6 +69,9 @@ def draw_panel(layout, context) -> None:
         row = layout.row()
         row.enabled = not running
         row.operator("wan_animate.replace_performer", icon="USER")
+        if not compat.MOVIE_ROTATION_SHOWN:
+            # This Blender ignores a movie's rotation flag; the job follows it to line up.
+            layout.label(text="Rotated phone clips: read unrotated, as shown", icon="INFO")
         col = layout.column(align=True)
         col.prop(s, "relight_strength")
         col.prop(s, "relight_lora", text="")

@@ -103,41 +103,42 @@ def _shown_at(times: list[float], t: float) -> int:
     return max(i for i, start in enumerate(times) if start <= t + 1e-9)
 
 
-def test_variable_rate_clip_drives_each_model_frame_with_the_frame_shown_at_its_moment(tmp_path):
-    info = probe_clip(_write_clip(tmp_path / "vfr.mp4", VFR_TIMES))
-    assert info.variable_rate and info.frame_count == 60
-    assert info.frame_count / info.fps == pytest.approx(4.0)  # lasts 1 s + 3 s, the last frame 0.1 s
-    assert info.times[30] == pytest.approx(1.0, abs=1e-3)
+def _blender_length(path: Path, rate: float) -> int:
+    """A movie strip's length in Blender: the stream's declared duration at the rate."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        return round(float(stream.duration * stream.time_base) * rate)
 
-    sources = info.model_sources()
-    assert len(sources) == 120  # 4 s at 30 fps
-    want = [_shown_at(VFR_TIMES, i / 30) for i in range(120)]
-    assert sources == want
-    # ...and those are the pictures that come back, to the frame.
-    got = [_frame_number(rgb) for _, rgb in iter_frames_rgb(info, sources)]
+
+def test_variable_rate_clip_is_counted_as_blender_counts_it(tmp_path):
+    """Frames are counted at the stream's nominal rate (a strip's fps in Blender), each one
+    the frame shown at its moment; tests/test_strip_display.py compares with Blender's own."""
+    clip = _write_clip(tmp_path / "vfr.mp4", VFR_TIMES)
+    info = probe_clip(clip)
+    assert info.variable_rate and info.fps == 30.0
+    # The muxer declares 3.8 s, not the 4 s the frames span: Blender's strip is that long.
+    assert info.frame_count == _blender_length(clip, 30.0)
+    want = [_shown_at(VFR_TIMES, k / 30) for k in range(info.frame_count)]
+    got = [_frame_number(rgb) for _, rgb in iter_frames_rgb(info)]
     assert got == want
-    assert got[30] == 30 and got[33] == 31 and got[119] == 59
+    assert got[30] == 30 and got[33] == 31 and got[36] == 32
 
-    # An output at the scene's 30 fps lasts the clip's 4 s and shows, at every moment, the
-    # motion of the clip frame shown then.
+    # The model (30 fps) is driven at each moment by the frame shown then, and an output at
+    # the scene's 30 fps lasts as long as the strip.
+    sources = info.model_sources()
+    assert sources == list(range(info.frame_count))
     out = output_frame_sources(info.frame_count, info.fps, len(sources), 30.0)
-    assert len(out) == 120
-    assert [sources[k] for k in out] == want
+    assert [sources[k] for k in out] == list(range(info.frame_count))
 
 
 def test_a_trimmed_and_sped_up_view_of_a_variable_rate_clip_keeps_its_timing(tmp_path):
     info = probe_clip(_write_clip(tmp_path / "vfr.mp4", VFR_TIMES))
-    view = info.view(28, 6, speed=2.0)  # frames 28, 29 (1/30 s apart), then 30..33 (1/10 s)
-    assert view.frame_count == 6
-    starts = [(t - VFR_TIMES[28]) / 2 for t in VFR_TIMES[28:34]]
-    assert view.times == pytest.approx(starts, abs=1e-3)
-    duration = (VFR_TIMES[34] - VFR_TIMES[28]) / 2
-    assert view.frame_count / view.fps == pytest.approx(duration, abs=1e-3)
+    view = info.view(28, 12, speed=2.0)  # strip frames 28..39 (0.93 s to 1.3 s) in half the time
+    assert view.frame_count == 12 and view.fps == 60.0
     sources = view.model_sources()
-    assert len(sources) == round(duration * 30)
-    want = [_shown_at(starts, i / 30) for i in range(len(sources))]
-    assert sources == want
-    assert [_frame_number(rgb) for _, rgb in iter_frames_rgb(view, sources)] == [28 + k for k in want]
+    assert sources == [0, 2, 4, 6, 8, 10]
+    got = [_frame_number(rgb) for _, rgb in iter_frames_rgb(view, sources)]
+    assert got == [_shown_at(VFR_TIMES, (28 + k) / 30) for k in sources] == [28, 30, 30, 31, 32, 32]
 
 
 def test_opencv_misplaces_the_variable_rate_frames_this_reader_gets_right(tmp_path):
@@ -147,7 +148,9 @@ def test_opencv_misplaces_the_variable_rate_frames_this_reader_gets_right(tmp_pa
     opencv_fps = cap.get(cv2.CAP_PROP_FPS)
     cap.release()
     assert 30 / opencv_fps > 1.5
-    assert probe_clip(clip).times[30] == pytest.approx(1.0, abs=1e-3)
+    info = probe_clip(clip)
+    assert info.decoded_index(30) == 30  # at 1.0 s
+    assert info.decoded_index(57) == 39  # at 1.9 s
 
 
 @pytest.mark.parametrize("container, fps", [("mp4", 24.0), ("mkv", 30000 / 1001)])
@@ -279,6 +282,16 @@ def test_image_sequence_with_a_gap_names_the_missing_file(tmp_path):
     with pytest.raises(ClipError, match=r"missing plate_0004\.png"):
         probe_clip(folder / "plate_0002.png")
     assert probe_clip(folder / "plate_0005.png").frame_count == 2  # past the gap: whole
+
+
+def test_exr_frames_picked_as_a_file_point_to_the_image_strip_route(tmp_path):
+    folder = tmp_path / "exr"
+    folder.mkdir()
+    for n in (1, 2):
+        (folder / f"plate_{n:04d}.exr").write_bytes(b"v/1\x01 not read")
+    for path in (folder, folder / "plate_0001.exr"):
+        with pytest.raises(ClipError, match="image strip .* Active Strip"):
+            probe_clip(path)
 
 
 def test_image_sequence_with_mixed_sizes_names_the_first_odd_frame(tmp_path):

@@ -69,7 +69,12 @@ def load_inputs(req: JobRequest, paths: dict[str, Path | None], default_output: 
     s = req.settings
     character = load_character(paths["character"])
     clip_path = paths["clip"]
-    clip = probe_clip(clip_path).view(s.clip_start, s.clip_frames, s.clip_speed) if clip_path else None
+    clip = None
+    if clip_path:
+        # An image sequence has no rate of its own: it plays at the output's (the scene's).
+        clip = probe_clip(clip_path, fps=s.output_fps or None, apply_rotation=s.apply_rotation).view(
+            s.clip_start, s.clip_frames, s.clip_speed
+        )
     if s.mode == "replace" and clip is None:
         raise RequestError("replace mode needs a reference clip to put the character into")
     parent = Path(req.output_dir) if req.output_dir else default_output

@@ -3,8 +3,15 @@ model's native 30 fps so the output keeps the clip's length and timing.
 
 Movies are read with PyAV (FFmpeg), as Blender reads them: frames are placed by their
 presentation timestamps (so a variable-rate phone clip keeps its motion at the right
-moments), the display matrix is applied (portrait footage comes out upright), and the video
-stream's start relative to the sound is kept. A folder of numbered images, or one image of
+moments), the display matrix is applied (portrait footage comes out upright) unless the
+request says the Blender it came from ignores it, and the video stream's start relative to
+the sound is kept.
+
+A clip's frames are counted as Blender's Sequencer counts them, so a strip's trim and speed
+mean the same frames here. Measured in Blender 4.2, 4.5 and 5.0 (tests/test_strip_display.py):
+a variable-rate movie is shown at its nominal rate (FFmpeg's guessed rate, the strip's
+``fps``), frame ``k`` showing the last decoded frame whose timestamp is not after ``k / rate``,
+for ``round(stream duration * rate)`` frames. A folder of numbered images, or one image of
 such a sequence, is read as a clip at a given rate. OpenCV is used only for still images."""
 
 from __future__ import annotations
@@ -40,6 +47,13 @@ _REENCODE = (
 )
 
 
+_EXR = (
+    "EXR frames hold linear light, not display colours, so they cannot be read as a clip directly. "
+    "Add them to the Sequencer as an image strip and set Reference Clip to Active Strip: Blender then "
+    "converts them through the scene's colour management, as it shows them."
+)
+
+
 class ClipError(ValueError):
     """A reference clip that cannot be used; the message says what to do."""
 
@@ -49,14 +63,13 @@ class ClipInfo:
     path: Path
     width: int  # as displayed: after the clip's rotation
     height: int
-    # Constant rate: the rate. Variable rate: the average, frame_count / duration, so that
-    # code that only knows a rate still gets the clip's length right.
+    # The rate frames are counted at: a variable-rate movie's nominal rate, as in Blender.
     fps: float
     frame_count: int
-    first: int = 0  # a view on part of the clip starts at this source frame
-    # Variable rate: each frame's presentation time in seconds from this view's first frame
-    # (already divided by the view's speed). None: constant rate, frame k at k / fps.
-    times: tuple[float, ...] | None = None
+    first: int = 0  # a view on part of the clip starts at this clip frame
+    # Variable rate: for each clip frame (Blender's count at ``fps``), the decoded frame shown
+    # then. None: clip frame k is decoded frame k.
+    shows: tuple[int, ...] | None = None
     rotation: int = 0  # quarter turns counter-clockwise that make decoded frames upright
     # Seconds from the earliest sound stream's start to the first video frame (positive: the
     # picture starts after the sound); 0 without sound. A property of the file, views keep it.
@@ -65,7 +78,7 @@ class ClipInfo:
 
     @property
     def variable_rate(self) -> bool:
-        return self.times is not None
+        return self.shows is not None
 
     def view(self, start: int, frames: int = 0, speed: float = 1.0) -> ClipInfo:
         """The frames a trimmed strip shows: ``frames`` from ``start`` (0: to the end), played at
@@ -76,28 +89,33 @@ class ClipInfo:
                 "is empty. Check the strip's trim."
             )
         n = self.frame_count - start if frames <= 0 else min(frames, self.frame_count - start)
-        if self.times is None:
-            return replace(self, fps=self.fps * speed, frame_count=n, first=self.first + start)
-        t0 = self.times[start]
-        end = self.times[start + n] if start + n < self.frame_count else self.frame_count / self.fps
-        times = tuple((t - t0) / speed for t in self.times[start : start + n])
-        fps = n / ((end - t0) / speed)
-        return replace(self, fps=fps, frame_count=n, first=self.first + start, times=times)
+        return replace(self, fps=self.fps * speed, frame_count=n, first=self.first + start)
+
+    def decoded_index(self, k: int) -> int:
+        """The decoded frame (or sequence file) shown at frame ``k`` of this view."""
+        return self.shows[self.first + k] if self.shows is not None else self.first + k
 
     def model_sources(self, model_fps: float = MODEL_FPS) -> list[int]:
         """For each model frame, the frame of this view it is driven by."""
-        return model_frame_sources(self.frame_count, self.fps, model_fps, self.times)
+        return model_frame_sources(self.frame_count, self.fps, model_fps)
 
 
-def probe_clip(path: Path, fps: float | None = None) -> ClipInfo:
+def probe_clip(path: Path, fps: float | None = None, apply_rotation: bool = True) -> ClipInfo:
     """A movie, a folder of numbered images, or one image of a numbered sequence. ``fps``: the
-    rate of an image sequence (default 30); movies carry their own timing and ignore it."""
+    rate of an image sequence (default 30); movies carry their own timing and ignore it.
+    ``apply_rotation`` False: a rotated movie's frames as stored, as Blender 4.2 shows them."""
     path = Path(path)
+    if path.suffix.lower() == ".exr":
+        raise ClipError(_EXR)
     if path.is_dir() or (path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()):
         return _probe_sequence(path, fps or SEQUENCE_FPS)
     if not path.is_file():
         raise ClipError(f"Reference clip not found: {path}. Pick an existing movie file or image sequence.")
-    return _probe_movie(path)
+    info = _probe_movie(path)
+    if apply_rotation or not info.rotation:
+        return info
+    w, h = (info.height, info.width) if info.rotation % 2 else (info.width, info.height)
+    return replace(info, rotation=0, width=w, height=h)
 
 
 def _open_movie(path: Path) -> av.container.InputContainer:
@@ -151,6 +169,7 @@ def _probe_movie(path: Path) -> ClipInfo:
                 "damaged). Pick a clip with at least one frame, or convert it to H.264 .mp4."
             )
         rate = stream.guessed_rate or stream.average_rate
+        stream_s = _stream_seconds(container, stream)
         audio_starts = [
             float(s.start_time * s.time_base)
             for s in container.streams.audio
@@ -174,7 +193,19 @@ def _probe_movie(path: Path) -> ClipInfo:
     )
     if len(known) < len(pts) or time_base is None or len(pts) < 2:
         return info  # no timestamps to go by: the stream's nominal rate
-    return _timed(info, pts, time_base, rate)
+    return _timed(info, pts, time_base, rate, stream_s)
+
+
+def _stream_seconds(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float | None:
+    """The video stream's declared duration (Blender's length is this times the rate), else
+    the container's from the stream's start; None when neither is declared."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000 - float((stream.start_time or 0) * (stream.time_base or 0))
+    return None
 
 
 def _usable_rate(rate: Fraction | None) -> float:
@@ -182,8 +213,11 @@ def _usable_rate(rate: Fraction | None) -> float:
     return fps if 1.0 <= fps <= 240.0 else MODEL_FPS
 
 
-def _timed(info: ClipInfo, pts: list[int | None], time_base: Fraction, rate: Fraction | None) -> ClipInfo:
-    """Constant-rate clips keep the plain rate; others get each frame's time."""
+def _timed(
+    info: ClipInfo, pts: list[int | None], time_base: Fraction, rate: Fraction | None, stream_s: float | None
+) -> ClipInfo:
+    """Constant-rate clips keep the plain rate; others are counted at their nominal rate,
+    each frame showing the decoded frame shown at its moment (Blender's mapping)."""
     ticks = np.asarray(pts, dtype=np.int64)
     steps = np.diff(ticks)
     bad = np.flatnonzero(steps <= 0)
@@ -207,10 +241,14 @@ def _timed(info: ClipInfo, pts: list[int | None], time_base: Fraction, rate: Fra
         nominal = float(rate) if rate else 0.0
         fps = nominal if nominal and abs(steps_n / nominal - span) <= tolerance else steps_n / span
         return replace(info, fps=fps)
-    # The last frame is shown for as long as the one before it: packet durations are not
-    # reliable after B-frame reordering.
-    duration = float(seconds[-1]) + float(intervals[-1])
-    return replace(info, fps=len(seconds) / duration, times=tuple(float(t) for t in seconds))
+    fps = _usable_rate(rate)
+    if not stream_s or stream_s <= 0:
+        # No declared duration: the last frame is shown for as long as the one before it.
+        stream_s = float(seconds[-1]) + float(intervals[-1])
+    count = max(1, int(stream_s * fps + 0.5))  # Blender rounds the length half up
+    times = seconds.tolist()
+    shows = tuple(max(0, bisect_right(times, k / fps + TIME_TOLERANCE_S) - 1) for k in range(count))
+    return replace(info, fps=fps, frame_count=count, shows=shows)
 
 
 def _quarter_turns(frame: av.video.frame.VideoFrame, stream: av.video.stream.VideoStream) -> int:
@@ -273,6 +311,8 @@ def _sequence_files(path: Path) -> list[Path]:
                 )
             same[n] = f
     if path.is_dir():
+        if not groups and any(f.suffix.lower() == ".exr" for f in folder.iterdir()):
+            raise ClipError(_EXR)
         if not groups:
             raise ClipError(
                 f"The folder {path} has no numbered images. Use a folder of frames named like "
@@ -348,7 +388,7 @@ def iter_frames_rgb(info: ClipInfo, indices: Sequence[int] | None = None) -> Ite
         frame, at = None, -1
         for target in picks:
             if target != at:
-                frame, at = read_image_rgb8(info.files[info.first + target]), target
+                frame, at = read_image_rgb8(info.files[info.decoded_index(target)]), target
             yield target, frame
         return
     with _open_movie(info.path) as container:
@@ -357,7 +397,7 @@ def iter_frames_rgb(info: ClipInfo, indices: Sequence[int] | None = None) -> Ite
         decoded = container.decode(stream)
         pos, frame, raw = -1, None, None
         for target in picks:
-            while pos < target + info.first:
+            while pos < info.decoded_index(target):
                 raw = next(decoded, None)
                 if raw is None:
                     return
@@ -369,21 +409,14 @@ def iter_frames_rgb(info: ClipInfo, indices: Sequence[int] | None = None) -> Ite
             yield target, frame
 
 
-def model_frame_sources(
-    frame_count: int, fps: float, model_fps: float = MODEL_FPS, times: Sequence[float] | None = None
-) -> list[int]:
-    """For each frame the model generates at ``model_fps``, the clip frame it is driven by.
-
-    ``times`` (a variable-rate clip's frame times, seconds from its first frame; ``fps`` is
-    then its average rate): the frame shown at the model frame's moment, the last one whose
-    time is not after it. Constant rate: the nearest frame, which maps a clip of up to 30 fps
-    to the model and back without moving any frame."""
+def model_frame_sources(frame_count: int, fps: float, model_fps: float = MODEL_FPS) -> list[int]:
+    """For each frame the model generates at ``model_fps``, the clip frame it is driven by:
+    the nearest frame, which maps a clip of up to 30 fps to the model and back without moving
+    any frame (a variable-rate clip is counted at its nominal rate, so this holds for it too)."""
     # The official preprocessing's rule, which the model was trained on: the count truncated, each
     # index rounded half to even (Python's round, numpy's too) from the model frame's time.
     n_model = max(1, int(frame_count / fps * model_fps))
-    if times is None:
-        return [min(frame_count - 1, int(round((i / model_fps) * fps))) for i in range(n_model)]
-    return [max(0, bisect_right(times, i / model_fps + TIME_TOLERANCE_S) - 1) for i in range(n_model)]
+    return [min(frame_count - 1, int(round((i / model_fps) * fps))) for i in range(n_model)]
 
 
 def output_frame_sources(
@@ -391,9 +424,7 @@ def output_frame_sources(
 ) -> list[int]:
     """For each output frame at ``out_fps`` (default: the clip's rate, giving one
     frame per clip frame), the generated frame shown there. The output lasts as long
-    as the clip, so it stays in sync with the clip's sound. Output frames are evenly spaced,
-    so a variable-rate clip is given as its average rate: the output then lasts its duration
-    and each output frame shows the model frame made for its moment."""
+    as the clip, so it stays in sync with the clip's sound."""
     out_fps = out_fps or fps
     n_out = max(1, round(frame_count * out_fps / fps))
     return [min(n_model - 1, int(round(j * model_fps / out_fps))) for j in range(n_out)]

@@ -37,6 +37,15 @@ def retiming_key_frames(strip) -> list[int]:
     return [int(k.timeline_frame) for k in getattr(strip, "retiming_keys", ())]
 
 
+# Measured by rendering strips of movies flagged as rotated (tests/test_strip_display.py):
+# 4.2 shows them as stored, on their side; 4.5 and 5.0 apply the flag (and report the upright
+# size in the strip's element). 4.3 and 4.4 are not tested hosts and were not measured.
+MOVIE_ROTATION_SHOWN = bpy.app.version >= (4, 5, 0)
+
+# Variable-rate movies need no entry here: 4.2, 4.5 and 5.0 all count their frames at the
+# stream's nominal rate (the strip's ``fps``), showing at each the last frame whose timestamp
+# has been reached, which the backend's clip reader does for every movie.
+
 # 5.0 places a retimed strip's end key one past its last frame and reports the retimed
 # length as frame_duration; 4.x puts the key on the last frame and keeps the movie's length.
 RETIMING_KEYS_END_EXCLUSIVE = bpy.app.version >= (5, 0, 0)

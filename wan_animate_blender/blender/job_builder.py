@@ -17,7 +17,6 @@ from ..core.client import BackendClient, BackendError
 from ..core.job_session import JobSession
 from ..core.resolution import plan_output_size
 from ..core.result_files import ResultFileError, read_job
-from ..core.strip_timing import shown_range
 from . import compat, guides, inputs, runtime
 from .folders import resolved_backend_python, resolved_model_dir, resolved_output_dir, user_dir
 from .settings import prefs, scene_settings
@@ -156,17 +155,19 @@ def generate_job(context: Any, character_path: str = "", clip_path: str = "") ->
     s = scene_settings(scene)
     character = scene_character(scene, character_path)
     frame_start, above = scene.frame_start, 0
+    overrides: dict[str, Any] = {}
     if clip_path:
         clip = Path(bpy.path.abspath(clip_path))
     elif s.clip_source == "STRIP":
         clip, frame_start, above = inputs.reference_from_strip(scene)
+        overrides["apply_rotation"] = compat.MOVIE_ROTATION_SHOWN  # as the strip shows it
     else:
         if not s.clip_path:
             raise inputs.InputError("Choose a reference clip, or switch Reference to Active Strip.")
         clip = Path(bpy.path.abspath(s.clip_path))
-    if not clip.is_file():
+    if not clip.exists():
         raise inputs.InputError(f"The reference clip was not found: {clip}. Pick an existing file.")
-    settings = job_settings(scene, character_size(character), context)
+    settings = job_settings(scene, character_size(character), context, **overrides)
     session = make_session(context, job_request(context, settings, clip.stem), character, clip)
     return runtime.RunningJob(session, scene.name, f"Wan {clip.stem}", frame_start, above)
 
@@ -209,26 +210,7 @@ def replace_job(context: Any, strip: Any) -> runtime.RunningJob:
     character = scene_character(scene)
     el = strip.elements[0]
     size = (el.orig_width or scene.render.resolution_x, el.orig_height or scene.render.resolution_y)
-    shown = shown_range(
-        int(strip.frame_start),
-        int(strip.frame_final_start),
-        int(strip.frame_final_end),
-        compat.movie_length(strip),
-        compat.retiming_key_frames(strip),
-        compat.RETIMING_KEYS_END_EXCLUSIVE,
-    )
-    # The result keeps the movie's rate and spans the shown content at the strip's speed,
-    # so it lines up with the strip frame for frame.
-    settings = job_settings(
-        scene,
-        size,
-        context,
-        mode="replace",
-        output_fps=strip.fps,
-        clip_start=shown.first,
-        clip_frames=shown.count,
-        clip_speed=shown.speed,
-    )
+    settings = job_settings(scene, size, context, mode="replace", **inputs.strip_clip_settings(strip))
     session = make_session(context, job_request(context, settings, f"{strip.name}_replaced"), character, clip)
     return runtime.RunningJob(
         session,

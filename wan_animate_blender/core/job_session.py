@@ -88,8 +88,13 @@ class JobSession:
 
     def _run(self) -> None:
         for label, p in (("character image", self.character), ("reference clip", self.clip)):
-            if p is not None and not p.is_file():
+            if p is not None and not (p.is_file() or (label == "reference clip" and p.is_dir())):
                 raise BackendError(f"The {label} was not found: {p}. Pick an existing file.")
+        if self.remote is not None and self.clip is not None and self.clip.is_dir():
+            raise BackendError(
+                "A folder of frames can only be read by a backend on this computer. Render the strip "
+                "to a movie file for the remote backend."
+            )
         client = self._client()
         if self._cancel.is_set():
             self._set(cancelled=True, message="Cancelled")
