@@ -83,6 +83,7 @@ _SETTING_RULES: dict[str, tuple[str, Any]] = {
     "estimator": ("enum", ESTIMATORS),
     "retarget": ("enum", ("auto", "on", "off")),
     "person": ("person", None),
+    "person_frame": ("int", (0, MAX_CLIP_FRAMES)),
     "relight_strength": ("number", (0.0, 2.0)),
     "relight_lora": ("str", MAX_PATH_CHARS),
     "memory_mode": ("enum", MEMORY_MODES),
@@ -180,8 +181,10 @@ class JobSettings:
     # the character image shows enough of a body; "off": the performer's skeleton as is).
     retarget: str = "auto"
     # The performer to follow when several people are in the clip: a point [x, y] (0..1 of the
-    # frame) on them in the first frame they appear; None: the largest person.
+    # frame) on them, on frame ``person_frame`` of the clip as the job reads it (counted from
+    # clip_start); None: the largest person. A point on nobody is refused before the long pass.
     person: list | None = None
+    person_frame: int = 0
     # Replace mode: the relighting LoRA at this strength (0: off). An empty path takes
     # <model>/relighting_lora.ckpt, which `python -m backend download` fetches.
     relight_strength: float = 1.0

@@ -68,3 +68,8 @@ def test_bad_inputs_get_actionable_messages_and_lose_nothing(
         assert fragment in case["status"], (name, case["status"])
         assert case["unchanged"], name
         assert case["earlier_file"] == "artist's file"
+    # A clip with nobody fails in the look before the pose pass, and leaves what it looked at.
+    assert "looked at" in r["no_person"]["error"]
+    kept = list((tmp_path / "out").rglob("no_performer_*"))
+    assert len(kept) == 1, kept
+    assert len(list(kept[0].glob("looked_at_clip_frame_*.png"))) >= 10

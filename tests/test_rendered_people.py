@@ -4,6 +4,8 @@ skeleton must land on the performer's body and stay on the same person as others
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -174,3 +176,82 @@ def test_replace_mode_masks_only_the_followed_performer(backend, astronaut_png, 
     assert (mask[region(0, both)] == 255).all()  # the followed performer is regenerated
     assert (mask[region(1, both)] == 0).all()  # the other person stays, in the background
     assert background[region(1, both)].mean() > 20
+
+
+def _hips(truth: list, frame: int, person: int) -> tuple[float, float]:
+    j = truth[frame][person]
+    return (j[11][0] + j[12][0]) / 2 / W, (j[11][1] + j[12][1]) / 2 / H
+
+
+def test_a_pick_on_a_late_frame_follows_that_person_from_the_start(tmp_path, backend, astronaut_png, crossing):
+    from PIL import Image
+
+    clip, truth = crossing
+    # A click on the person at the back after the two have crossed, as an artist scrubbing to a
+    # clear frame would: they are followed from the first frame, not only from the click on.
+    late = FRAMES - 6
+    x, y = _hips(truth, late, 1)
+    result = backend.run_job(
+        {
+            "character_path": str(astronaut_png),
+            "clip_path": str(clip),
+            "settings": {
+                "width": 64,
+                "height": 48,
+                "steps": 1,
+                "segment_frames": 17,
+                "estimator": "mediapipe",
+                "person": [x, y],
+                "person_frame": late,
+            },
+        }
+    )
+    job, frames = result_json(result), result_json(result, "keypoints.json")["frames"]
+    found = _follows(frames, truth, 1)
+    clip_frames = np.array([f["clip_frame"] for f in frames])
+    assert found[clip_frames < 8].all() and found[clip_frames >= FRAMES - 8].all(), found
+    # The job says whom it followed: the picked frame, the box under the click, a thumbnail.
+    performer = job["performer"]
+    assert performer["picked"] and performer["clip_frame"] == late and performer["people_on_frame"] == 2
+    x1, y1, x2, y2 = performer["box"]
+    assert x1 <= x * W <= x2 and y1 <= y * H <= y2
+    assert performer["followed_from_clip_frame"] == 0
+    thumb = np.asarray(Image.open(result / performer["thumbnail"]).convert("RGB")).astype(int)
+    assert thumb.shape == (H, W, 3)
+    green = (thumb[..., 1] > 180) & (thumb[..., 0] < 60) & (thumb[..., 2] < 60)
+    gy, gx = np.nonzero(green)
+    # The green outline is the followed box, around the click.
+    assert gx.min() <= x * W <= gx.max() and gy.min() <= y * H <= gy.max()
+    assert gx.max() - gx.min() < W / 2  # one person's box, not the frame
+
+
+def test_a_pick_on_empty_background_is_refused_before_the_pose_pass(backend, astronaut_png, crossing):
+    from PIL import Image
+
+    clip, _truth = crossing
+    # Between the two people, above their heads: sky.
+    r = backend.post(
+        "/v1/jobs",
+        json={
+            "character_path": str(astronaut_png),
+            "clip_path": str(clip),
+            "settings": {"width": 64, "height": 48, "steps": 1, "estimator": "mediapipe", "person": [0.55, 0.1]},
+        },
+    )
+    assert r.status_code == 201, r.text
+    st, seen = backend.wait(r.json()["id"])
+    assert st["state"] == "failed", st
+    msg = st["error"]
+    assert "is not on a person" in msg and "2 people were found" in msg, msg
+    # Refused before any frame's pose was estimated, let alone a model step.
+    assert not any("pose" in (s.get("message") or "") for s in seen), [s.get("message") for s in seen]
+    kept = Path(msg.split("What was looked at is in ")[1].rstrip("."))
+    pngs = sorted(kept.glob("looked_at_*.png"))
+    assert len(pngs) == 1
+    img = np.asarray(Image.open(pngs[0]).convert("RGB")).astype(int)
+    # Both people found are boxed (grey outlines), and the pick is marked (a red cross).
+    grey = (abs(img[..., 0] - 160) < 3) & (abs(img[..., 1] - 160) < 3) & (abs(img[..., 2] - 160) < 3)
+    assert grey.sum() > 100
+    red = (img[..., 0] > 200) & (img[..., 1] < 80)
+    ry, rx = np.nonzero(red)
+    assert abs(rx.mean() - 0.55 * W) < 6 and abs(ry.mean() - 0.1 * H) < 6

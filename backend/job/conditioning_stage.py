@@ -15,6 +15,8 @@ from ..engines import PreparedModel
 from ..preprocess.clip_reading import MODEL_FPS
 from ..preprocess.conditioning import Conditioning, build_conditioning, conditioning_from_points
 from ..preprocess.estimator_choice import open_estimator
+from ..preprocess.performer_pick import NoPersonError, Performer, find_performer, track_warnings
+from ..preprocess.pose_format import CONFIDENCE_THRESHOLD
 from ..preprocess.retarget import CharacterPose, character_canvas
 from ..protocol import JobSettings
 from .job_inputs import JobInputs
@@ -29,6 +31,8 @@ class JobConditioning:
     estimator: str  # what found the keypoints, as job.json reports it
     keypoints_text: str | None  # keypoints.json; None when driven by pose points alone
     character_kps: CharacterPose | None  # the character's own pose, when retargeting applies
+    performer: Performer | None = None  # who was followed and where they were chosen
+    warnings: list[str] | None = None  # about the followed track (lost, jumps)
 
 
 def build_job_conditioning(
@@ -64,16 +68,79 @@ def build_job_conditioning(
         cond = build_conditioning(clip, None, saved=inputs.saved, **common)
         name = "reused keypoints" + (" with edited guides" if edited else "")
         return JobConditioning(cond, reference, name, _keypoints_text(cond), character_kps)
+    pick = (float(s.person[0]), float(s.person[1])) if s.person else None
     with open_estimator(s, model_dir, cuda, factory=estimator_factory) as estimator:
         name = getattr(estimator, "name", type(estimator).__name__)
-        cache_file = cache.file(inputs.shas["clip"], clip, name, s.person)
+        cache_file = cache.file(
+            inputs.shas["clip"], clip, name, None if pick is None else [*pick, s.person_frame]
+        )
         cached = cache.read(cache_file)
-        cond = build_conditioning(clip, None if cached else estimator, saved=cached, **common)
+        performer = None
+        try:
+            if cached is None:
+                # Seconds, not minutes: nobody in the clip, or a pick on nobody, fails here.
+                progress.report(stage="preprocessing", message="Looking for the performer")
+                performer = find_performer(
+                    clip,
+                    clip.model_sources(MODEL_FPS),
+                    estimator,
+                    pick,
+                    s.person_frame,
+                    _looking(progress),
+                )
+            cond = build_conditioning(clip, None if cached else estimator, saved=cached, **common)
+        except NoPersonError as exc:
+            kept = keep_what_was_found(
+                inputs.output_parent, frames_dir.name, exc, clip.model_sources(MODEL_FPS), pick
+            )
+            raise type(exc)(f"{exc} What was looked at is in {kept}.") from exc
     # Serialised once: the cache (after a fresh detection) and the result keep the same text.
     text = _keypoints_text(cond)
     if cached is None and text is not None:
         cache.write(cache_file, text)
-    return JobConditioning(cond, reference, name + CACHED_LABEL if cached else name, text, character_kps)
+    warnings = track_warnings(cond.keypoints, cond.sources, CONFIDENCE_THRESHOLD)
+    for w in warnings:
+        progress.report(message=f"Note: {w}")
+    return JobConditioning(
+        cond, reference, name + CACHED_LABEL if cached else name, text, character_kps, performer, warnings
+    )
+
+
+def _looking(progress: JobProgress):
+    """Progress of the look for the performer: a message (and the cancel check) every few
+    frames, leaving the progress bar to the pose pass that follows."""
+
+    def report(i: int, n: int, what: str) -> None:
+        progress.check()
+        if i == n or i % 5 == 0:
+            progress.report(message=f"Preprocessing: {what} {i}/{n} frames")
+
+    return report
+
+
+def keep_what_was_found(
+    parent: Path, job_id: str, exc: NoPersonError, sources: list[int], pick: tuple[float, float] | None
+) -> Path:
+    """A failed look for the performer leaves its evidence for the artist: the frames looked at,
+    with every detected person boxed and the pick marked, and the keypoints a full pass found."""
+    from ..preprocess.performer_pick import write_annotated
+    from ..protocol import KEYPOINTS_FORMAT, KEYPOINTS_SCHEMA
+
+    folder = Path(parent) / f"no_performer_{job_id[:8]}"
+    write_annotated(folder, exc.sightings, pick)
+    if exc.keypoints is not None:
+        frames = [
+            {"model_frame": i, "clip_frame": src, "keypoints": np.round(k, 3).tolist()}
+            for i, (src, k) in enumerate(zip(sources, exc.keypoints, strict=False))
+        ]
+        doc = {
+            "schema": KEYPOINTS_SCHEMA,
+            "format": KEYPOINTS_FORMAT,
+            "fields": ["x", "y", "confidence"],
+            "frames": frames,
+        }
+        (folder / "keypoints.json").write_text(json.dumps(doc))
+    return folder
 
 
 def _from_pose_points(inputs: JobInputs, s: JobSettings, model: PreparedModel, reference) -> JobConditioning:
@@ -101,3 +168,22 @@ def _character_pose(s: JobSettings, model_dir: Path, cuda: bool, character, fact
 
 def _keypoints_text(cond: Conditioning) -> str | None:
     return json.dumps(keypoints_json(cond)) if cond.keypoints else None
+
+
+PERFORMER_THUMBNAIL = "performer.png"
+
+
+def write_performer_thumbnail(folder: Path, conditioning: JobConditioning, pick: list | None) -> str | None:
+    """The frame the performer was chosen on, everyone found boxed and the followed one green:
+    the artist sees at a glance whom the job followed."""
+    from PIL import Image
+
+    from ..preprocess.performer_pick import annotate
+
+    p = conditioning.performer
+    if p is None or not p.sightings:
+        return None
+    seen = next((s for s in p.sightings if s.model_frame == p.frame), p.sightings[-1])
+    point = (float(pick[0]), float(pick[1])) if pick else None
+    Image.fromarray(annotate(seen, p.box, point)).save(Path(folder) / PERFORMER_THUMBNAIL)
+    return PERFORMER_THUMBNAIL

@@ -44,6 +44,9 @@ def job_json(r: JobRecord) -> dict[str, Any]:
         "inputs": _inputs(r),
         "estimator": r.conditioning.estimator,
         "faces": face_report(r.conditioning.cond.face_from),
+        "performer": _performer_report(r),
+        "warnings": ([w] if (w := face_warning(r.conditioning.cond.face_from)) else [])
+        + (r.conditioning.warnings or []),
         "model_frames": len(r.conditioning.cond.sources),
         "retarget": _retarget_report(r),
         "colour_match": s.colour_match,
@@ -72,6 +75,26 @@ def face_warning(face_from: list[str]) -> str | None:
         f"the face was small, turned or hidden in {weak} of {len(face_from)} frames: its crops there come "
         "from the head's position, so expressions follow less closely"
     )
+
+
+def _performer_report(r: JobRecord) -> dict[str, Any] | None:
+    """Whom the job followed: where they were chosen, their box there and the thumbnail."""
+    from .conditioning_stage import PERFORMER_THUMBNAIL
+
+    p, s = r.conditioning.performer, r.req.settings
+    if p is None:
+        return None
+    cond = r.conditioning.cond
+    return {
+        "picked": p.picked,
+        "point": s.person,
+        "model_frame": p.frame,
+        "clip_frame": cond.sources[p.frame] if p.frame < len(cond.sources) else None,
+        "box": None if p.box is None else [round(float(v), 1) for v in p.box[:4]],
+        "people_on_frame": p.people,
+        "followed_from_clip_frame": cond.sources[p.seed_frame] if p.seed_frame < len(cond.sources) else None,
+        "thumbnail": PERFORMER_THUMBNAIL if p.sightings else None,
+    }
 
 
 def _inputs(r: JobRecord) -> dict[str, Any]:

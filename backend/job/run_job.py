@@ -20,7 +20,7 @@ import numpy as np
 from ..engines import Engine, Generated, PreparedModel
 from ..preprocess.clip_reading import MODEL_FPS, output_frame_sources
 from ..protocol import JobRequest
-from .conditioning_stage import JobConditioning, build_job_conditioning
+from .conditioning_stage import JobConditioning, build_job_conditioning, write_performer_thumbnail
 from .job_inputs import JobInputs, key_hash, load_inputs
 from .job_report import JobRecord, face_warning, job_json
 from .keypoint_cache import CACHED_LABEL, KeypointCache
@@ -106,7 +106,7 @@ class JobRunner:
 
         result = self._write_result(job_id, req, inputs, model, conditioning, generated, progress, timings)
         store.remove()  # the frames are in the result now; a re-run starts afresh
-        return {**result, "warnings": [warning] if warning else []}
+        return {**result, "warnings": ([warning] if warning else []) + (conditioning.warnings or [])}
 
     def _check_inputs(self, req: JobRequest, paths: dict[str, Path | None]) -> JobInputs:
         """Inputs are checked before the model loads so a bad file fails in a second, not a minute."""
@@ -200,6 +200,7 @@ class JobRunner:
                 conditioning.keypoints_text,
                 progress.cancel_event,
             )
+            write_performer_thumbnail(result, conditioning, s.person)
             timings["writing"] = time.perf_counter() - t0
             record = JobRecord(
                 job_id, self.engine.name, req, inputs, model, conditioning, generated, order, fps, timings

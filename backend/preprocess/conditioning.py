@@ -15,6 +15,7 @@ import numpy as np
 from .clip_reading import ClipError, ClipInfo, iter_frames_rgb, model_frame_sources
 from .frame_folder import FrameFolder
 from .keypoint_filter import clean_tracks
+from .performer_pick import NoPersonError
 from .pose_format import (
     CONFIDENCE_THRESHOLD,
     crop_face,
@@ -33,10 +34,6 @@ KEYPOINT_DECIMALS = 3  # what keypoints.json keeps: 1/1000 pixel
 # Around the followed person's box, the share of its size the replace mask may still reach:
 # arms and feet stretch past a detector's box.
 PERFORMER_MARGIN = 0.15
-
-
-class NoPersonError(ClipError):
-    pass
 
 
 @dataclass
@@ -185,7 +182,8 @@ def build_conditioning(
     if not any(body_found):
         raise NoPersonError(
             f"No person was found in the reference clip {info.path.name}. Use a clip that shows the "
-            "performer's body clearly (head and shoulders at least)."
+            "performer's body clearly (head and shoulders at least).",
+            keypoints=kps,
         )
     boxes, face_from = face_boxes(kps, info.height, info.width)
     bridged = [f == "bridged" for f in face_from]

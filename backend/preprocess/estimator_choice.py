@@ -9,7 +9,8 @@ from ..protocol import JobSettings, RequestError
 
 
 def open_estimator(settings: JobSettings, model_dir: Path, cuda: bool, still: bool = False, factory=None):
-    """A context manager yielding the estimator; ``still``: for the character image (no pick)."""
+    """A context manager yielding the estimator; ``still``: for the character image. The
+    performer pick is applied afterwards (performer_pick.find_performer)."""
     if factory is not None:
         return factory()
     from . import estimator_onnx
@@ -18,12 +19,11 @@ def open_estimator(settings: JobSettings, model_dir: Path, cuda: bool, still: bo
     choice = settings.estimator
     if choice == "auto":
         choice = "vitpose" if estimator_onnx.checkpoint_ready(checkpoint) else "mediapipe"
-    pick = tuple(settings.person) if settings.person and not still else None
     if choice == "vitpose":
         try:
-            return estimator_onnx.OnnxPoseEstimator(checkpoint, cuda=cuda, pick=pick)
+            return estimator_onnx.OnnxPoseEstimator(checkpoint, cuda=cuda)
         except RuntimeError as exc:
             raise RequestError(str(exc)) from exc
     from .estimator_mediapipe import MediapipeEstimator
 
-    return MediapipeEstimator(static_images=still, pick=pick)
+    return MediapipeEstimator(static_images=still)

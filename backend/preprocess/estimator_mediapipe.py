@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .performer_pick import colours, look_distance
 from .person_track import PersonTracker
 from .pose_format import FACE_SLICE, LEFT_HAND_SLICE, NUM_WHOLEBODY, RIGHT_HAND_SLICE
 
@@ -52,9 +53,9 @@ class MediapipeEstimator:
 
     name = "mediapipe-holistic"
 
-    def __init__(self, static_images: bool = False, pick: tuple[float, float] | None = None) -> None:
-        """``pick``: a point on the performer in the first frame, as fractions of its size.
-        ``boxes`` gets the followed person's box per frame, None while they are alone."""
+    def __init__(self, static_images: bool = False) -> None:
+        """``boxes`` gets the followed person's box per frame, None while they are alone. The
+        performer to follow, when the user chose one, is given by ``follow_from``."""
         try:
             from mediapipe.python.solutions import holistic
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -69,7 +70,6 @@ class MediapipeEstimator:
             smooth_landmarks=True,
             refine_face_landmarks=False,
         )
-        self._pick = pick
         self._detector = None
         if not static_images:
             from .people_hog import PeopleDetector
@@ -79,9 +79,47 @@ class MediapipeEstimator:
             self.boxes: list[np.ndarray | None] = []  # the followed box per frame
         self._crowded = False
         self._look: np.ndarray | None = None  # the performer's torso colours
+        self._single = None  # a still-image pose model for ``people``, made when first needed
 
     def close(self) -> None:
         self._holistic.close()
+        if self._single is not None:
+            self._single.close()
+
+    def follow_from(self, frame: int, box: np.ndarray) -> None:
+        """Follow the person in ``box`` from the ``frame``-th frame on (see PersonTracker)."""
+        self.tracker.follow_from(frame, box)
+        self._crowded = True  # a chosen person means others may be in view: crop to them
+
+    def people(self, rgb: np.ndarray) -> np.ndarray:
+        """Everyone the detector sees in one frame, (N, 5) boxes, without touching the track.
+        The people detector sees whole upright bodies only; where it sees nobody, a still-image
+        pose model looks for one person (a close-up, someone cut by the frame edge)."""
+        boxes = self._detector.detect(rgb) if self._detector is not None else np.zeros((0, 5))
+        if len(boxes):
+            return boxes
+        if self._single is None:
+            from mediapipe.python.solutions import pose
+
+            self._single = pose.Pose(static_image_mode=True, model_complexity=1)
+        res = self._single.process(np.ascontiguousarray(rgb))
+        if res.pose_landmarks is None:
+            return boxes
+        h, w = rgb.shape[:2]
+        pts = np.array(
+            [
+                (p.x * w, p.y * h)
+                for p in res.pose_landmarks.landmark
+                if p.visibility >= 0.5 and _in_frame(p.x, p.y)
+            ]
+        )
+        if len(pts) < 3:
+            return boxes
+        (x1, y1), (x2, y2) = pts.min(axis=0), pts.max(axis=0)
+        # Landmarks are joints: the body reaches past them (the top of the head above the eyes).
+        pad_x, pad_y = 0.15 * (x2 - x1) + 4, 0.15 * (y2 - y1) + 4
+        body = [max(0.0, x1 - pad_x), max(0.0, y1 - 2 * pad_y), min(w, x2 + pad_x), min(h, y2 + pad_y), 0.5]
+        return np.array([body], dtype=np.float64)
 
     def __enter__(self) -> MediapipeEstimator:
         return self
@@ -94,17 +132,15 @@ class MediapipeEstimator:
         if self._detector is None:
             return self._landmarks(rgb)
         h, w = rgb.shape[:2]
-        if self._pick is not None and not self.boxes:
-            self.tracker.pick = (self._pick[0] * w, self._pick[1] * h)
-        if not self._crowded and self._pick is None and len(self.boxes) % ALONE_DETECT_EVERY:
+        if not self._crowded and len(self.boxes) % ALONE_DETECT_EVERY:
             # Alone so far: Holistic on the whole frame needs no box, and the detector costs
             # as much as Holistic; looking for a second person now and then is enough.
             self.boxes.append(None)
             return self._landmarks(rgb)
-        people = self._detector.detect(rgb)
+        people = self.people(rgb)
         box = self.tracker.update(people)
-        # A pick means the user saw several people, even if the detector has not yet.
-        self._crowded = self._crowded or len(people) > 1 or self._pick is not None
+        # A pick (follow_from) has set it already: the user saw several people.
+        self._crowded = self._crowded or len(people) > 1
         # Alone, no box is recorded: Holistic saw the whole frame, and a box only sampled every
         # few frames must not crop anything downstream (the replace mask).
         self.boxes.append(box if self._crowded else None)
@@ -129,7 +165,7 @@ class MediapipeEstimator:
             # Clothes tell people apart where boxes and poses overlap: a torso that does not
             # look like the performer's is someone else in the crop.
             other = (
-                self._look is not None and look is not None and _look_distance(look, self._look) > LOOK_LIMIT
+                self._look is not None and look is not None and look_distance(look, self._look) > LOOK_LIMIT
             )
             moved = None if other else self.tracker.recentre(float(torso[:, 0].mean()))
             if moved is None:
@@ -166,7 +202,6 @@ class MediapipeEstimator:
 
 def _torso_colours(rgb: np.ndarray, torso: np.ndarray) -> np.ndarray | None:
     """Hue-saturation histogram of the middle of the torso (shoulders to hips)."""
-    import cv2
 
     x0, x1 = np.sort(torso[:, 0])[[0, -1]]
     y0, y1 = np.sort(torso[:, 1])[[0, -1]]
@@ -175,18 +210,7 @@ def _torso_colours(rgb: np.ndarray, torso: np.ndarray) -> np.ndarray | None:
     cy0, cy1 = int(y0 + 0.2 * (y1 - y0)), int(np.ceil(y1 - 0.2 * (y1 - y0)))
     h, w = rgb.shape[:2]
     cx0, cy0, cx1, cy1 = max(cx0, 0), max(cy0, 0), min(cx1, w), min(cy1, h)
-    if cx1 - cx0 < 2 or cy1 - cy0 < 2:
-        return None
-    hsv = cv2.cvtColor(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]), cv2.COLOR_RGB2HSV)
-    hist = cv2.calcHist([hsv], [0, 1], None, [18, 8], [0, 180, 0, 256]).astype(np.float32)
-    return hist / max(float(hist.sum()), 1e-6)
-
-
-def _look_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """0 for the same colours, 1 for none in common (Bhattacharyya)."""
-    import cv2
-
-    return float(cv2.compareHist(a.astype(np.float32), b.astype(np.float32), cv2.HISTCMP_BHATTACHARYYA))
+    return colours(rgb[cy0:cy1, cx0:cx1])
 
 
 def _in_frame(x: float, y: float) -> float:

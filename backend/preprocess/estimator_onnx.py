@@ -103,7 +103,7 @@ class OnnxPoseEstimator:
 
     name = "vitpose-h-wholebody (onnx)"
 
-    def __init__(self, checkpoint: Path, cuda: bool = False, pick: tuple[float, float] | None = None) -> None:
+    def __init__(self, checkpoint: Path, cuda: bool = False) -> None:
         checkpoint = Path(checkpoint)
         for f in (DETECTOR_FILE, POSE_FILE):
             if not (checkpoint / f).is_file():
@@ -119,7 +119,6 @@ class OnnxPoseEstimator:
         self._det_h, self._det_w = (int(det_shape[2]), int(det_shape[3])) if fixed else (640, 640)
         pose_shape = self._pose.get_inputs()[0].shape
         self._in_h, self._in_w = int(pose_shape[2]), int(pose_shape[3])
-        self._pick = pick
         self.tracker = PersonTracker(None)
         self.boxes: list[np.ndarray | None] = []  # the performer's box per frame, as tracked
 
@@ -128,6 +127,14 @@ class OnnxPoseEstimator:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+    def follow_from(self, frame: int, box: np.ndarray) -> None:
+        """Follow the person in ``box`` from the ``frame``-th frame on (see PersonTracker)."""
+        self.tracker.follow_from(frame, box)
+
+    def people(self, rgb: np.ndarray) -> np.ndarray:
+        """Everyone in one frame, (N, 5) boxes, without touching the track."""
+        return self.detect(rgb)
 
     def detect(self, rgb: np.ndarray) -> np.ndarray:
         """Person boxes (N, 5) in frame pixels: x1, y1, x2, y2, score."""
@@ -165,9 +172,6 @@ class OnnxPoseEstimator:
 
     def estimate(self, rgb: np.ndarray) -> np.ndarray:
         """One RGB frame -> the performer's (133, 3) keypoints; all-zero when nobody is there."""
-        if self._pick is not None and not self.boxes:
-            h, w = rgb.shape[:2]
-            self.tracker.pick = (self._pick[0] * w, self._pick[1] * h)
         box = self.tracker.update(self.detect(rgb))
         self.boxes.append(box)
         if box is None:

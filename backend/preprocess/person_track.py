@@ -50,8 +50,21 @@ class PersonTracker:
         # ``recentre`` needs to turn the pose's evidence into a sighting.
         self._before: tuple[np.ndarray | None, int, np.ndarray] = (None, 1, np.zeros(4))
         self._current: np.ndarray | None = None
+        self._frame = -1  # updates so far, less one
+        self._seed: tuple[int, np.ndarray] | None = None
 
-    def _choose_first(self, boxes: np.ndarray) -> int:
+    def follow_from(self, frame: int, box: np.ndarray) -> None:
+        """Follow the person in ``box`` (pixels) from the ``frame``-th update on, nobody before:
+        the performer as found where the user picked them, traced back to where they appear."""
+        self._seed = (int(frame), np.asarray(box, dtype=np.float64)[:4].copy())
+
+    def _choose_first(self, boxes: np.ndarray) -> int | None:
+        if self._seed is not None:
+            # The seed box was found on this frame by the same detector: the best overlap is it.
+            # None overlapping it: the performer is not found yet, and nobody else stands in.
+            overlaps = iou(self._seed[1], boxes)
+            best = int(np.argmax(overlaps))
+            return best if overlaps[best] >= MIN_IOU else None
         if self.pick is None:
             return int(np.argmax(_area(boxes)))
         px, py = self.pick
@@ -67,6 +80,10 @@ class PersonTracker:
         """This frame's box for the performer (detected or predicted), or None."""
         last = None if self._last is None else self._last.copy()
         self._before = (last, self._missed + 1, self._velocity.copy())
+        self._frame += 1
+        if self._seed is not None and self._last is None and self._frame < self._seed[0]:
+            self._current = None  # before the performer's first sighting: nobody, not someone else
+            return None
         self._current = self._update(np.asarray(boxes, dtype=np.float64).reshape(-1, 5))
         return self._current
 
@@ -74,7 +91,10 @@ class PersonTracker:
         if self._last is None:
             if len(boxes) == 0:
                 return None
-            chosen = boxes[self._choose_first(boxes)]
+            first = self._choose_first(boxes)
+            if first is None:
+                return None
+            chosen = boxes[first]
             self._last = chosen[:4].copy()
             return chosen
         if self._missed > self.max_gap:
@@ -99,6 +119,11 @@ class PersonTracker:
             self._velocity = np.zeros(4)
             return None
         return np.append(self._last + self._velocity * self._missed, 0.0)  # score 0: a stand-in
+
+    @property
+    def lost(self) -> bool:
+        """Unseen for longer than the prediction may stand in."""
+        return self._missed > self.max_gap
 
     @property
     def current(self) -> np.ndarray | None:
