@@ -7,6 +7,12 @@ The clips are carphone (a real face and shoulders) looped and scaled to 1280x720
 should stay flat as the clip grows: frames stream through, and the conditioning frames go to
 disk as they are made; only the keypoints (133 x 3 numbers a frame) grow with the length.
 The "in-memory" rows run the same with the conditioning frames kept in memory, for contrast.
+
+The mask rows time replace mode's mask stage alone (segmentation, the official shaping, the
+mask and background frames written): SAM2 (a tiny random one unless ``--sam2 DIR`` names real
+weights; its masks are random but its work per frame is SAM2's, at its small size) and the
+mediapipe fallback, at two clip lengths: SAM2 works in chunks of 400 frames, so peak RSS should
+not grow past the first chunk.
 """
 
 from __future__ import annotations
@@ -72,15 +78,112 @@ def child(clip: str, estimator: str, checkpoint: str | None, work: str) -> None:
     print("RESULT " + json.dumps({"frames": len(cond.sources), "seconds": seconds, "peak_rss": peak}))
 
 
+def mask_child(clip: str, source: str, sam2_dir: str, work: str) -> None:
+    """Replace mode's mask stage on every model frame, prompted by fixed points on the man in
+    carphone (head, neck, shoulders): what SAM2 is given does not change its cost."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from backend.preprocess.clip_reading import iter_frames_rgb, probe_clip
+    from backend.preprocess.conditioning import Letterbox, _replace_frames
+    from backend.preprocess.frame_folder import FrameFolder
+
+    info = probe_clip(Path(clip))
+    sources = info.model_sources(30.0)
+    kps = np.zeros((133, 3))
+    for i, (x, y) in {
+        0: (0.5, 0.35),
+        5: (0.62, 0.6),
+        6: (0.38, 0.6),
+        11: (0.6, 0.95),
+        12: (0.4, 0.95),
+    }.items():
+        kps[i] = (x * info.width, y * info.height, 0.9)
+    t0 = time.perf_counter()
+    if source == "sam2":
+        from backend.preprocess.segment_sam2 import Sam2Segmenter
+
+        seg = Sam2Segmenter(Path(sam2_dir))
+        seg.segment_clip(info, sources, [kps] * len(sources), Path(work))
+    else:
+        from backend.preprocess.segment_mediapipe import PerformerSegmenter
+
+        seg = PerformerSegmenter()
+    box = Letterbox.fit(info.width, info.height, 832, 480)
+    masks, backgrounds = FrameFolder(Path(work) / "mask", "mask"), FrameFolder(Path(work) / "bg", "bg")
+    for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
+        bg, mask = _replace_frames(frame, seg, box, 832, 480, None, n)
+        masks.append(mask)
+        backgrounds.append(bg)
+    seg.close()
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print("RESULT " + json.dumps({"frames": len(sources), "seconds": seconds, "peak_rss": peak}))
+
+
+def mask_rows(tmp: Path, seconds: list[float], sam2_dir: str | None) -> int:
+    if sam2_dir is None:
+        # In a process of its own: Linux keeps a process's peak RSS across exec, so torch imported
+        # here would set every child's peak.
+        sam2_dir = str(tmp / "tiny_sam2")
+        code = f"from backend.env.tiny_model import make_tiny_sam2; make_tiny_sam2({sam2_dir!r})"
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
+        label = "sam2 tiny"
+    else:
+        label = "sam2"
+    print("replace mode's mask stage: segmentation, official shaping, mask and background written")
+    print(f"{'masks':<12} {'clip':>7} {'frames':>7} {'frames/s':>9} {'peak RSS':>10}")
+    for source in ("sam2", "mediapipe"):
+        peaks = []
+        for sec in seconds:
+            clip = tmp / f"clip_{sec:g}.mp4"
+            if not clip.exists():
+                make_clip(clip, sec)
+            work = tmp / f"masks_{source}_{sec:g}"
+            work.mkdir()
+            proc = subprocess.run(
+                [sys.executable, __file__, "--mask-child", str(clip), source, sam2_dir, str(work)],
+                capture_output=True,
+                text=True,
+            )
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if line is None:
+                print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+                return 1
+            r = json.loads(line[7:])
+            peaks.append(r["peak_rss"])
+            name = label if source == "sam2" else "mediapipe"
+            print(
+                f"{name:<12} {sec:>6g}s {r['frames']:>7} {r['frames'] / r['seconds']:>9.1f} "
+                f"{r['peak_rss'] / 2**20:>8.0f} MB"
+            )
+        print(f"{'':<12} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}\n")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, nargs="*", default=[5, 20, 60])
     ap.add_argument("--checkpoint", default=None, help="process_checkpoint folder: also measure ViTPose")
+    ap.add_argument(
+        "--mask-seconds", type=float, nargs="*", default=[5, 20], help="clip lengths of the mask rows"
+    )
+    ap.add_argument(
+        "--sam2", default=None, help="a SAM2 folder (transformers format) instead of the tiny one"
+    )
+    ap.add_argument("--masks-only", action="store_true", help="only the mask rows")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--mask-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return 0
+    if args.mask_child:
+        mask_child(*args.mask_child)
+        return 0
+    if args.masks_only:
+        with tempfile.TemporaryDirectory(prefix="wan-masks-") as tmp:
+            return mask_rows(Path(tmp), args.mask_seconds, args.sam2)
     estimators = ["mediapipe", "in-memory"] + (["vitpose"] if args.checkpoint else [])
     print("preprocessing a 1280x720 clip into 832x480 pose frames and 512x512 face crops, 30 fps\n")
     print(f"{'estimator':<12} {'clip':>7} {'frames':>7} {'frames/s':>9} {'peak RSS':>10}")
@@ -110,7 +213,8 @@ def main() -> int:
                 )
             print(f"{'':<12} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}\n")
         people_cost(Path(tmp) / f"clip_{args.seconds[0]:g}.mp4")
-    return 0
+        print()
+        return mask_rows(Path(tmp), args.mask_seconds, args.sam2)
 
 
 def people_cost(clip: Path, frames: int = 60) -> None:

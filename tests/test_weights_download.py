@@ -15,6 +15,7 @@ from hub_standin import HubStandIn
 
 DIFFUSERS = "Wan-AI/Wan2.2-Animate-14B-Diffusers"
 ORIGINAL = "Wan-AI/Wan2.2-Animate-14B"
+SAM2 = "facebook/sam2.1-hiera-large"
 BIG = "transformer/diffusion_pytorch_model.safetensors"
 BIG_BYTES = 6_000_000
 RATE = 2_000_000  # bytes/s: the big file takes seconds, long enough to stop in its middle
@@ -45,7 +46,11 @@ def hub(tmp_path_factory):
     _put(o / "process_checkpoint" / "pose2d" / "vitpose_h_wholebody.onnx", noise(6_000))
     _put(o / "relighting_lora.ckpt", noise(3_000))
     _put(o / "diffusion_pytorch_model-00001-of-00004.safetensors", noise(50_000))  # not fetched
-    stand_in = HubStandIn({DIFFUSERS: d, ORIGINAL: o}, rate=RATE)
+    s = root / "sam2"
+    _put(s / "config.json", json.dumps({"model_type": "sam2_video"}).encode())
+    _put(s / "model.safetensors", noise(4_000))
+    _put(s / "sam2.1_hiera_large.pt", noise(4_000))  # the original checkpoint: not fetched
+    stand_in = HubStandIn({DIFFUSERS: d, ORIGINAL: o, SAM2: s}, rate=RATE)
     yield stand_in
     stand_in.close()
 
@@ -101,13 +106,15 @@ def test_download_stop_resume_and_check(hub, tmp_path, extension_zip, backend_py
     } <= fetched
     assert "relighting_lora.ckpt" in fetched
     assert "diffusion_pytorch_model-00001-of-00004.safetensors" not in fetched  # the original weights stay
+    assert {"sam2/config.json", "sam2/model.safetensors"} <= fetched  # replace masks' SAM2, in its folder
+    assert not any(f.endswith(".pt") for f in fetched)
 
     assert r["check"]["result"] == ["FINISHED"], r["check"]
-    assert r["check"]["lines"][0].startswith("All 14 files present")
+    assert r["check"]["lines"][0].startswith("All 16 files present")
     assert r["check_sha256"]["result"] == ["FINISHED"] and "sha256" in r["check_sha256"]["lines"][0]
     assert r["check_damaged"]["result"] == ["FINISHED"]  # same size: only the hash check sees it
     assert r["check_damaged_sha256"]["result"] == ["CANCELLED"]
     assert "vae/diffusion_pytorch_model.safetensors" in r["check_damaged_sha256"]["lines"][0]
-    assert r["check_missing"]["lines"][0] == "Missing 1 of 14 files: vae/diffusion_pytorch_model.safetensors"
+    assert r["check_missing"]["lines"][0] == "Missing 1 of 16 files: vae/diffusion_pytorch_model.safetensors"
     assert r["check_other_engine"]["result"] == ["CANCELLED"]
     assert "text-to-video" in r["check_other_engine"]["lines"][0]

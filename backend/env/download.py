@@ -18,6 +18,13 @@ from ..model.model_store import HF_REPO_ID, SOURCE_FILE
 PREPROCESS_REPO_ID = "Wan-AI/Wan2.2-Animate-14B"
 PREPROCESS_PATTERNS = ["process_checkpoint/det/*", "process_checkpoint/pose2d/*", "relighting_lora.ckpt"]
 
+# SAM2.1 hiera-large in transformers' format, for replace mode's masks as the official
+# preprocessing makes them (backend/preprocess/segment_sam2.py reads <model>/sam2). The repository
+# also holds the original .pt checkpoint, which is not fetched.
+SAM2_REPO_ID = "facebook/sam2.1-hiera-large"
+SAM2_PATTERNS = ["*.json", "*.safetensors"]
+SAM2_FOLDER = "sam2"
+
 APPROX_BYTES = 82 * 10**9
 
 
@@ -165,6 +172,9 @@ def download_weights(
         pre_sha, pre_files = repo_files(PREPROCESS_REPO_ID, None, PREPROCESS_PATTERNS)
         repos[PREPROCESS_REPO_ID] = pre_sha
         files.update(pre_files)
+        sam_sha, sam_files = repo_files(SAM2_REPO_ID, None, SAM2_PATTERNS)
+        repos[SAM2_REPO_ID] = sam_sha
+        files.update({f"{SAM2_FOLDER}/{n}": f for n, f in sam_files.items()})
     total = sum(f["size"] or 0 for f in files.values()) or APPROX_BYTES
     need = ensure_free_space(target, total)
     print(
@@ -182,10 +192,22 @@ def download_weights(
                 flush=True,
             )
             fetch_files(PREPROCESS_REPO_ID, repos[PREPROCESS_REPO_ID], files, target)
+            print(f"downloading SAM2 (replace mode's masks) from {SAM2_REPO_ID}", flush=True)
+            fetch_sam2(repos[SAM2_REPO_ID], files, target)
     write_record(target, repos, files, complete=True)
     shutil.rmtree(target / PARTIAL_DIR, ignore_errors=True)
     print(f"download complete: {len(files)} files in {target}", flush=True)
     return target
+
+
+def fetch_sam2(revision: str, files: dict[str, dict], target: Path) -> None:
+    """SAM2's files into ``target/sam2``: the same names as in its repository, one folder down."""
+    folder = target / SAM2_FOLDER
+    prefix = SAM2_FOLDER + "/"
+    for name, f in files.items():
+        if f["repo"] == SAM2_REPO_ID:
+            fetch_file(SAM2_REPO_ID, revision, name.removeprefix(prefix), f["size"], folder)
+    shutil.rmtree(folder / PARTIAL_DIR, ignore_errors=True)
 
 
 def download_preprocessing(

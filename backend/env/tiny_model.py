@@ -10,9 +10,13 @@ import json
 from pathlib import Path
 
 TINY_MARKER = "wan_animate_tiny_model.json"
+# Where replace mode looks for SAM2 (backend/preprocess/segment_sam2.py, SAM2_FOLDER).
+SAM2_FOLDER = "sam2"
 
 
-def make_tiny_model(target: Path, seed: int = 0) -> Path:
+def make_tiny_model(target: Path, seed: int = 0, sam2: bool = False) -> Path:
+    """``sam2``: also a tiny random SAM2 in ``target/sam2``, so replace masks take SAM2's path
+    (without it they come from the embedded mediapipe fallback, as with weights lacking SAM2)."""
     import torch
     from diffusers import (
         AutoencoderKLWan,
@@ -103,6 +107,8 @@ def make_tiny_model(target: Path, seed: int = 0) -> Path:
     )
     target.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(target)
+    if sam2:
+        make_tiny_sam2(target / SAM2_FOLDER, seed)
     (target / TINY_MARKER).write_text(
         json.dumps(
             {
@@ -118,3 +124,53 @@ def make_tiny_model(target: Path, seed: int = 0) -> Path:
 
 def is_tiny_model(model_dir: Path) -> bool:
     return (Path(model_dir) / TINY_MARKER).is_file()
+
+
+def make_tiny_sam2(target: Path, seed: int = 0) -> Path:
+    """A randomly initialised SAM2 video model (about 4 MB) in the layout of the real one, for
+    tests and demos: the same ``from_pretrained`` path, masks without meaning. Its hidden size
+    stays above SAM2's fixed 64-channel memory (transformers splits object pointers only then)."""
+    import torch
+    from transformers import Sam2VideoConfig, Sam2VideoModel
+
+    size = 128
+    cfg = Sam2VideoConfig(
+        vision_config={
+            "model_type": "sam2_vision_model",
+            "backbone_config": {
+                "model_type": "sam2_hiera_det_model",
+                "hidden_size": 8,
+                "image_size": [size, size],
+                "blocks_per_stage": [1, 1, 2, 1],
+                "embed_dim_per_stage": [8, 16, 32, 64],
+                "num_attention_heads_per_stage": [1, 1, 1, 1],
+                "window_size_per_stage": [4, 4, 4, 4],
+                # A global block may not open a stage (its window would pool to zero).
+                "global_attention_blocks": [3],
+                "window_positional_embedding_background_size": [4, 4],
+            },
+            "backbone_channel_list": [64, 32, 16, 8],
+            "backbone_feature_sizes": [[size // 4] * 2, [size // 8] * 2, [size // 16] * 2],
+            "fpn_hidden_size": 128,
+        },
+        prompt_encoder_config={"hidden_size": 128, "image_size": size, "patch_size": 16},
+        mask_decoder_config={
+            "hidden_size": 128,
+            "mlp_dim": 32,
+            "num_attention_heads": 2,
+            "iou_head_hidden_dim": 16,
+        },
+        image_size=size,
+        num_maskmem=3,
+        memory_attention_hidden_size=128,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=32,
+        memory_attention_rope_feat_sizes=[size // 16, size // 16],
+        memory_encoder_hidden_size=128,
+        mask_downsampler_embed_dim=128,
+        memory_fuser_embed_dim=128,
+        memory_fuser_intermediate_dim=32,
+    )
+    torch.manual_seed(seed)
+    Sam2VideoModel(cfg).save_pretrained(Path(target))
+    return Path(target)

@@ -61,6 +61,7 @@ def build_job_conditioning(
         model_fps=MODEL_FPS,
         replace=s.mode == "replace",
         frames_dir=frames_dir,
+        model_dir=model_dir,  # replace masks: SAM2 when <model_dir>/sam2 holds it
         character=character_kps,
     )
     if inputs.saved is not None:

@@ -44,6 +44,7 @@ def job_json(r: JobRecord) -> dict[str, Any]:
         "inputs": _inputs(r),
         "estimator": r.conditioning.estimator,
         "faces": face_report(r.conditioning.cond.face_from),
+        "masks": r.conditioning.cond.mask_source,  # replace mode: "sam2" or the mediapipe fallback
         "performer": _performer_report(r),
         "warnings": ([w] if (w := face_warning(r.conditioning.cond.face_from)) else [])
         + (r.conditioning.warnings or []),

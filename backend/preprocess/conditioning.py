@@ -76,6 +76,8 @@ class Conditioning:
     # Where each face crop came from: "landmarks", "head_points" (landmarks missing or tiny) or
     # "bridged" (between frames that had one).
     face_from: list[str] = field(default_factory=list)
+    # Replace mode: what made the masks, "sam2" or the embedded mediapipe fallback's name.
+    mask_source: str | None = None
 
 
 def estimate_keypoints(
@@ -147,6 +149,7 @@ def build_conditioning(
     saved: dict | None = None,
     replace: bool = False,
     frames_dir: Path | None = None,
+    model_dir: Path | None = None,
     character: CharacterPose | None = None,
 ) -> Conditioning:
     """``saved``: a keypoints.json of an earlier job on this clip; its keypoints are
@@ -210,21 +213,17 @@ def build_conditioning(
                 pose_frames.append(draw_pose_official(k, info.width, info.height, out_w, out_h))
     face_frames = sink("face")
     backgrounds, masks = (sink("background"), sink("mask")) if replace else ([], [])
-    segmenter = None
-    if replace:
-        from .segment_mediapipe import PerformerSegmenter
-
-        segmenter = PerformerSegmenter()
+    segmenter = _open_segmenter(info, sources, kps, model_dir, frames_dir, progress) if replace else None
     try:
         for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
             face_frames.append(crop_face(frame, boxes[n], face_size))
             if segmenter is not None:
                 performer = person_boxes[n] if person_boxes else None
-                bg, mask = _replace_frames(frame, segmenter, box, out_w, out_h, performer)
+                bg, mask = _replace_frames(frame, segmenter, box, out_w, out_h, performer, n)
                 backgrounds.append(bg)
                 masks.append(mask)
             if progress:
-                progress(n + 1, len(sources), "face and mask" if replace else "face")
+                progress(n + 1, len(sources), f"face and mask ({segmenter.name})" if segmenter else "face")
     finally:
         if segmenter is not None:
             segmenter.close()
@@ -240,21 +239,53 @@ def build_conditioning(
         ratios,
         person_boxes,
         face_from,
+        segmenter.name if segmenter is not None else None,
     )
 
 
+def _open_segmenter(
+    info: ClipInfo,
+    sources: list[int],
+    kps: list[np.ndarray],
+    model_dir: Path | None,
+    frames_dir: Path | None,
+    progress: Progress | None,
+):
+    """SAM2 when its weights are in the model folder (prompted by the performer's keypoints, one
+    pass over the clip before the masks are shaped), else the embedded mediapipe fallback."""
+    from .segment_sam2 import Sam2Segmenter, sam2_folder
+
+    folder = sam2_folder(model_dir)
+    if folder is None:
+        from .segment_mediapipe import PerformerSegmenter
+
+        return PerformerSegmenter()
+    segmenter = Sam2Segmenter(folder)
+    try:
+        segmenter.segment_clip(info, sources, kps, frames_dir, progress)
+    except BaseException:
+        segmenter.close()
+        raise
+    return segmenter
+
+
 def _replace_frames(
-    frame: np.ndarray, segmenter, box: Letterbox, out_w: int, out_h: int, performer: list | None = None
+    frame: np.ndarray,
+    segmenter,
+    box: Letterbox,
+    out_w: int,
+    out_h: int,
+    performer: list | None = None,
+    index: int = 0,
 ):
     """The clip frame fitted into the output like the pose, its performer region
-    (dilated, coarsened) blacked out in the background and white in the mask.
+    (dilated, coarsened: the segmenter's ``shape``) blacked out in the background and white in
+    the mask. ``index``: the model frame, for segmenters that made the clip's masks beforehand.
 
     ``performer``: the followed person's box (clip pixels) where others are in view. The
     segmenter finds everyone; only the performer is to be replaced, so people outside their
     box (with a margin for limbs reaching out) stay in the background."""
     import cv2
-
-    from .segment_mediapipe import coarse_mask
 
     fitted = np.zeros((out_h, out_w, 3), np.uint8)
     h, w = frame.shape[:2]
@@ -267,7 +298,7 @@ def _replace_frames(
     # performer would be too few pixels for the models to find.
     prob = np.zeros((out_h, out_w), np.float32)
     prob[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(
-        segmenter.mask(frame), (sw, sh), interpolation=cv2.INTER_LINEAR
+        segmenter.mask(frame, index), (sw, sh), interpolation=cv2.INTER_LINEAR
     )[: out_h - y0, : out_w - x0]
     if performer is not None:
         x1, y1, x2, y2 = (float(v) for v in performer[:4])
@@ -276,7 +307,7 @@ def _replace_frames(
         keep = np.zeros_like(prob)
         keep[max(0, int(fy1)) : max(0, int(np.ceil(fy2))), max(0, int(fx1)) : max(0, int(np.ceil(fx2)))] = 1
         prob = prob * keep
-    mask = coarse_mask(prob)
+    mask = segmenter.shape(prob)
     background = fitted.copy()
     background[mask > 0] = 0
     return background, mask

@@ -1,6 +1,7 @@
-"""Replace mode's performer mask from mediapipe's bundled models (offline, CPU), then the
-official treatment of the mask: dilated and coarsened to a grid, so the model regenerates a
-blocky region around the performer rather than a tight silhouette. White = regenerate.
+"""Replace mode's performer mask from mediapipe's bundled models (offline, CPU): the fallback
+when the model folder has no SAM2. The mask is then shaped by the official rule
+(mask_shape.py), so the model regenerates the box around the performer rather than a tight
+silhouette. White = regenerate.
 
 The selfie-segmentation model is an upper-body model: on a full-body shot it covers head,
 chest and arms and never the hips and legs, so the old performer's legs stayed in the plate.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-GRID = 16  # pixels per coarse cell at output resolution
+from .mask_shape import official_shape
 
 
 class MediapipeSegmenter:
@@ -41,7 +42,8 @@ SEGMENT_MAX_SIDE = 640
 
 class PerformerSegmenter:
     """Whole-body performer probability: mediapipe Pose's segmentation (followed from frame
-    to frame) united with the selfie model's."""
+    to frame) united with the selfie model's. The fallback when the model folder has no SAM2
+    (segment_sam2.py); its masks are shaped by the same official rule (mask_shape.py)."""
 
     name = "mediapipe-pose-segmentation+selfie"
 
@@ -53,7 +55,9 @@ class PerformerSegmenter:
         )
         self._selfie = MediapipeSegmenter()
 
-    def mask(self, rgb: np.ndarray) -> np.ndarray:
+    def mask(self, rgb: np.ndarray, index: int = 0) -> np.ndarray:
+        """Performer probability (H, W) of this frame; ``index`` (the model frame) is not needed:
+        the models follow the clip frame by frame as they are given it."""
         h, w = rgb.shape[:2]
         scale = min(1.0, SEGMENT_MAX_SIDE / max(h, w))
         small = (
@@ -68,19 +72,9 @@ class PerformerSegmenter:
             prob = np.maximum(prob, res.segmentation_mask.astype(np.float32))
         return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR) if scale < 1 else prob
 
+    def shape(self, prob: np.ndarray) -> np.ndarray:
+        return official_shape(prob >= 0.5)
+
     def close(self) -> None:
         self._pose.close()
         self._selfie.close()
-
-
-def coarse_mask(prob: np.ndarray, threshold: float = 0.5, grid: int = GRID) -> np.ndarray:
-    """Binary performer mask -> dilated -> every grid cell it touches filled. uint8 0/255."""
-    m = (prob >= threshold).astype(np.uint8)
-    k = max(3, int(round(min(m.shape) * 0.02)) | 1)
-    m = cv2.dilate(m, np.ones((k, k), np.uint8))
-    h, w = m.shape
-    gh, gw = -(-h // grid), -(-w // grid)
-    padded = np.zeros((gh * grid, gw * grid), np.uint8)
-    padded[:h, :w] = m
-    cells = padded.reshape(gh, grid, gw, grid).max(axis=(1, 3))
-    return (np.kron(cells, np.ones((grid, grid), np.uint8))[:h, :w] * 255).astype(np.uint8)
