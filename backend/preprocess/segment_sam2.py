@@ -22,7 +22,6 @@ they are made. Frames are prepared here (resize and normalise) rather than by
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -94,12 +93,15 @@ class _FrameStore:
         self.count = 0
 
     def append(self, frame: np.ndarray) -> None:
+        self._file.seek(self.count * self._bytes)
         self._file.write(np.ascontiguousarray(frame, np.uint8).tobytes())
         self.count += 1
 
     def read(self, i: int) -> np.ndarray:
-        self._file.flush()
-        data = os.pread(self._file.fileno(), self._bytes, i * self._bytes)
+        self._file.seek(i * self._bytes)
+        data = self._file.read(self._bytes)
+        if len(data) != self._bytes:
+            raise OSError(f"{self.path}: frame {i} could not be read back (is the disk full?)")
         return np.frombuffer(data, np.uint8).reshape(self.size, self.size, 3)
 
     def close(self) -> None:
