@@ -14,7 +14,7 @@ _classes: list = []
 def register() -> None:
     import bpy
 
-    from .operators import backend_ops, generate, guide_ops, lora_ops
+    from .operators import backend_ops, generate, guide_ops, lora_ops, pick_ops
     from .panels import preferences, properties, sidebar
 
     _classes[:] = [
@@ -31,6 +31,7 @@ def register() -> None:
         guide_ops.WANANIM_OT_compare,
         lora_ops.WANANIM_OT_add_lora,
         lora_ops.WANANIM_OT_remove_lora,
+        *pick_ops.CLASSES,
         sidebar.WANANIM_PT_view3d,
         sidebar.WANANIM_PT_sequencer,
     ]

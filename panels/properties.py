@@ -92,11 +92,17 @@ class WANANIM_Settings(bpy.types.PropertyGroup):
     )
     performer_point: bpy.props.FloatVectorProperty(
         name="Performer",
-        description="Where the performer is in the clip's first frame (0-1 from the left, 0-1 from the top)",
+        description="Where the performer is on the picked frame (0-1 from the left, 0-1 from the top)",
         size=2,
         min=0.0,
         max=1.0,
         default=(0.5, 0.5),
+    )
+    performer_frame: bpy.props.IntProperty(
+        name="Pick Frame",
+        description="The clip's frame the performer was picked on (0 = the movie's first frame)",
+        min=0,
+        default=0,
     )
     step_cache: bpy.props.FloatProperty(
         name="Step Cache",

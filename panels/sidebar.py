@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..wan_animate_blender.blender import compat, guides, runtime
+from ..wan_animate_blender.core import performer_pick
 
 
 def draw_panel(layout, context) -> None:
@@ -35,9 +36,13 @@ def draw_panel(layout, context) -> None:
     col.prop(s, "step_cache")
     col.prop(s, "retarget")
     col.prop(s, "estimator")
-    col.prop(s, "pick_performer")
+    row = col.row(align=True)
+    row.operator("wan_animate.pick_performer", icon="EYEDROPPER")
     if s.pick_performer:
-        col.prop(s, "performer_point", text="")
+        row.operator("wan_animate.clear_performer", text="", icon="X")
+        col.label(text=performer_pick.describe(tuple(s.performer_point), s.performer_frame), icon="USER")
+    else:
+        col.label(text="Following the largest person")
 
     col = layout.column(align=True)
     row = col.row(align=True)

@@ -55,7 +55,8 @@ def test_a_shot_runs_with_every_sidebar_setting(
     assert changed["step_cache"] == pytest.approx(0.1)
     assert changed["loras"] == [{"path": str(lora), "strength": 0.75}]
     assert changed["retarget"] == "off" and changed["estimator"] == "vitpose"
-    assert changed["person"] == pytest.approx([220 / 320, 120 / 240])
+    assert changed["person"] == pytest.approx([220 / 320, 120 / 240]) and changed["person_frame"] == 5
+    assert r["sidebar_pick"][0] == pytest.approx((0.25, 0.75)) and r["sidebar_pick"][1:] == [12, True]
     assert changed["relight_strength"] == pytest.approx(0.5) and changed["relight_lora"] == str(relight)
     assert changed["memory_mode"] == "group_offload" and changed["attention"] == "sdpa_math"
     assert changed["compile"] is True and changed["fp8"] is True
@@ -65,6 +66,7 @@ def test_a_shot_runs_with_every_sidebar_setting(
     assert (defaults["width"], defaults["height"]) == (64, 48)
     assert defaults["seed"] == 42 and defaults["overlap"] == 1 and defaults["colour_match"] is True
     assert defaults["retarget"] == "auto" and defaults["estimator"] == "auto" and defaults["person"] is None
+    assert defaults["person_frame"] == 0
     assert defaults["relight_strength"] == 1.0 and defaults["relight_lora"] == ""
     assert defaults["loras"] == [] and defaults["step_cache"] == 0.0
     assert defaults["memory_mode"] == "sequential_offload" and defaults["attention"] == "sdpa"

@@ -63,6 +63,9 @@ class Shot:
     # An exact output size (multiples of 16) instead of the one planned from quality.
     width: int | None = None
     height: int | None = None
+    # The movie frame (0 = its first) ``person`` was picked on: the performer is followed from
+    # the first frame they appear in, whichever frame they were picked on.
+    person_frame: int = 0
 
     def settings(self) -> dict[str, Any]:
         """The shot's settings as job_builder.job_settings keywords."""
@@ -83,6 +86,7 @@ _SETTINGS = (
     "retarget",
     "estimator",
     "person",
+    "person_frame",
     "relight_strength",
     "relight_lora",
 )

@@ -36,6 +36,7 @@ def run(a):
             retarget=False,
             estimator="vitpose",
             person=(220 / 320, 120 / 240),  # on the smaller of the two people
+            person_frame=5,  # ... as seen on the clip's sixth frame
             relight_strength=0.5,
             relight_lora=a["relight_lora"],
             memory_mode="group_offload",
@@ -46,6 +47,9 @@ def run(a):
         ),
         api.Shot("defaults", width=64, height=48, **common),
     ]
+    # The sidebar's pick, as a script (or a click in the Image Editor) makes it.
+    bpy.ops.wan_animate.pick_performer(x=0.25, y=0.75, frame=12)
+    picked = builder.scene_values(scene)
     results = api.run_batch(shots)
     runtime = __import__(MODULE + ".wan_animate_blender.blender.runtime", fromlist=["runtime"])
     runtime.stop_backend()
@@ -58,6 +62,7 @@ def run(a):
         "settings": settings,
         "sidebar_not_in_shot": sorted(set(builder.scene_values(scene)) - shot_fields - {"output_fps"}),
         "bpy_version": list(bpy.app.version),
+        "sidebar_pick": [picked["person"], picked["person_frame"], s.pick_performer],
     }
 
 

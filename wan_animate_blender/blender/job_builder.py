@@ -12,6 +12,7 @@ from typing import Any
 import bpy
 
 from ...backend.protocol import JobRequest, JobSettings
+from ..core import performer_pick
 from ..core.backend_process import BackendConfig
 from ..core.client import BackendClient, BackendError
 from ..core.job_session import JobSession
@@ -68,6 +69,7 @@ def scene_values(scene: Any) -> dict[str, Any]:
         "retarget": "auto" if s.retarget else "off",
         "estimator": s.estimator,
         "person": tuple(s.performer_point) if s.pick_performer else None,
+        "person_frame": int(s.performer_frame) if s.pick_performer else 0,
         "relight_strength": float(s.relight_strength),
         "relight_lora": s.relight_lora,
         "loras": [(lo.path, float(lo.strength)) for lo in s.loras if lo.enabled],
@@ -113,6 +115,8 @@ def job_settings(
         values["retarget"] = "auto" if values["retarget"] else "off"
     if values["person"] is not None:
         values["person"] = [round(float(v), 4) for v in values["person"]]
+        # Picked on a movie frame; the job counts from the first frame of the range it reads.
+        values["person_frame"] = performer_pick.frame_in_range(values["person_frame"], values.get("clip_start", 0))
     if values["relight_lora"]:
         values["relight_lora"] = str(Path(bpy.path.abspath(values["relight_lora"])))
     values["loras"] = _loras(values["loras"])

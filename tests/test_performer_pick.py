@@ -1,0 +1,72 @@
+"""The performer pick's pure parts: a click in the Image Editor turned into the request's
+point and frame, the tracker started on the picked person, and the warnings an artist gets
+about the followed track."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backend.preprocess.performer_pick import box_under, model_frame_of, track_warnings
+from backend.preprocess.person_track import PersonTracker
+from wan_animate_blender.core import performer_pick
+
+
+def test_a_click_in_the_image_editor_becomes_fractions_from_the_top_left():
+    assert performer_pick.point_from_uv(0.25, 0.8) == (0.25, 0.2)
+    assert performer_pick.point_from_uv(1.2, 0.5) is None  # beside the image
+    # Blender's image user: scene frame 30 of a movie started at frame 10 shows its frame 20.
+    assert performer_pick.movie_frame_shown(30, 10, 0, 100) == 20
+    assert performer_pick.movie_frame_shown(5, 10, 0, 100) == 0  # held at the ends
+    assert performer_pick.movie_frame_shown(500, 10, 0, 100) == 99
+    # A strip trimmed to start at movie frame 40: a pick on frame 52 is the range's frame 12.
+    assert performer_pick.frame_in_range(52, 40) == 12
+    assert performer_pick.frame_in_range(10, 40) == 0
+
+
+def test_the_pick_lands_on_the_smallest_box_around_it_or_on_nobody():
+    boxes = np.array([[0, 0, 100, 200, 0.9], [20, 20, 60, 120, 0.8]], float)
+    assert box_under(boxes, 30, 30) == 1  # inside both: the nearer, smaller person
+    assert box_under(boxes, 90, 150) == 0
+    assert box_under(boxes, 150, 150) is None
+    assert box_under(np.zeros((0, 5)), 1, 1) is None
+    # Clip frame 7 at 12 fps behind 30 fps model frames [0, 0, 1, 1, 2, 2, 2, 3, ...].
+    sources = [round(i * 12 / 30) for i in range(30)]
+    assert sources[model_frame_of(sources, 7)] == 7 and sources[model_frame_of(sources, 7) - 1] < 7
+
+
+def test_a_tracker_started_on_a_picked_person_sees_nobody_before_and_that_person_after():
+    a = [10, 10, 50, 110, 0.9]
+    b = [200, 10, 240, 110, 0.9]
+    t = PersonTracker(None)
+    t.follow_from(3, np.array(b))
+    got = [t.update(np.array([a, b])) for _ in range(6)]
+    assert got[:3] == [None, None, None]
+    assert all(g is not None and g[0] == 200 for g in got[3:])
+
+
+def _body(cx: float, cy: float, h: float = 100.0) -> np.ndarray:
+    k = np.zeros((133, 3))
+    # Nose, shoulders, hips, ankles: enough confident body points to count as found.
+    for i, (dx, dy) in {0: (0, -0.45), 5: (-0.1, -0.3), 6: (0.1, -0.3), 11: (-0.08, 0), 12: (0.08, 0),
+                        15: (-0.08, 0.5), 16: (0.08, 0.5)}.items():  # fmt: skip
+        k[i] = (cx + dx * h, cy + dy * h, 0.9)
+    return k
+
+
+def test_the_artist_is_told_where_the_performer_is_lost_leaves_or_jumps():
+    none = np.zeros((133, 3))
+    sources = list(range(100))
+    steady = [_body(100 + i, 200) for i in range(100)]
+    assert track_warnings(steady, sources, 0.3) == []
+
+    gap = steady[:30] + [none] * 20 + steady[50:]
+    (w,) = track_warnings(gap, sources, 0.3)
+    assert "lost from clip frame 30 to 49" in w
+
+    leaves = steady[:60] + [none] * 40
+    (w,) = track_warnings(leaves, sources, 0.3)
+    assert "lost at clip frame 60 and not found again" in w
+
+    jump = steady[:40] + [_body(400 + i, 200) for i in range(40, 100)]
+    (w,) = track_warnings(jump, sources, 0.3)
+    assert "jumps at clip frame 40" in w
