@@ -123,7 +123,9 @@ def render(a: dict) -> dict:
     scene.render.resolution_percentage = 100
     bpy.ops.mesh.primitive_plane_add(size=30)
     bpy.context.active_object.data.materials.append(material("floor", (0.6, 0.6, 0.58)))
-    bpy.ops.object.camera_add(location=(0, -a.get("distance", 4.6), 1.0), rotation=(math.radians(88), 0, 0))
+    bpy.ops.object.camera_add(
+        location=(0, -a.get("distance", 4.6), a.get("camera_height", 1.0)), rotation=(math.radians(88), 0, 0)
+    )
     cam = scene.camera = bpy.context.active_object
     cam.data.lens = 40
     people = [(Figure(p["shirt"], p.get("face", True)), p) for p in a["people"]]
