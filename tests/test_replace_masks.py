@@ -66,27 +66,34 @@ def data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
-def _replace_job(backend_python, model_dir, data, clip, character) -> tuple[dict, list[dict]]:
-    """Runs a replace job over HTTP; its final status and every status seen on the way."""
+def _replace_job(backend_python, model_dir, data, clip, character, **settings) -> dict:
+    """Runs a replace job over HTTP; its final status."""
     b = BackendProc(backend_python, data, model_dir)
     try:
         body = {
             "character_path": str(character),
             "clip_path": str(clip),
-            "settings": {"width": W, "height": H, "steps": 1, "segment_frames": 17, "mode": "replace"},
+            "settings": {
+                "width": W,
+                "height": H,
+                "steps": 1,
+                "segment_frames": 17,
+                "mode": "replace",
+                **settings,
+            },
         }
         r = b.post("/v1/jobs", json=body)
         assert r.status_code == 201, r.text
-        st, seen = b.wait(r.json()["id"], timeout=600)
+        st, _ = b.wait(r.json()["id"], timeout=600)
     finally:
         b.stop()
     assert st["state"] == "done", st
-    return st, seen
+    return st
 
 
-def _masks(result) -> list[np.ndarray]:
+def _masks(result, frames: int = FRAMES) -> list[np.ndarray]:
     return [
-        np.asarray(Image.open(result / "mask" / f"mask_{n + 1:06d}.png").convert("L")) for n in range(FRAMES)
+        np.asarray(Image.open(result / "mask" / f"mask_{n + 1:06d}.png").convert("L")) for n in range(frames)
     ]
 
 
@@ -94,7 +101,7 @@ def test_without_sam2_the_fallback_mask_covers_the_whole_body_legs_included(
     tmp_path, backend_python, tiny_model, astronaut_png, full_body, data_dir
 ):
     clip, truth = full_body
-    st, _ = _replace_job(backend_python, tiny_model, data_dir, clip, astronaut_png)
+    st = _replace_job(backend_python, tiny_model, data_dir, clip, astronaut_png)
     result = Path(st["result_dir"])
     assert json.loads((result / "job.json").read_text())["masks"] == "mediapipe-pose-segmentation+selfie"
     body_cover, leg_cover, hull_cover = [], [], []
@@ -151,18 +158,30 @@ def test_with_sam2_in_the_model_folder_the_masks_come_from_sam2_in_the_official_
     backend_python, sam2_model, astronaut_png, full_body, data_dir
 ):
     clip, _truth = full_body
-    st, seen = _replace_job(backend_python, sam2_model, data_dir, clip, astronaut_png)
+    # Half the size and 9 frames (SAM2's key frames 0, 2, 4, 6 and 8 by the official rule): the
+    # plumbing and the shaping are under test here, not the picture.
+    w, h, frames = 160, 128, 9
+    st = _replace_job(
+        backend_python,
+        sam2_model,
+        data_dir,
+        clip,
+        astronaut_png,
+        width=w,
+        height=h,
+        clip_frames=frames,
+        segment_frames=frames,
+    )
     result = Path(st["result_dir"])
     job = json.loads((result / "job.json").read_text())
     print("timings", job["timings_s"])
     assert job["masks"] == "sam2"
-    assert any("masks (SAM2)" in (s.get("message") or "") for s in seen), [s.get("message") for s in seen]
-    masks = _masks(result)
+    masks = _masks(result, frames)
     backgrounds = sorted((result / "background").glob("background_*.png"))
-    assert len(masks) == len(backgrounds) == FRAMES
+    assert len(backgrounds) == frames and not (result / "mask" / f"mask_{frames + 1:06d}.png").exists()
     shaped = 0
     for m, bg_path in zip(masks, backgrounds, strict=True):
-        assert m.shape == (H, W) and set(np.unique(m)) <= {0, 255}
+        assert m.shape == (h, w) and set(np.unique(m)) <= {0, 255}
         bg = np.asarray(Image.open(bg_path).convert("RGB"))
         assert (bg[m == 255] == 0).all()  # the background is blacked out where the mask is white
         ys, xs = np.nonzero(m)
