@@ -65,12 +65,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the Diffusers weights, not the ViTPose/YOLO and relighting files",
     )
+    d.add_argument(
+        "--engine",
+        choices=("wan-animate", "wan-animate-2", "wan-animate-2-distilled"),
+        default="wan-animate",
+        help="which model family; Animate-2 kinds go into the model folder's sub-folder of that name",
+    )
 
     t = sub.add_parser("make-tiny-model", help="write a tiny random pipeline for tests and demos")
     t.add_argument("dir", type=Path)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument(
         "--sam2", action="store_true", help="also a tiny random SAM2 in DIR/sam2 (replace masks through SAM2)"
+    )
+    t.add_argument(
+        "--engine",
+        choices=("wan-animate", "wan-animate-2", "wan-animate-2-distilled"),
+        default="wan-animate",
+        help="which model family (Animate-2 kinds go into DIR/<engine>, as `download --engine` puts them)",
     )
 
     args = ap.parse_args(argv)
@@ -79,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
 
         create_env(args.venv, args.accel, args.extra)
     elif args.cmd == "download":
-        from .env.download import download_weights
+        from .env.download import download_engine, download_weights
 
         try:
+            if args.engine != "wan-animate":
+                download_engine(args.dir or default_model_dir(), args.engine, revision=args.revision)
+                return 0
             download_weights(
                 args.dir or default_model_dir(),
                 revision=args.revision,
@@ -97,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
     elif args.cmd == "make-tiny-model":
-        from .env.tiny_model import make_tiny_model
+        from .env.tiny_model import make_tiny_animate2, make_tiny_model
 
-        print(make_tiny_model(args.dir, args.seed, sam2=args.sam2))
+        if args.engine != "wan-animate":
+            print(make_tiny_animate2(args.dir, args.engine, args.seed))
+        else:
+            print(make_tiny_model(args.dir, args.seed, sam2=args.sam2))
     elif args.cmd == "serve":
         if args.threads:
             os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))

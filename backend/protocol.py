@@ -39,6 +39,46 @@ ATTENTION_CHOICES = (
     "flash_attn_3",
     "sage",
 )
+# Model families a job can run on; "wan-animate" is Wan2.2-Animate.
+ENGINES = ("wan-animate", "wan-animate-2", "wan-animate-2-distilled")
+ENGINE_LABELS = {
+    "wan-animate": "Wan2.2-Animate",
+    "wan-animate-2": "Wan-Animate-2",
+    "wan-animate-2-distilled": "Wan-Animate-2 distilled",
+}
+# What each engine reads and offers, so the add-on shows only what applies and the backend
+# refuses the rest before a model loads. fps: the rate it generates at; segment_frames: its
+# window length; skeleton: driven by a drawn skeleton (editable guides, pose points, retargeting);
+# guidance: it samples with classifier-free guidance (the distilled model does not).
+ENGINE_FEATURES: dict[str, dict[str, Any]] = {
+    "wan-animate": {
+        "modes": MODES,
+        "skeleton": True,
+        "prompt": True,
+        "guidance": True,
+        "fps": 30.0,
+        "segment_frames": 77,
+        "steps": 20,
+    },
+    "wan-animate-2": {
+        "modes": ("animate",),
+        "skeleton": False,
+        "prompt": True,
+        "guidance": True,
+        "fps": 24.0,
+        "segment_frames": 81,
+        "steps": 40,
+    },
+    "wan-animate-2-distilled": {
+        "modes": ("animate",),
+        "skeleton": False,
+        "prompt": True,
+        "guidance": False,
+        "fps": 24.0,
+        "segment_frames": 81,
+        "steps": 4,
+    },
+}
 # Pose estimators: "auto" is ViTPose when its models are in <model>/process_checkpoint, else mediapipe.
 ESTIMATORS = ("auto", "vitpose", "mediapipe")
 
@@ -66,6 +106,7 @@ UPLOAD_ID = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,10})?$")
 # (kind, extra) per setting. Kinds: int, number, bool, str, enum, person, loras.
 _SETTING_RULES: dict[str, tuple[str, Any]] = {
     "mode": ("enum", MODES),
+    "engine": ("enum", ENGINES),
     "width": ("int", (16, MAX_SIDE)),
     "height": ("int", (16, MAX_SIDE)),
     "steps": ("int", (1, 200)),
@@ -160,6 +201,7 @@ def check_path(name: str, v: Any) -> None:
 @dataclass
 class JobSettings:
     mode: str = "animate"
+    engine: str = "wan-animate"  # ENGINES
     width: int = 832
     height: int = 480
     steps: int = 20
@@ -202,6 +244,12 @@ class JobSettings:
         # Types and ranges first, so every later check compares values of the right kind.
         for name in _SETTING_RULES:
             check_setting(name, getattr(self, name))
+        engine = ENGINE_FEATURES[self.engine]
+        if self.mode not in engine["modes"]:
+            raise RequestError(
+                f"{ENGINE_LABELS[self.engine]} has no {self.mode} mode. Choose Wan2.2-Animate as the engine "
+                f"for {self.mode} mode, or switch the mode to {engine['modes'][0]}."
+            )
         if self.retarget == "on" and self.mode == "replace":
             raise RequestError(
                 "Retargeting is for animate mode: in replace mode the character takes the "
@@ -296,6 +344,11 @@ class JobRequest:
         if not (self.clip_path or self.clip_upload or self.keypoints_path or self.keypoints_upload):
             raise RequestError(
                 "a reference clip (or saved pose points) is required: clip_path or clip_upload"
+            )
+        if not ENGINE_FEATURES[self.settings.engine]["skeleton"] and not (self.clip_path or self.clip_upload):
+            raise RequestError(
+                f"{ENGINE_LABELS[self.settings.engine]} is driven by a video, not by pose points: give a "
+                "reference clip (for a Blender animation, render it as a playblast), or choose Wan2.2-Animate."
             )
 
 

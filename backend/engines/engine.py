@@ -32,6 +32,7 @@ class PreparedModel:
     identity: list
     # What job.json reports about the model and how it ran (memory mode, attention, LoRAs...).
     report: dict[str, Any] = field(default_factory=dict)
+    fps: float = 30.0  # the rate the model generates at (and reads its driving frames at)
 
 
 @dataclass

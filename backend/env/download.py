@@ -67,8 +67,10 @@ def repo_files(repo_id: str, revision: str | None, patterns: list[str] | None) -
     return info.sha, files
 
 
-def write_record(target: Path, repos: dict[str, str], files: dict[str, dict], complete: bool) -> None:
-    record = {"engine": ENGINE, "complete": complete, "repos": repos, "files": files}
+def write_record(
+    target: Path, repos: dict[str, str], files: dict[str, dict], complete: bool, engine: str = ENGINE
+) -> None:
+    record = {"engine": engine, "complete": complete, "repos": repos, "files": files}
     partial = target / (FILES_RECORD + ".part")
     partial.write_text(json.dumps(record, indent=1), encoding="utf-8")
     partial.replace(target / FILES_RECORD)
@@ -160,7 +162,11 @@ class ProgressLines:
 
 
 def download_weights(
-    target: Path, repo_id: str = HF_REPO_ID, revision: str | None = None, preprocessing: bool = True
+    target: Path,
+    repo_id: str = HF_REPO_ID,
+    revision: str | None = None,
+    preprocessing: bool = True,
+    engine: str = ENGINE,
 ) -> Path:
     """The Diffusers weights and (unless ``preprocessing`` is False) the preprocessing models,
     after checking that what is still to fetch fits on the disk."""
@@ -182,7 +188,7 @@ def download_weights(
         f"({total / 1e9:.1f} GB, {need / 1e9:.1f} GB to go) to {target}",
         flush=True,
     )
-    write_record(target, repos, files, complete=False)
+    write_record(target, repos, files, complete=False, engine=engine)
     with ProgressLines(target, files, total):
         fetch_files(repo_id, sha, files, target)
         (target / SOURCE_FILE).write_text(json.dumps({"repo_id": repo_id, "revision": sha}, indent=2))
@@ -194,10 +200,20 @@ def download_weights(
             fetch_files(PREPROCESS_REPO_ID, repos[PREPROCESS_REPO_ID], files, target)
             print(f"downloading SAM2 (replace mode's masks) from {SAM2_REPO_ID}", flush=True)
             fetch_sam2(repos[SAM2_REPO_ID], files, target)
-    write_record(target, repos, files, complete=True)
+    write_record(target, repos, files, complete=True, engine=engine)
     shutil.rmtree(target / PARTIAL_DIR, ignore_errors=True)
     print(f"download complete: {len(files)} files in {target}", flush=True)
     return target
+
+
+def download_engine(model_dir: Path, engine: str, revision: str | None = None) -> Path:
+    """Wan-Animate-2's weights (base or distilled) into the model folder's sub-folder named after the
+    engine, with the same free-space check, resume and recorded revision. It reads the clip's
+    frames itself: no preprocessing models."""
+    from ..model.animate2_layout import ENGINE_FOLDERS, HF_REPO_IDS
+
+    target = Path(model_dir) / ENGINE_FOLDERS[engine]
+    return download_weights(target, HF_REPO_IDS[engine], revision, preprocessing=False, engine=engine)
 
 
 def fetch_sam2(revision: str, files: dict[str, dict], target: Path) -> None:

@@ -174,3 +174,72 @@ def make_tiny_sam2(target: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     Sam2VideoModel(cfg).save_pretrained(Path(target))
     return Path(target)
+
+
+def make_tiny_animate2(target: Path, engine: str = "wan-animate-2", seed: int = 0) -> Path:
+    """A tiny random Wan-Animate-2 pipeline in ``target/<engine folder>``, in the layout of the
+    real checkpoint (modular_model_index.json and one folder per component), its index pointing
+    at the hub repository as a downloaded copy's does: loading takes the same local-copy path.
+    The distilled kind has the same layout; its index names the distilled pipeline."""
+    import torch
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanAnimate2Transformer3DModel
+    from diffusers.modular_pipelines import WanAnimate2Blocks, WanAnimate2DistilledBlocks
+    from transformers import CLIPVisionConfig, CLIPVisionModel, T5Tokenizer, UMT5Config, UMT5EncoderModel
+
+    from ..model.animate2_layout import ENGINE_FOLDERS, HF_REPO_IDS
+    from ..model.animate2_layout import TINY_MARKER as ANIMATE2_TINY_MARKER
+
+    folder = Path(target) / ENGINE_FOLDERS[engine]
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} is not empty; choose a new folder for the tiny model")
+    torch.manual_seed(seed)
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [(f"\u2581{c}", -float(i)) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")]
+    pieces += [(c, -30.0 - i) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz0123456789")]
+    config = UMT5Config(
+        vocab_size=len(pieces),
+        d_model=32,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        relative_attention_num_buckets=8,
+    )
+    # The transformer projects CLIP's 1280-wide features (fixed in its code); one layer keeps it small.
+    clip = CLIPVisionConfig(
+        hidden_size=1280,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        image_size=224,
+        patch_size=56,
+    )
+    blocks = WanAnimate2DistilledBlocks() if engine.endswith("distilled") else WanAnimate2Blocks()
+    pipe = blocks.init_pipeline()
+    pipe.update_components(
+        tokenizer=T5Tokenizer(vocab=pieces, extra_ids=0),
+        text_encoder=UMT5EncoderModel(config),
+        image_encoder=CLIPVisionModel(clip),
+        vae=AutoencoderKLWan(
+            base_dim=3,
+            z_dim=16,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            temperal_downsample=[False, True, True],
+        ),
+        transformer=WanAnimate2Transformer3DModel(
+            dim=24, ffn_dim=32, freq_dim=32, text_dim=32, num_heads=2, num_layers=2
+        ),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0),
+    )
+    pipe.save_pretrained(str(folder), overwrite_modular_index=True)
+    index_file = folder / "modular_model_index.json"
+    index = json.loads(index_file.read_text())
+    for value in index.values():
+        if isinstance(value, list) and len(value) == 3 and isinstance(value[2], dict):
+            value[2]["pretrained_model_name_or_path"] = HF_REPO_IDS[engine]
+    index_file.write_text(json.dumps(index, indent=2))
+    (folder / ANIMATE2_TINY_MARKER).write_text(
+        json.dumps({"tiny_random_model": True, "engine": engine, "seed": seed}, indent=2)
+    )
+    return folder

@@ -33,6 +33,8 @@ class JobConditioning:
     character_kps: CharacterPose | None  # the character's own pose, when retargeting applies
     performer: Performer | None = None  # who was followed and where they were chosen
     warnings: list[str] | None = None  # about the followed track (lost, jumps)
+    # An engine that reads no skeleton: the clip's frames at the model's rate, fitted to the output.
+    driving: Any = None
 
 
 def build_job_conditioning(
@@ -50,6 +52,8 @@ def build_job_conditioning(
     reference = fit_character(inputs.character, s.width, s.height)
     cuda = model.device.startswith("cuda")
     clip = inputs.clip
+    if not model.needs_pose:
+        return _driving_frames(inputs, s, model, reference, progress, frames_dir)
     if clip is None:
         return _from_pose_points(inputs, s, model, reference)
     character_kps = _character_pose(s, model_dir, cuda, inputs.character, estimator_factory)
@@ -105,6 +109,47 @@ def build_job_conditioning(
     return JobConditioning(
         cond, reference, name + CACHED_LABEL if cached else name, text, character_kps, performer, warnings
     )
+
+
+def _driving_frames(
+    inputs: JobInputs,
+    s: JobSettings,
+    model: PreparedModel,
+    reference,
+    progress: JobProgress,
+    frames_dir: Path,
+) -> JobConditioning:
+    """The clip's own frames drive the model: no pose, no face crops, no performer to follow.
+    Streamed to disk (a long clip never sits in memory), letterboxed to the output size."""
+    from ..preprocess.clip_reading import iter_frames_rgb
+    from ..preprocess.frame_folder import FrameFolder
+    from ..protocol import RequestError
+
+    clip = inputs.clip
+    if clip is None:
+        raise RequestError(
+            "This engine is driven by a video: give a reference clip, or choose Wan2.2-Animate."
+        )
+    sources = clip.model_sources(model.fps)
+    driving = FrameFolder(frames_dir / "driving", "driving")
+    for i, (_, frame) in enumerate(iter_frames_rgb(clip, sources)):
+        driving.append(_letterbox(frame, s.width, s.height))
+        progress.preprocessing(i + 1, len(sources), "driving")
+    cond = Conditioning(sources, [], [], [], [], [])
+    return JobConditioning(cond, reference, "none (driven by the clip's frames)", None, None, driving=driving)
+
+
+def _letterbox(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The whole frame inside width x height, its aspect kept, bars black."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    scale = min(width / w, height / h)
+    fw, fh = max(1, round(w * scale)), max(1, round(h * scale))
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - fh) // 2, (width - fw) // 2
+    out[top : top + fh, left : left + fw] = cv2.resize(frame, (fw, fh), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def _looking(progress: JobProgress):

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engines import Generated, PreparedModel
-from ..preprocess.clip_reading import MODEL_FPS
 from ..protocol import JOB_SCHEMA, JobRequest
 from .conditioning_stage import JobConditioning
 from .job_inputs import JobInputs
@@ -52,7 +51,7 @@ def job_json(r: JobRecord) -> dict[str, Any]:
         "retarget": _retarget_report(r),
         "colour_match": s.colour_match,
         **r.generated.report,
-        "model_fps": MODEL_FPS,
+        "model_fps": r.model.fps,
         "windows": r.generated.windows,
         "frame_count": len(r.order),
         "output_to_model": r.order,

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engines import Engine, Generated, PreparedModel
-from ..preprocess.clip_reading import MODEL_FPS, output_frame_sources
+from ..engines import Engine, Engines, Generated, PreparedModel
+from ..preprocess.clip_reading import output_frame_sources
 from ..protocol import JobRequest
 from .conditioning_stage import JobConditioning, build_job_conditioning, write_performer_thumbnail
 from .job_inputs import JobInputs, key_hash, load_inputs
@@ -35,7 +35,7 @@ __all__ = ["Cancelled", "JobRunner"]
 class JobRunner:
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | Engines,
         model_dir: Path,
         default_output: Path,
         estimator_factory=None,
@@ -77,10 +77,12 @@ class JobRunner:
     ) -> dict[str, Any]:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        inputs = self._check_inputs(req, paths)
+        # Engines: the request's engine setting picks one; a single Engine runs every job.
+        engine = self.engine.get(req.settings.engine) if isinstance(self.engine, Engines) else self.engine
+        inputs = self._check_inputs(engine, req, paths)
         timings["inputs"] = time.perf_counter() - t0
 
-        model = self.engine.prepare(req.settings, progress.report)
+        model = engine.prepare(req.settings, progress.report)
         timings["model_load"] = model.report.get("model_load_s", 0.0)
         progress.check()
 
@@ -100,25 +102,28 @@ class JobRunner:
         if warning:
             progress.report(message=f"Note: {warning}")
 
-        generated, store = self._generate(req, inputs, model, conditioning, progress)
+        generated, store = self._generate(engine, req, inputs, model, conditioning, progress)
         timings.update(generated.timings)
         progress.check()
 
-        result = self._write_result(job_id, req, inputs, model, conditioning, generated, progress, timings)
+        result = self._write_result(
+            job_id, engine.name, req, inputs, model, conditioning, generated, progress, timings
+        )
         store.remove()  # the frames are in the result now; a re-run starts afresh
         return {**result, "warnings": ([warning] if warning else []) + (conditioning.warnings or [])}
 
-    def _check_inputs(self, req: JobRequest, paths: dict[str, Path | None]) -> JobInputs:
+    def _check_inputs(self, engine: Engine, req: JobRequest, paths: dict[str, Path | None]) -> JobInputs:
         """Inputs are checked before the model loads so a bad file fails in a second, not a minute."""
         from ..protocol import RequestError
 
-        problem = self.engine.model_problem(self.model_dir)
+        problem = engine.model_problem(self.model_dir)
         if problem:
             raise RequestError(problem)
         return load_inputs(req, paths, self.default_output)
 
     def _generate(
         self,
+        engine: Engine,
         req: JobRequest,
         inputs: JobInputs,
         model: PreparedModel,
@@ -132,7 +137,8 @@ class JobRunner:
         # Read lazily, one window's frames at a time; the pipeline needs more frames than the
         # overlap, so a very short clip holds its last frame.
         least = s.overlap + 1
-        pose = _Images(cond.pose_frames, least)
+        # An engine that reads no skeleton is driven by the clip's own frames.
+        pose = _Images(cond.pose_frames if conditioning.driving is None else conditioning.driving, least)
         window_key = {
             "inputs": inputs.shas,
             # Memory mode, kernel and compilation change speed, not the picture: a job that ran
@@ -147,7 +153,7 @@ class JobRunner:
             "model": model.identity,
         }
         store = WindowStore(self.work_dir / key_hash(window_key), window_key)
-        windows = self.engine.count_windows(len(pose), s)
+        windows = engine.count_windows(len(pose), s)
         progress.start_windows(windows, store.finished(windows), s.steps)
         window_inputs = WindowInputs(
             image=conditioning.reference,
@@ -167,11 +173,12 @@ class JobRunner:
             colour_match=s.colour_match,
             step_cache=s.step_cache,
         )
-        return self.engine.generate(model, window_inputs, store, progress.on_step, len(cond.sources)), store
+        return engine.generate(model, window_inputs, store, progress.on_step, len(cond.sources)), store
 
     def _write_result(
         self,
         job_id: str,
+        engine_name: str,
         req: JobRequest,
         inputs: JobInputs,
         model: PreparedModel,
@@ -189,7 +196,7 @@ class JobRunner:
             (clip.frame_count, clip.fps) if clip else (len(saved["frames"]), float(saved["fps"]))
         )
         fps = s.output_fps or src_fps
-        order = output_frame_sources(src_count, src_fps, len(conditioning.cond.sources), fps, MODEL_FPS)
+        order = output_frame_sources(src_count, src_fps, len(conditioning.cond.sources), fps, model.fps)
         result = partial_result_dir(inputs.output_parent, job_id)
         try:
             write_frames(
@@ -203,7 +210,7 @@ class JobRunner:
             write_performer_thumbnail(result, conditioning, s.person)
             timings["writing"] = time.perf_counter() - t0
             record = JobRecord(
-                job_id, self.engine.name, req, inputs, model, conditioning, generated, order, fps, timings
+                job_id, engine_name, req, inputs, model, conditioning, generated, order, fps, timings
             )
             (result / "job.json").write_text(json.dumps(job_json(record), indent=2, ensure_ascii=False))
             result = publish_result(result, req.name, job_id)

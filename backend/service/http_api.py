@@ -22,7 +22,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from .. import __version__
-from ..engines import make_engine
+from ..engines import Engines
 from ..job.run_job import JobRunner
 from ..model.model_store import ModelStore
 from ..protocol import API_PREFIX, FOLDER_IN_USE_EXIT, UPLOAD_ID, JobRequest, RequestError, job_request_schema
@@ -71,8 +71,9 @@ def create_app(
     uploads.mkdir(parents=True, exist_ok=True)
     models = ModelStore(device, leader)
     store = JobStore(data_dir / "jobs.sqlite3")
-    engine = make_engine("wan2.2-animate", models, Path(model_dir))
-    runner = JobRunner(engine, Path(model_dir), data_dir / "results", estimator_factory)
+    engines = Engines(models, Path(model_dir))
+    engine = engines.get("wan-animate")  # health reports on the default engine's weights
+    runner = JobRunner(engines, Path(model_dir), data_dir / "results", estimator_factory)
     worker = JobWorker(store, runner, uploads, after_job=lambda: clean_uploads(uploads, store))
     clean_uploads(uploads, store)
     app = FastAPI(

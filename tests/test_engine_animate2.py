@@ -1,0 +1,138 @@
+"""Wan-Animate-2 as a second engine: its tiny random model end to end over HTTP, a resume after
+kill -9 mid-segment with the frames an uninterrupted run gives, and replace mode refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.backend_proc import BackendProc, result_frames, result_json
+
+# A tiny shot: 20 clip frames (carphone is 30 fps) are 16 frames at Animate-2's 24 fps, three
+# segments of 9 frames, the second carrying one frame over from the first.
+SETTINGS = {
+    "engine": "wan-animate-2",
+    "width": 64,
+    "height": 48,
+    "steps": 4,
+    "segment_frames": 9,
+    "overlap": 1,
+    "guidance_scale": 3.0,
+    "clip_frames": 20,
+    "prompt": "a person waves",
+}
+
+
+@pytest.fixture(scope="module")
+def animate2_model(tmp_path_factory, backend_python) -> Path:
+    """The model folder, made the way an artist's is: ``make-tiny-model --engine``."""
+    root = tmp_path_factory.mktemp("models") / "model"
+    subprocess.run(
+        [backend_python, "-m", "backend", "make-tiny-model", str(root), "--engine", "wan-animate-2"],
+        check=True,
+        cwd=str(Path(__file__).resolve().parents[1]),
+        capture_output=True,
+    )
+    return root
+
+
+def body(character: Path, clip: Path, **settings) -> dict:
+    return {
+        "character_path": str(character),
+        "clip_path": str(clip),
+        "settings": {**SETTINGS, **settings},
+    }
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory, backend_python, animate2_model, astronaut_png, carphone_clip):
+    """One uninterrupted job, and the backend kept for the other tests of this module."""
+    b = BackendProc(backend_python, tmp_path_factory.mktemp("data"), animate2_model)
+    try:
+        r = b.post("/v1/jobs", json=body(astronaut_png, carphone_clip))
+        assert r.status_code == 201, r.text
+        st, seen = b.wait(r.json()["id"], timeout=240)
+        assert st["state"] == "done", st
+        yield b, Path(st["result_dir"]), seen
+    finally:
+        b.stop()
+
+
+def test_animate2_job_over_http_driven_by_the_clip(whole_run):
+    _b, result, seen = whole_run
+    job = result_json(result)
+    assert job["engine"] == "wan-animate-2"
+    assert job["tiny_random_model"] is True
+    assert job["settings"]["engine"] == "wan-animate-2"
+    # Driven by the clip's frames: no pose pass, no pose or face frames written.
+    assert job["estimator"].startswith("none")
+    assert not (result / "pose").exists() and not (result / "face").exists()
+    assert job["model_fps"] == 24.0 and job["model_frames"] == 16
+    assert job["windows"] == 2
+    # Resampled back over the clip's duration at its own rate: one frame per clip frame.
+    frames = result_frames(result)
+    assert frames.shape == (20, 48, 64, 3)
+    assert job["frame_count"] == 20
+    # Progress per segment and per step, with an ETA once a step has been timed.
+    windows = {(s.get("window"), s.get("windows")) for s in seen if s.get("stage") == "denoising"}
+    assert (2, 2) in windows, windows
+    assert any(s.get("eta_s") is not None for s in seen if s.get("stage") == "denoising")
+
+
+def test_replace_mode_with_animate2_is_refused_before_anything_loads(whole_run, astronaut_png, carphone_clip):
+    b, _result, _seen = whole_run
+    r = b.post("/v1/jobs", json=body(astronaut_png, carphone_clip, mode="replace"))
+    assert r.status_code == 400
+    message = json.dumps(r.json())
+    assert "Wan-Animate-2 has no replace mode" in message and "Wan2.2-Animate" in message
+
+
+def test_animate2_without_weights_names_the_download(tmp_path, backend_python, astronaut_png, carphone_clip):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    b = BackendProc(backend_python, tmp_path / "data", empty)
+    try:
+        r = b.post("/v1/jobs", json=body(astronaut_png, carphone_clip))
+        st, _ = b.wait(r.json()["id"], timeout=120)
+    finally:
+        b.stop()
+    assert st["state"] == "failed"
+    assert "python -m backend download --engine wan-animate-2" in st["error"]
+
+
+def test_kill_9_mid_segment_resumes_with_the_uninterrupted_frames(
+    tmp_path, backend_python, animate2_model, astronaut_png, carphone_clip, whole_run
+):
+    _b, whole, _seen = whole_run
+    data = tmp_path / "data"
+    b = BackendProc(backend_python, data, animate2_model)
+    try:
+        job = b.post("/v1/jobs", json=body(astronaut_png, carphone_clip, steps=4)).json()["id"]
+        st, _ = b.wait(
+            job,
+            until=lambda st: (
+                (st.get("window") == 2 and st.get("step", 0) >= 1) or st["state"] in ("done", "failed")
+            ),
+        )
+        b.proc.kill()
+        b.proc.wait()
+        assert st["state"] == "running", st
+    finally:
+        b.stop()
+    b = BackendProc(backend_python, data, animate2_model)
+    try:
+        result = b.run_job(body(astronaut_png, carphone_clip))
+    finally:
+        b.stop()
+    job_doc = result_json(result)
+    assert job_doc["resumed_windows"] == 1
+    assert np.array_equal(result_frames(result), result_frames(whole))
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
