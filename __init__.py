@@ -14,7 +14,7 @@ _classes: list = []
 def register() -> None:
     import bpy
 
-    from .operators import backend_ops, generate, guide_ops, lora_ops, pick_ops
+    from .operators import backend_ops, check_ops, generate, guide_ops, lora_ops, pick_ops
     from .panels import preferences, properties, sidebar
 
     _classes[:] = [
@@ -32,6 +32,7 @@ def register() -> None:
         lora_ops.WANANIM_OT_add_lora,
         lora_ops.WANANIM_OT_remove_lora,
         *pick_ops.CLASSES,
+        *check_ops.CLASSES,
         sidebar.WANANIM_PT_view3d,
         sidebar.WANANIM_PT_sequencer,
     ]

@@ -183,7 +183,9 @@ def _hips(truth: list, frame: int, person: int) -> tuple[float, float]:
     return (j[11][0] + j[12][0]) / 2 / W, (j[11][1] + j[12][1]) / 2 / H
 
 
-def test_a_pick_on_a_late_frame_follows_that_person_from_the_start(tmp_path, backend, astronaut_png, crossing):
+def test_a_pick_on_a_late_frame_follows_that_person_from_the_start(
+    tmp_path, backend, astronaut_png, crossing
+):
     from PIL import Image
 
     clip, truth = crossing
@@ -235,7 +237,13 @@ def test_a_pick_on_empty_background_is_refused_before_the_pose_pass(backend, ast
         json={
             "character_path": str(astronaut_png),
             "clip_path": str(clip),
-            "settings": {"width": 64, "height": 48, "steps": 1, "estimator": "mediapipe", "person": [0.55, 0.1]},
+            "settings": {
+                "width": 64,
+                "height": 48,
+                "steps": 1,
+                "estimator": "mediapipe",
+                "person": [0.55, 0.1],
+            },
         },
     )
     assert r.status_code == 201, r.text
@@ -255,3 +263,124 @@ def test_a_pick_on_empty_background_is_refused_before_the_pose_pass(backend, ast
     red = (img[..., 0] > 200) & (img[..., 1] < 80)
     ry, rx = np.nonzero(red)
     assert abs(rx.mean() - 0.55 * W) < 6 and abs(ry.mean() - 0.1 * H) < 6
+
+
+def test_the_clip_check_shows_in_seconds_whom_a_job_would_follow(backend, astronaut_png, crossing):
+    import base64
+    import io
+
+    from PIL import Image
+
+    clip, truth = crossing
+    body = {
+        "character_path": str(astronaut_png),
+        "clip_path": str(clip),
+        "settings": {"width": 64, "height": 48, "estimator": "mediapipe"},
+    }
+    n_jobs = len(backend.get("/v1/jobs").json())
+    r = backend.post("/v1/check", json=body)
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert rep["ok"] and rep["skeleton"] and rep["clip_frame"] == 0
+    # Two people and no pick: the artist is told, before any wait, and shown who is followed.
+    assert any("2 people are in view" in w for w in rep["warnings"]), rep["warnings"]
+    x1, y1, x2, y2 = rep["box"]
+    hips = truth[0][0][11]
+    assert x1 <= hips[0] <= x2 and y1 <= hips[1] <= y2  # the larger, nearer person
+    fx1, fy1, fx2, fy2 = rep["face_box"]
+    nose = truth[0][0][0]
+    assert fx1 <= nose[0] <= fx2 and fy1 <= nose[1] <= fy2
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(rep["preview_png"]))).convert("RGB"))
+    assert img.shape == (H, W, 3)
+    # A pick on the other person: no warning about several people, their box.
+    x, y = _hips(truth, 0, 1)
+    rep = backend.post("/v1/check", json={**body, "settings": {**body["settings"], "person": [x, y]}}).json()
+    assert rep["ok"] and not any("people are in view" in w for w in rep["warnings"])
+    assert rep["box"][0] <= x * W <= rep["box"][2]
+    # A pick on nobody: what a job would fail with, without failing a job.
+    rep = backend.post(
+        "/v1/check", json={**body, "settings": {**body["settings"], "person": [0.55, 0.1]}}
+    ).json()
+    assert not rep["ok"] and "is not on a person" in rep["error"]
+    assert len(backend.get("/v1/jobs").json()) == n_jobs  # nothing was queued
+
+
+def test_generate_waits_on_the_clip_checks_warnings_for_continue_or_cancel(
+    tmp_path, backend, astronaut_png, crossing
+):
+    """What the sidebar's Generate does with a UI: the check's warnings hold the job until the
+    artist answers; Cancel queues nothing, Continue runs the job."""
+    import time
+
+    ext = _extension_package()
+    JobRequest, JobSettings = ext.backend.protocol.JobRequest, ext.backend.protocol.JobSettings
+    BackendClient = ext.wan_animate_blender.core.client.BackendClient
+    JobSession = ext.wan_animate_blender.core.job_session.JobSession
+
+    clip, _truth = crossing
+
+    def session() -> JobSession:
+        req = JobRequest(
+            settings=JobSettings(width=64, height=48, steps=1, segment_frames=17, estimator="mediapipe"),
+            output_dir=str(tmp_path / "out"),
+            name="check",
+        )
+        s = JobSession(
+            req, astronaut_png, clip, remote=BackendClient(backend.url, backend.token), ask_on_warnings=True
+        )
+        s.remote = None  # a local backend on this machine: paths, not uploads
+        s.local = _Running(BackendClient(backend.url, backend.token))
+        s.start()
+        deadline = time.monotonic() + 60
+        while not s.state.asking and not s.state.finished:
+            assert time.monotonic() < deadline, s.state
+            time.sleep(0.1)
+        return s
+
+    n_jobs = len(backend.get("/v1/jobs").json())
+    s = session()
+    assert s.state.asking and any("people are in view" in w for w in s.state.check["warnings"])
+    assert s.state.check["preview_png"]
+    s.answer(False)
+    s._thread.join(30)
+    assert s.state.finished and s.state.cancelled and len(backend.get("/v1/jobs").json()) == n_jobs
+
+    s = session()
+    s.answer(True)
+    s._thread.join(300)
+    assert s.state.ok and s.state.result_dir is not None, s.state
+
+
+def _extension_package():
+    """The repository root imported as the package Blender installs (its core modules reach the
+    protocol through the package), without Blender: the session's logic is bpy-free."""
+    import importlib
+    import importlib.util
+    import sys
+
+    name = "wan_animate_ext_under_test"
+    if name not in sys.modules:
+        root = Path(__file__).resolve().parent.parent
+        spec = importlib.util.spec_from_file_location(
+            name, root / "__init__.py", submodule_search_locations=[str(root)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    for sub in (
+        "backend.protocol",
+        "wan_animate_blender.core.client",
+        "wan_animate_blender.core.job_session",
+    ):
+        importlib.import_module(f"{name}.{sub}")
+    return sys.modules[name]
+
+
+class _Running:
+    """A backend this machine already runs, as the session's local backend."""
+
+    def __init__(self, client) -> None:
+        self.client, self.running = client, True
+
+    def start(self):
+        return self.client

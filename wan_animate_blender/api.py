@@ -101,6 +101,8 @@ class ShotResult:
     strip_name: str | None = None
     result_dir: str | None = None
     frame_count: int = 0
+    # What the clip check found worth knowing (several people, a small face...), before the job.
+    warnings: list[str] = field(default_factory=list)
 
 
 def run_batch(
@@ -155,12 +157,18 @@ def run_batch(
                 try:
                     strip = runtime.finish(job)
                     results[i] = ShotResult(
-                        shots[i].name, True, None, strip.name, str(st.result_dir), st.frame_count
+                        shots[i].name,
+                        True,
+                        None,
+                        strip.name,
+                        str(st.result_dir),
+                        st.frame_count,
+                        _warnings(st),
                     )
                 except Exception as exc:  # noqa: BLE001
                     results[i] = ShotResult(shots[i].name, False, f"Import failed: {exc}")
             else:
-                results[i] = ShotResult(shots[i].name, False, st.error or st.message)
+                results[i] = ShotResult(shots[i].name, False, st.error or st.message, warnings=_warnings(st))
             _say(
                 on_progress,
                 f"{shots[i].name}: {'done' if results[i].ok else 'failed: ' + str(results[i].error)}",
@@ -168,6 +176,10 @@ def run_batch(
         if running:
             time.sleep(poll_s)
     return [r for r in results if r is not None]
+
+
+def _warnings(st) -> list[str]:
+    return list((st.check or {}).get("warnings", []))
 
 
 def _say(cb: Callable[[str], None] | None, line: str) -> None:

@@ -112,9 +112,7 @@ def find_performer(
         return None
     if pick is not None:
         return _follow_pick(info, sources, estimator, pick, pick_frame, progress)
-    picks = sorted(
-        set(np.linspace(0, len(sources) - 1, min(PROBE_FRAMES, len(sources))).round().astype(int).tolist())
-    )
+    picks = _spread(len(sources), PROBE_FRAMES)
     sightings = []
     for i, (_src, rgb) in enumerate(iter_frames_rgb(info, [sources[n] for n in picks])):
         n = picks[i]
@@ -133,6 +131,20 @@ def find_performer(
         "body clearly, head and shoulders at least.",
         sightings,
     )
+
+
+def _spread(n: int, count: int) -> list[int]:
+    """``count`` model frames spread evenly over ``n``, first and last included."""
+    return sorted(set(np.linspace(0, n - 1, min(count, n)).round().astype(int).tolist()))
+
+
+def survey(info: ClipInfo, sources: list[int], estimator, frames: int = PROBE_FRAMES) -> list[Sighting]:
+    """Everyone on ``frames`` frames spread over the clip, the first and last among them."""
+    picks = _spread(len(sources), frames)
+    return [
+        _sighting(picks[i], sources[picks[i]], rgb, estimator.people(rgb))
+        for i, (_src, rgb) in enumerate(iter_frames_rgb(info, [sources[n] for n in picks]))
+    ]
 
 
 def _follow_pick(

@@ -222,6 +222,43 @@ def create_app(
         check_inputs(req, uploads, access.confine_to)
         return worker.submit(req).to_json()
 
+    check_lock = threading.Lock()  # one clip check at a time: it shares the CPU with the job
+
+    @app.post(
+        f"{API_PREFIX}/check",
+        responses={**ERRORS, 400: _error("the request names the field to change")},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": job_request_schema()}},
+            }
+        },
+    )
+    async def check(request: Request) -> dict:
+        """What a job with this request would find in its clip, in seconds: who is followed, the
+        warnings, and the checked frame annotated (PNG, base64). Nothing is queued."""
+        from starlette.concurrency import run_in_threadpool
+
+        from ..job.clip_check import check_clip
+        from ..job.job_inputs import resolve_inputs
+        from ..preprocess.clip_reading import ClipError
+
+        try:
+            payload = json.loads(await request.body())
+        except ValueError as exc:
+            raise RequestError(f"the body must be a JSON job request: {exc}") from exc
+        req = JobRequest.from_json(payload)
+        check_inputs(req, uploads, access.confine_to)
+
+        def run() -> dict:
+            with check_lock:
+                try:
+                    return check_clip(req, resolve_inputs(req, uploads), Path(model_dir), estimator_factory)
+                except ClipError as exc:
+                    raise RequestError(str(exc)) from exc
+
+        return await run_in_threadpool(run)
+
     @app.get(f"{API_PREFIX}/jobs", responses=ERRORS)
     def list_jobs(
         limit: int = Query(100, ge=1, le=MAX_JOB_PAGE),  # noqa: B008 - FastAPI's idiom

@@ -116,7 +116,9 @@ def job_settings(
     if values["person"] is not None:
         values["person"] = [round(float(v), 4) for v in values["person"]]
         # Picked on a movie frame; the job counts from the first frame of the range it reads.
-        values["person_frame"] = performer_pick.frame_in_range(values["person_frame"], values.get("clip_start", 0))
+        values["person_frame"] = performer_pick.frame_in_range(
+            values["person_frame"], values.get("clip_start", 0)
+        )
     if values["relight_lora"]:
         values["relight_lora"] = str(Path(bpy.path.abspath(values["relight_lora"])))
     values["loras"] = _loras(values["loras"])
@@ -132,8 +134,11 @@ def job_request(context: Any, settings: JobSettings, name: str, **paths: str | N
     )
 
 
-def make_session(context: Any, req: JobRequest, character: Path, clip: Path | None) -> JobSession:
-    """A session on the backend the preferences name: remote, or the local one (kept warm)."""
+def make_session(
+    context: Any, req: JobRequest, character: Path, clip: Path | None, ask: bool = False
+) -> JobSession:
+    """A session on the backend the preferences name: remote, or the local one (kept warm).
+    ``ask``: the clip check's warnings wait for the artist's Continue or Cancel."""
     p = prefs(context)
     if p.backend_mode == "REMOTE":
         return JobSession(
@@ -142,6 +147,7 @@ def make_session(context: Any, req: JobRequest, character: Path, clip: Path | No
             clip,
             remote=BackendClient(p.remote_url, p.remote_token),
             download_to=resolved_output_dir(p),
+            ask_on_warnings=ask,
         )
     cfg = BackendConfig(
         python=resolved_backend_python(p),
@@ -150,7 +156,7 @@ def make_session(context: Any, req: JobRequest, character: Path, clip: Path | No
         device=p.device,
         threads=p.cpu_threads,
     )
-    return JobSession(req, character, clip, local=runtime.local_backend(cfg))
+    return JobSession(req, character, clip, local=runtime.local_backend(cfg), ask_on_warnings=ask)
 
 
 def generate_job(context: Any, character_path: str = "", clip_path: str = "") -> runtime.RunningJob:
@@ -172,7 +178,8 @@ def generate_job(context: Any, character_path: str = "", clip_path: str = "") ->
     if not clip.exists():
         raise inputs.InputError(f"The reference clip was not found: {clip}. Pick an existing file.")
     settings = job_settings(scene, character_size(character), context, **overrides)
-    session = make_session(context, job_request(context, settings, clip.stem), character, clip)
+    req = job_request(context, settings, clip.stem)
+    session = make_session(context, req, character, clip, ask=not bpy.app.background)
     return runtime.RunningJob(session, scene.name, f"Wan {clip.stem}", frame_start, above)
 
 
@@ -215,7 +222,8 @@ def replace_job(context: Any, strip: Any) -> runtime.RunningJob:
     el = strip.elements[0]
     size = (el.orig_width or scene.render.resolution_x, el.orig_height or scene.render.resolution_y)
     settings = job_settings(scene, size, context, mode="replace", **inputs.strip_clip_settings(strip))
-    session = make_session(context, job_request(context, settings, f"{strip.name}_replaced"), character, clip)
+    req = job_request(context, settings, f"{strip.name}_replaced")
+    session = make_session(context, req, character, clip, ask=not bpy.app.background)
     return runtime.RunningJob(
         session,
         scene.name,

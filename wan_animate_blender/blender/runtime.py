@@ -27,6 +27,35 @@ class RunningJob:
     mute_strip: str | None = None  # replace mode: the original, muted (kept) once the result is in
     strip: object = None
     imported: bool = False
+    asked: bool = False  # the clip check's question has been put to the artist
+
+
+CHECK_IMAGE = "Wan Animate clip check"
+
+
+def show_check(report: dict | None):
+    """The clip check's annotated frame as an image (shown in any open Image Editor and the
+    question's dialog): the artist sees whom the job will follow. Returns the image or None."""
+    import base64
+    import tempfile
+
+    if not report or not report.get("preview_png"):
+        return None
+    path = Path(tempfile.gettempdir()) / "wan_animate_clip_check.png"
+    path.write_bytes(base64.b64decode(report["preview_png"]))
+    img = bpy.data.images.get(CHECK_IMAGE)
+    if img is None:
+        img = bpy.data.images.load(str(path), check_existing=False)
+        img.name = CHECK_IMAGE
+    else:
+        img.filepath = str(path)
+        img.reload()
+    for window in getattr(bpy.context.window_manager, "windows", []):
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR" and area.spaces.active.image in (None, img):
+                area.spaces.active.image = img
+                area.tag_redraw()
+    return img
 
 
 _backend: LocalBackend | None = None
@@ -146,7 +175,13 @@ def poll_running_job() -> float | None:
     if job is None:
         return None
     sync_ui(job)
-    if not job.session.state.finished:
+    st = job.session.state
+    if st.asking and not job.asked:
+        job.asked = True
+        show_check(st.check)
+        # Continue or Cancel; the session waits for the answer before it submits the job.
+        bpy.ops.wan_animate.clip_check_answer("INVOKE_DEFAULT")
+    if not st.finished:
         return 0.25
     try:
         if finish(job) is not None:

@@ -60,6 +60,10 @@ class BackendClient:
     def submit(self, req: JobRequest) -> JobStatus:
         return JobStatus.from_json(self._call("POST", "/jobs", json=req.to_json()).json())
 
+    def check(self, req: JobRequest) -> dict[str, Any]:
+        """The clip check (seconds): whom a job would follow, and what to know first."""
+        return self._call("POST", "/check", json=req.to_json()).json()
+
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.from_json(self._call("GET", f"/jobs/{job_id}").json())
 

@@ -32,6 +32,10 @@ class SessionState:
     result_dir: Path | None = None
     frame_count: int = 0
     log: list[str] = field(default_factory=list)
+    # The clip check's report (warnings, the followed box, the annotated frame as base64 PNG),
+    # once it is back; ``asking``: the session waits for answer() before it submits.
+    check: dict | None = None
+    asking: bool = False
 
 
 class JobSession:
@@ -45,7 +49,10 @@ class JobSession:
         download_to: Path | None = None,
         poll_s: float = 0.25,
         lost_after_s: float = LOST_AFTER_S,
+        ask_on_warnings: bool = False,
     ) -> None:
+        """``ask_on_warnings``: after the clip check, a report with warnings waits for answer()
+        (Continue or Cancel, asked by the UI); otherwise the report is kept and the job goes on."""
         self.request = request
         self.character = Path(character)
         self.clip = Path(clip) if clip is not None else None  # None: motion from saved pose points
@@ -56,6 +63,9 @@ class JobSession:
         self.state = SessionState()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self.ask_on_warnings = ask_on_warnings
+        self._answered = threading.Event()
+        self._go_on = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="wan-animate-job", daemon=True)
@@ -63,6 +73,12 @@ class JobSession:
 
     def cancel(self) -> None:
         self._cancel.set()
+        self.answer(False)
+
+    def answer(self, go_on: bool) -> None:
+        """The artist's answer to the clip check's warnings: Continue (True) or Cancel."""
+        self._go_on = go_on
+        self._answered.set()
 
     def _set(self, **kw) -> None:
         for k, v in kw.items():
@@ -114,6 +130,10 @@ class JobSession:
         else:
             req.character_path = str(self.character)
             req.clip_path = str(self.clip) if self.clip is not None else None
+        # Saved keypoints (a regenerate) need no look at the clip.
+        fresh = not (req.keypoints_path or req.keypoints_upload)
+        if self.clip is not None and fresh and not self._checked(client, req):
+            return
         st = client.submit(req)
         self._set(job_id=st.id)
         cancel_sent = False
@@ -152,6 +172,24 @@ class JobSession:
             stage="importing",
             message=f"Importing {st.frame_count} frames",
         )
+
+    def _checked(self, client: BackendClient, req: JobRequest) -> bool:
+        """The clip check before the long wait: a clip a job would fail on fails here in
+        seconds; warnings are reported, and asked about when the UI wants to. False: cancelled."""
+        self._set(stage="checking the clip", message="Checking the clip: looking for the performer")
+        report = client.check(req)
+        report_text = [f"Clip check: {w}" for w in report.get("warnings", [])]
+        self._set(check=report, log=[*self.state.log, *report_text])
+        if not report.get("ok", True):
+            raise BackendError(str(report.get("error")))
+        if report.get("warnings") and self.ask_on_warnings:
+            self._set(asking=True, stage="clip check", message="; ".join(report["warnings"]))
+            self._answered.wait()
+            self._set(asking=False)
+            if not self._go_on or self._cancel.is_set():
+                self._set(cancelled=True, message="Cancelled after the clip check")
+                return False
+        return True
 
     def _ask(self, call):
         """``call()``, asked again while the backend does not answer, up to ``lost_after_s``."""

@@ -1,0 +1,176 @@
+"""The clip check: in seconds, before the long wait, what a job would find in the reference
+clip. Who is on the frame the performer is chosen on (everyone boxed, the followed person's
+skeleton and face box drawn), and what an artist should know first: several people and no
+pick, a small face, frames looked at with nobody in them, a pick on nobody.
+
+It looks at a few frames spread over the clip with the job's own estimator and pick rule
+(performer_pick), so what it shows is what the job will follow. No model is loaded."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..preprocess.clip_reading import MODEL_FPS, ClipInfo, iter_frames_rgb, probe_clip
+from ..preprocess.estimator_choice import open_estimator
+from ..preprocess.performer_pick import NoPersonError, Sighting, annotate, find_performer, survey
+from ..preprocess.pose_format import CONFIDENCE_THRESHOLD, face_box, head_box, wholebody_to_body20
+from ..protocol import JobRequest
+
+SMALL_FACE_PX = 40  # a face box shorter than this (clip pixels) gives weak expressions
+CROP_MARGIN = 0.25  # around the performer's box for the still-image pose
+
+
+def check_clip(
+    req: JobRequest, paths: dict[str, Path | None], model_dir: Path, estimator_factory=None
+) -> dict:
+    """The check's report: ``ok`` False (with ``error``) when a job would fail for want of a
+    performer; ``warnings``; the followed person's box, skeleton and face box on the chosen
+    frame; ``preview_png``: that frame annotated, base64."""
+    s = req.settings
+    clip_path = paths.get("clip")
+    if clip_path is None:
+        return {"ok": True, "warnings": [], "people": None, "preview_png": None}
+    info = probe_clip(clip_path, fps=s.output_fps or None, apply_rotation=s.apply_rotation).view(
+        s.clip_start, s.clip_frames, s.clip_speed
+    )
+    sources = info.model_sources(MODEL_FPS)
+    pick = (float(s.person[0]), float(s.person[1])) if s.person else None
+    with open_estimator(s, model_dir, False, factory=estimator_factory) as est:
+        if not hasattr(est, "people"):
+            return {"ok": True, "warnings": [], "people": None, "preview_png": None}
+        looked = survey(info, sources, est)
+        try:
+            performer = find_performer(info, sources, est, pick, s.person_frame)
+        except NoPersonError as exc:
+            seen = exc.sightings[0] if exc.sightings else (looked[0] if looked else None)
+            return {
+                "ok": False,
+                "error": str(exc),
+                "warnings": [],
+                "people": _counts(looked),
+                "preview_png": _png(annotate(seen, None, pick)) if seen is not None else None,
+            }
+    assert performer is not None
+    chosen = next((x for x in performer.sightings if x.model_frame == performer.frame), None)
+    rgb = _frame(info, sources[performer.frame])
+    kps = _pose(s, model_dir, estimator_factory, rgb, performer.box)
+    h, w = rgb.shape[:2]
+    fbox = (face_box(kps, h, w) or head_box(kps, h, w)) if kps is not None else None
+    warnings = _warnings(looked, performer.people, pick is not None, fbox, performer.frame)
+    seen = chosen or Sighting(performer.frame, sources[performer.frame], np.zeros((0, 5)), rgb, 1.0)
+    image = annotate(seen, performer.box, pick)
+    _draw_pose(image, kps, fbox, seen.scale)
+    return {
+        "ok": True,
+        "warnings": warnings,
+        "people": _counts(looked),
+        "clip_frame": sources[performer.frame],
+        "box": [round(float(v), 1) for v in performer.box[:4]],
+        "face_box": list(fbox) if fbox else None,
+        "skeleton": bool(
+            kps is not None and (wholebody_to_body20(kps)[:, 2] >= CONFIDENCE_THRESHOLD).sum() >= 3
+        ),
+        "preview_png": _png(image),
+    }
+
+
+def _counts(looked: list[Sighting]) -> dict[str, int]:
+    """People seen per clip frame looked at."""
+    return {str(x.clip_frame): len(x.boxes) for x in looked}
+
+
+def _frame(info: ClipInfo, src: int) -> np.ndarray:
+    return next(rgb for _i, rgb in iter_frames_rgb(info, [src]))
+
+
+def _pose(s, model_dir: Path, factory, rgb: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
+    """The performer's keypoints on one frame: the still-image estimator on a crop around them
+    (others in the frame are not its business)."""
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = 0, 0, w, h
+    if box is not None:
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        x0, y0 = int(max(0, box[0] - CROP_MARGIN * bw)), int(max(0, box[1] - CROP_MARGIN * bh))
+        x1, y1 = int(min(w, box[2] + CROP_MARGIN * bw)), int(min(h, box[3] + CROP_MARGIN * bh))
+    with open_estimator(s, model_dir, False, still=True, factory=factory) as est:
+        kps = np.asarray(est.estimate(np.ascontiguousarray(rgb[y0:y1, x0:x1])), dtype=np.float64)
+    if kps[:, 2].max() <= 0:
+        return None
+    placed = (kps[:, :2] != 0).any(axis=1)
+    kps[placed, :2] += (x0, y0)
+    return kps
+
+
+def _warnings(
+    looked: list[Sighting],
+    people: int,
+    picked: bool,
+    fbox: tuple[int, int, int, int] | None,
+    chosen: int,
+) -> list[str]:
+    out = []
+    crowd = max([people, *(len(x.boxes) for x in looked)])
+    if crowd > 1 and not picked:
+        out.append(
+            f"{crowd} people are in view: the largest is followed. Use Pick Performer to choose who drives the motion."
+        )
+    if fbox is None:
+        out.append("The performer's face was not found on the checked frame: expressions will follow weakly.")
+    elif fbox[3] - fbox[1] < SMALL_FACE_PX:
+        out.append(
+            f"The performer's face is small ({fbox[3] - fbox[1]} px tall in the clip): expressions will follow "
+            "less closely. A closer shot helps."
+        )
+    empty = [x.clip_frame for x in looked if not len(x.boxes) and x.model_frame > chosen]
+    if empty:
+        out.append(
+            "Nobody was seen at clip frame"
+            + ("s " if len(empty) > 1 else " ")
+            + ", ".join(map(str, empty))
+            + ": the performer may leave the shot; frames without them get no skeleton."
+        )
+    return out
+
+
+def _draw_pose(image: np.ndarray, kps: np.ndarray | None, fbox, scale: float) -> None:
+    """The skeleton's confident body points and bones, and the face box, over the preview."""
+    import cv2
+
+    from ..protocol import BODY_BONES
+
+    if kps is not None:
+        body = wholebody_to_body20(kps)
+        pts = [
+            (round(float(x) * scale), round(float(y) * scale)) if c >= CONFIDENCE_THRESHOLD else None
+            for x, y, c in body
+        ]
+        for a, b in BODY_BONES:  # 1-based
+            if pts[a - 1] and pts[b - 1]:
+                cv2.line(image, pts[a - 1], pts[b - 1], (0, 160, 255), 2)
+        for p in pts:
+            if p:
+                cv2.circle(image, p, 3, (255, 255, 255), -1)
+    if fbox:
+        x0, y0, x1, y1 = (round(v * scale) for v in fbox)
+        cv2.rectangle(image, (x0, y0), (x1, y1), (255, 220, 0), 1)
+
+
+def _png(rgb: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """The report as lines for a log or a console."""
+    if not report.get("ok", True):
+        return [f"Clip check: {report.get('error')}"]
+    lines = [f"Clip check: warning: {w}" for w in report.get("warnings", [])]
+    return lines or ["Clip check: the performer was found; nothing to warn about."]
