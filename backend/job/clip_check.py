@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,15 @@ CROP_MARGIN = 0.25  # around the performer's box for the still-image pose
 
 
 def check_clip(
-    req: JobRequest, paths: dict[str, Path | None], model_dir: Path, estimator_factory=None
+    req: JobRequest,
+    paths: dict[str, Path | None],
+    model_dir: Path,
+    estimator_factory=None,
+    default_output: Path | None = None,
 ) -> dict:
     """The check's report: ``ok`` False (with ``error``) when a job would fail for want of a
-    performer; ``warnings``; the followed person's box, skeleton and face box on the chosen
+    performer (the frames looked at are then kept, annotated, in the output folder as a failed
+    job keeps them); ``warnings``; the followed person's box, skeleton and face box on the chosen
     frame; ``preview_png``: that frame annotated, base64."""
     s = req.settings
     clip_path = paths.get("clip")
@@ -48,9 +54,16 @@ def check_clip(
             performer = find_performer(info, sources, est, pick, s.person_frame)
         except NoPersonError as exc:
             seen = exc.sightings[0] if exc.sightings else (looked[0] if looked else None)
+            error = str(exc)
+            parent = Path(req.output_dir) if req.output_dir else default_output
+            if parent is not None:
+                from .conditioning_stage import keep_what_was_found
+
+                kept = keep_what_was_found(parent, f"check-{uuid.uuid4().hex}", exc, sources, pick)
+                error += f" What was looked at is in {kept}."
             return {
                 "ok": False,
-                "error": str(exc),
+                "error": error,
                 "warnings": [],
                 "people": _counts(looked),
                 "preview_png": _png(annotate(seen, None, pick)) if seen is not None else None,

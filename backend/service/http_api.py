@@ -253,7 +253,9 @@ def create_app(
         def run() -> dict:
             with check_lock:
                 try:
-                    return check_clip(req, resolve_inputs(req, uploads), Path(model_dir), estimator_factory)
+                    return check_clip(
+                        req, resolve_inputs(req, uploads), Path(model_dir), estimator_factory, runner.default_output
+                    )
                 except ClipError as exc:
                     raise RequestError(str(exc)) from exc
 
