@@ -92,3 +92,18 @@ def test_output_size_keeps_aspect_in_multiples_of_16(w, h, quality):
     assert abs(ow / oh - w / h) / (w / h) < 0.12
     budget = {"preview": 256 * 144, "480p": 832 * 480, "720p": 1280 * 720}[quality]
     assert 0.8 * budget <= ow * oh <= budget
+
+
+def test_the_progress_bar_only_moves_forward_through_the_preprocessing_passes():
+    import threading
+
+    from backend.job.progress import JobProgress
+
+    seen: list[float] = []
+    p = JobProgress(lambda **f: seen.append(f["progress"]) if "progress" in f else None, threading.Event())
+    # A replace job with SAM2: the pose pass, SAM2's mask pass, then the face and mask pass.
+    for what in ("pose", "masks (SAM2)", "face and mask (sam2)"):
+        for i in range(1, 11):
+            p.preprocessing(i, 10, what)
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)
+    assert seen[-1] == max(seen) and seen[0] > 0

@@ -11,6 +11,9 @@ Report = Callable[..., None]
 
 # Where each stage sits on the progress bar (preprocessing up to 15 %, windows up to 90 %).
 PREPROCESS_START, PREPROCESS_SPAN = 0.02, 0.13
+# Within preprocessing, by the pass's name: (where it starts, its share). The pose pass comes
+# first, SAM2's mask pass (when it runs) next, the face (and mask) pass last.
+PREPROCESS_PASSES = (("pose", 0.0, 0.45), ("masks", 0.45, 0.15), ("face", 0.6, 0.4))
 WINDOWS_START, WINDOWS_SPAN = 0.15, 0.75
 
 
@@ -40,7 +43,10 @@ class JobProgress:
 
     def preprocessing(self, i: int, n: int, what: str) -> None:
         self.check()
-        frac = (i / n) * 0.5 + (0.5 if what == "face" else 0.0)
+        start, share = next(
+            ((a, b) for name, a, b in PREPROCESS_PASSES if what.startswith(name)), (0.0, 0.45)
+        )
+        frac = start + share * (i / n)
         if i == n or i % 5 == 0:
             self._report(
                 stage="preprocessing",
