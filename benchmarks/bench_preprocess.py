@@ -214,6 +214,8 @@ def main() -> int:
             print(f"{'':<12} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}\n")
         people_cost(Path(tmp) / f"clip_{args.seconds[0]:g}.mp4")
         print()
+        look_cost([Path(tmp) / f"clip_{sec:g}.mp4" for sec in args.seconds])
+        print()
         return mask_rows(Path(tmp), args.mask_seconds, args.sam2)
 
 
@@ -248,6 +250,39 @@ def people_cost(clip: Path, frames: int = 60) -> None:
         f"people detector {det * 1000:.0f} ms/frame, Holistic {holistic * 1000:.0f} ms/frame: ratio {det / holistic:.2f}"
     )
     print("  (alone, the detector runs every 10th frame; with several people in view, every frame)")
+
+
+def look_cost(clips: list[Path]) -> None:
+    """The look before the pose pass (a clip with nobody, or a pick on nobody, fails here) and the
+    clip check, against the pose pass itself: seconds, and the share of the pass they cost."""
+    sys.path.insert(0, str(ROOT))
+    from backend.job.clip_check import check_clip
+    from backend.preprocess.clip_reading import MODEL_FPS, iter_frames_rgb, probe_clip
+    from backend.preprocess.estimator_mediapipe import MediapipeEstimator
+    from backend.preprocess.performer_pick import find_performer
+    from backend.protocol import JobRequest
+
+    print(f"{'clip':>7} {'look (s)':>9} {'clip check (s)':>15} {'pose pass (s)':>14} {'look / pass':>12}")
+    for clip in clips:
+        info = probe_clip(clip)
+        sources = info.model_sources(MODEL_FPS)
+        with MediapipeEstimator() as est:
+            t0 = time.perf_counter()
+            find_performer(info, sources, est, None)
+            look = time.perf_counter() - t0
+        req = JobRequest.from_json(
+            {"clip_path": str(clip), "character_path": str(clip), "settings": {"estimator": "mediapipe"}}
+        )
+        t0 = time.perf_counter()
+        check_clip(req, {"clip": clip}, ROOT / "no-model-folder")
+        check = time.perf_counter() - t0
+        with MediapipeEstimator() as est:
+            t0 = time.perf_counter()
+            for _i, frame in iter_frames_rgb(info, sources):
+                est.estimate(frame)
+            pose = time.perf_counter() - t0
+        seconds = info.frame_count / info.fps
+        print(f"{seconds:>6.0f}s {look:>9.2f} {check:>15.2f} {pose:>14.1f} {look / pose:>12.3f}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from ..preprocess.clip_reading import MODEL_FPS, ClipInfo, iter_frames_rgb, prob
 from ..preprocess.estimator_choice import open_estimator
 from ..preprocess.performer_pick import NoPersonError, Sighting, annotate, find_performer, survey
 from ..preprocess.pose_format import CONFIDENCE_THRESHOLD, face_box, head_box, wholebody_to_body20
-from ..protocol import JobRequest
+from ..protocol import ENGINE_FEATURES, JobRequest
 
 SMALL_FACE_PX = 40  # a face box shorter than this (clip pixels) gives weak expressions
 CROP_MARGIN = 0.25  # around the performer's box for the still-image pose
@@ -44,6 +44,10 @@ def check_clip(
     info = probe_clip(clip_path, fps=s.output_fps or None, apply_rotation=s.apply_rotation).view(
         s.clip_start, s.clip_frames, s.clip_speed
     )
+    if not ENGINE_FEATURES[s.engine]["skeleton"]:
+        # A video-driven engine reads the frames as they are and follows nobody: a playblast of a
+        # stand-in or a creature drives it as well as footage of a person.
+        return {"ok": True, "warnings": [], "people": None, "preview_png": None}
     sources = info.model_sources(MODEL_FPS)
     pick = (float(s.person[0]), float(s.person[1])) if s.person else None
     with open_estimator(s, model_dir, False, factory=estimator_factory) as est:
@@ -51,7 +55,7 @@ def check_clip(
             return {"ok": True, "warnings": [], "people": None, "preview_png": None}
         looked = survey(info, sources, est)
         try:
-            performer = find_performer(info, sources, est, pick, s.person_frame)
+            performer = find_performer(info, sources, est, pick, s.person_frame, looked=looked)
         except NoPersonError as exc:
             seen = exc.sightings[0] if exc.sightings else (looked[0] if looked else None)
             error = str(exc)

@@ -105,32 +105,40 @@ def find_performer(
     pick: tuple[float, float] | None,
     pick_frame: int = 0,
     progress: Progress | None = None,
+    looked: list[Sighting] | None = None,
 ) -> Performer | None:
     """Who to follow; raises PickError or NoPersonError (ClipError) in seconds when there is
-    nobody to follow. None for estimators that cannot list people (no look-ahead then)."""
+    nobody to follow. None for estimators that cannot list people (no look-ahead then).
+    ``looked``: a survey of the clip already made (the clip check's), used instead of looking again."""
     if not hasattr(estimator, "people"):
         return None
     if pick is not None:
         return _follow_pick(info, sources, estimator, pick, pick_frame, progress)
-    picks = _spread(len(sources), PROBE_FRAMES)
-    sightings = []
-    for i, (_src, rgb) in enumerate(iter_frames_rgb(info, [sources[n] for n in picks])):
-        n = picks[i]
-        sightings.append(_sighting(n, sources[n], rgb, estimator.people(rgb)))
-        if progress:
-            progress(i + 1, len(picks), "looking for the performer")
-        if len(sightings[-1].boxes):
-            first = sightings[-1]
-            largest = int(
-                np.argmax((first.boxes[:, 2] - first.boxes[:, 0]) * (first.boxes[:, 3] - first.boxes[:, 1]))
-            )
-            return Performer(n, first.boxes[largest], 0, False, len(first.boxes), sightings)
+    sightings = looked if looked is not None else _look(info, sources, estimator, progress)
+    for seen in sightings:
+        if len(seen.boxes):
+            areas = (seen.boxes[:, 2] - seen.boxes[:, 0]) * (seen.boxes[:, 3] - seen.boxes[:, 1])
+            largest = int(np.argmax(areas))
+            return Performer(seen.model_frame, seen.boxes[largest], 0, False, len(seen.boxes), sightings)
     raise NoPersonError(
-        f"No person was found in the reference clip {info.path.name} (looked at {len(picks)} frames spread "
+        f"No person was found in the reference clip {info.path.name} (looked at {len(sightings)} frames spread "
         f"over it: {', '.join(str(s.clip_frame) for s in sightings)}). Use a clip that shows the performer's "
         "body clearly, head and shoulders at least.",
         sightings,
     )
+
+
+def _look(info: ClipInfo, sources: list[int], estimator, progress: Progress | None) -> list[Sighting]:
+    """Frames spread over the clip, the first ones first, until one shows anyone."""
+    picks = _spread(len(sources), PROBE_FRAMES)
+    sightings = []
+    for i, (_src, rgb) in enumerate(iter_frames_rgb(info, [sources[n] for n in picks])):
+        sightings.append(_sighting(picks[i], sources[picks[i]], rgb, estimator.people(rgb)))
+        if progress:
+            progress(i + 1, len(picks), "looking for the performer")
+        if len(sightings[-1].boxes):
+            break
+    return sightings
 
 
 def _spread(n: int, count: int) -> list[int]:
