@@ -51,6 +51,21 @@ def main(argv: list[str] | None = None) -> int:
         default="ulysses",
         help="under torchrun with several GPUs: how attention shares the tokens",
     )
+    s.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="cluster mode: run jobs on the Ray cluster at ADDRESS (host:port of `ray start --head`, "
+        "or auto); keep Ray on a private network",
+    )
+    s.add_argument(
+        "--ray-resource",
+        default="GPU",
+        help="cluster mode: the Ray resource one job holds (default GPU; a custom one labels nodes)",
+    )
+    s.add_argument(
+        "--ray-gpus-per-job", type=float, default=1, help="cluster mode: how many of it one job holds"
+    )
 
     st = sub.add_parser("setup", help="create the backend's Python environment")
     st.add_argument("--venv", type=Path, required=True)
@@ -152,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             ssl_certfile=args.ssl_certfile,
             ssl_keyfile=args.ssl_keyfile,
             upload_quota_gb=args.upload_quota_gb,
+            ray_address=args.ray,
+            ray_resource=args.ray_resource,
+            ray_gpus_per_job=args.ray_gpus_per_job,
         )
         _leave()
     return 0

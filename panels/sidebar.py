@@ -5,7 +5,9 @@ from __future__ import annotations
 import bpy
 
 from ..wan_animate_blender.blender import compat, guides, runtime
-from ..wan_animate_blender.core import performer_pick
+from ..wan_animate_blender.core import cluster_status, performer_pick
+
+CLUSTER_LINES = cluster_status.HealthLines()
 
 
 def draw_panel(layout, context) -> None:
@@ -95,6 +97,11 @@ def draw_panel(layout, context) -> None:
         box = layout.box()
         for line in s.status.splitlines()[:6]:
             box.label(text=line[:120])
+    job = runtime.current_job()
+    if job is not None:
+        # A backend in cluster mode says where shots run and what waits.
+        for line in CLUSTER_LINES.lines(lambda: job.session._client().health())[:6]:
+            layout.label(text=line[:120], icon="NETWORK_DRIVE")
 
 
 class _SidebarPanel:

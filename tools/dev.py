@@ -31,6 +31,12 @@ TEST_EXTRAS = [
     "onnx==1.17.0",
     # Fuzzes the HTTP API against its own /openapi.json.
     "schemathesis==4.32.5",
+    # Cluster mode's optional pin, so tests/test_cluster.py runs on a real local Ray cluster.
+    *(
+        ln
+        for ln in (ROOT / "backend" / "requirements-cluster.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ),
 ]
 
 

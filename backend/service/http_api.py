@@ -64,7 +64,10 @@ def create_app(
     device: str = "auto",
     estimator_factory=None,
     leader=None,
+    cluster=None,
 ) -> FastAPI:
+    """``cluster``: a factory ``(store, uploads, after_job) -> worker`` that runs jobs on a Ray
+    cluster (service/cluster.py) instead of this machine's worker."""
     access = token if isinstance(token, Access) else Access(tokens={token: "default"})
     data_dir = Path(data_dir).resolve()
     uploads = data_dir / "uploads"
@@ -74,7 +77,7 @@ def create_app(
     engines = Engines(models, Path(model_dir))
     engine = engines.get("wan-animate")  # health reports on the default engine's weights
     runner = JobRunner(engines, Path(model_dir), data_dir / "results", estimator_factory)
-    worker = JobWorker(store, runner, uploads, after_job=lambda: clean_uploads(uploads, store))
+    worker = (cluster or _local_worker(runner))(store, uploads, lambda: clean_uploads(uploads, store))
     clean_uploads(uploads, store)
     app = FastAPI(
         title="Wan-Animate backend",
@@ -153,6 +156,7 @@ def create_app(
             "running": current.id if current else None,
             "free_disk_bytes": free,
             "unreadable_jobs": len(store.bad_rows),
+            **({"cluster": worker.cluster_health()} if cluster else {}),
         }
 
     @app.post(
@@ -316,6 +320,10 @@ def create_app(
     return app
 
 
+def _local_worker(runner: JobRunner):
+    return lambda store, uploads, after_job: JobWorker(store, runner, uploads, after_job=after_job)
+
+
 def _matches_path(route: Any, scope: dict) -> bool:
     from starlette.routing import Match
 
@@ -474,6 +482,9 @@ def serve(
     ssl_certfile: Path | None = None,
     ssl_keyfile: Path | None = None,
     upload_quota_gb: float | None = None,
+    ray_address: str | None = None,
+    ray_resource: str = "GPU",
+    ray_gpus_per_job: float = 1,
 ) -> None:
     import secrets
 
@@ -506,7 +517,19 @@ def serve(
         else [Path(r).resolve() for r in allowed_roots or ()],
         upload_quota=int(upload_quota_gb * (1 << 30)) if upload_quota_gb else DEFAULT_UPLOAD_QUOTA,
     )
-    app = create_app(access, data_dir, model_dir, device, leader=leader)
+    cluster = None
+    if ray_address:
+        from .cluster import ClusterUnavailable, cluster_factory
+
+        try:
+            cluster = cluster_factory(
+                ray_address, data_dir, model_dir, ray_resource, ray_gpus_per_job, device
+            )
+        except ClusterUnavailable as exc:
+            print(exc, file=sys.stderr, flush=True)
+            lock.release()
+            raise SystemExit(2) from None
+    app = create_app(access, data_dir, model_dir, device, leader=leader, cluster=cluster)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP given explicitly: asyncio only sets TCP_NODELAY on sockets that say so, and
     # without it a poll on a kept-alive connection waits ~40 ms on Nagle's algorithm.

@@ -135,22 +135,8 @@ class JobWorker:
             st.message = f"Done: {st.frame_count} frames" + "".join(
                 f"; note: {w}" for w in result.get("warnings", ())
             )
-        except Cancelled:
-            st.state = st.stage = "cancelled"
-            st.message = "Cancelled; no frames were kept"
-        except (RequestError, ValueError, FileNotFoundError) as exc:
-            st.state, st.stage = "failed", "failed"
-            st.error = st.message = str(exc)
-        except OSError as exc:
-            st.state, st.stage = "failed", "failed"
-            st.error = st.message = (
-                f"The job could not write its files: {exc}. Check the free space of the disk."
-            )
         except Exception as exc:  # noqa: BLE001 - any failure must reach the artist, not kill the worker
-            st.state, st.stage = "failed", "failed"
-            st.error = f"{type(exc).__name__}: {exc}"
-            st.message = f"The job failed: {st.error}. See the backend log for details."
-            traceback.print_exc()
+            record_failure(st, exc)
         st.finished_at = time.time()
         self._cancels.pop(st.id, None)
         try:
@@ -170,3 +156,23 @@ class JobWorker:
                 return
             except Exception:  # noqa: BLE001
                 time.sleep(2.0)
+
+
+def record_failure(st: JobStatus, exc: BaseException) -> None:
+    """The job's outcome for an exception, in words the artist can act on (also used by the
+    cluster's head for failures that happened on a worker node)."""
+    if isinstance(exc, Cancelled):
+        st.state = st.stage = "cancelled"
+        st.message = "Cancelled; no frames were kept"
+    elif isinstance(exc, (RequestError, ValueError, FileNotFoundError)):
+        st.state, st.stage = "failed", "failed"
+        st.error = st.message = str(exc)
+    elif isinstance(exc, OSError):
+        st.state, st.stage = "failed", "failed"
+        st.error = st.message = f"The job could not write its files: {exc}. Check the free space of the disk."
+    else:
+        st.state, st.stage = "failed", "failed"
+        st.error = f"{type(exc).__name__}: {exc}"
+        st.message = f"The job failed: {st.error}. See the backend log for details."
+        if exc.__traceback__ is not None:
+            traceback.print_exception(exc)
