@@ -468,6 +468,35 @@ def venv_python(venv: Path) -> Path:
     return Path(venv) / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
+# The backend's environments, kept side by side by ``python -m backend setup --root ROOT``
+# (backend/env/env_layout.py): ``ROOT/current.json`` names the one in use ("envs/<name>") and the
+# one kept for a rollback. "." is a ROOT that is itself a venv (set up before this layout).
+ENV_POINTER = "current.json"
+LEGACY_ENV = "."
+
+
+def env_pointer(root: Path) -> tuple[str | None, str | None]:
+    """(the environment in use, the one a rollback returns to), as names under ``root``."""
+    try:
+        data = json.loads((Path(root) / ENV_POINTER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    current = data.get("current")
+    if current is None and venv_python(Path(root)).is_file():
+        current = LEGACY_ENV
+    return current, data.get("previous")
+
+
+def env_folder(root: Path, name: str) -> Path:
+    return Path(root) if name == LEGACY_ENV else Path(root) / name
+
+
+def active_env_python(root: Path) -> Path:
+    """The Python of the environment in use (the in-place venv's path when there is none yet)."""
+    current = env_pointer(root)[0]
+    return venv_python(env_folder(root, current) if current else Path(root))
+
+
 # The files a job writes into its result folder, declared: the add-on, scripts and the
 # backend itself (reusing keypoints) read them through read_job_json / read_keypoints_json.
 JOB_SCHEMA = "wan-animate/job/1"

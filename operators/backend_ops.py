@@ -11,11 +11,14 @@ from ..wan_animate_blender.blender import runtime
 from ..wan_animate_blender.blender.backend_setup import (
     CHECK_STATE,
     DOWNLOAD_STATE,
+    NO_PYTHON,
     SETUP_STATE,
     cancel_download,
     download_log_path,
     find_setup_python,
     online_refusal,
+    roll_back,
+    rollback_info,
     run_check,
     run_setup,
     setup_paths,
@@ -27,7 +30,8 @@ from ..wan_animate_blender.blender.settings import prefs
 
 
 class WANANIM_OT_setup_backend(bpy.types.Operator):
-    """Create the backend's Python environment (torch, diffusers, mediapipe) outside Blender"""
+    """Create or update the backend's Python environment (torch, diffusers, mediapipe) outside Blender:
+    a new environment is tested before it replaces the one in use, which is kept for a rollback"""
 
     bl_idname = "wan_animate.setup_backend"
     bl_label = "Set up backend"
@@ -38,7 +42,8 @@ class WANANIM_OT_setup_backend(bpy.types.Operator):
             return {"CANCELLED"}
         cmd = find_setup_python(prefs(context).setup_python)
         if cmd is None:
-            self.report({"ERROR"}, "No Python 3.11 found. Install Python 3.11 and set 'Python for set-up'.")
+            SETUP_STATE.update(stage=NO_PYTHON, lines=[])
+            self.report({"ERROR"}, NO_PYTHON)
             return {"CANCELLED"}
         venv, log = setup_paths()
         if bpy.app.background:
@@ -54,6 +59,30 @@ class WANANIM_OT_setup_backend(bpy.types.Operator):
             return 0.5 if SETUP_STATE["running"] else None
 
         bpy.app.timers.register(redraw, first_interval=0.5)
+        return {"FINISHED"}
+
+
+class WANANIM_OT_rollback_backend(bpy.types.Operator):
+    """Go back to the backend environment in use before the last set-up"""
+
+    bl_idname = "wan_animate.rollback_backend"
+    bl_label = "Roll back"
+
+    @classmethod
+    def poll(cls, context):
+        return not SETUP_STATE["running"] and rollback_info(setup_paths()[0]) is not None
+
+    def execute(self, context):
+        if runtime.current_job() is not None:
+            self.report({"ERROR"}, "A job is running; cancel it before rolling back the backend.")
+            return {"CANCELLED"}
+        try:
+            name = roll_back(setup_paths()[0])
+        except RuntimeError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        runtime.stop_backend()  # the next job starts the rolled-back environment's Python
+        self.report({"INFO"}, f"Backend environment rolled back to {name}")
         return {"FINISHED"}
 
 
@@ -154,6 +183,7 @@ class WANANIM_OT_check_model(bpy.types.Operator):
 
 CLASSES = (
     WANANIM_OT_setup_backend,
+    WANANIM_OT_rollback_backend,
     WANANIM_OT_stop_backend,
     WANANIM_OT_download_weights,
     WANANIM_OT_cancel_download,

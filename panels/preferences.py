@@ -42,7 +42,9 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
         description="Where job folders are made (empty: the extension's user folder)",
     )
-    device: bpy.props.StringProperty(name="Device", default="auto", description="auto, cpu, cuda or cuda:N")
+    device: bpy.props.StringProperty(
+        name="Device", default="auto", description="auto, cpu, cuda, cuda:N or mps (Apple Silicon's GPU)"
+    )
     memory_mode: bpy.props.EnumProperty(
         name="GPU Memory",
         items=[
@@ -95,6 +97,7 @@ class WANANIM_AddonPreferences(bpy.types.AddonPreferences):
             col.prop(self, "setup_python")
             row = col.row()
             row.operator("wan_animate.setup_backend", icon="CONSOLE")
+            row.operator("wan_animate.rollback_backend", icon="LOOP_BACK")
             setup = SETUP_STATE
             if setup.get("running") or setup.get("lines"):
                 box = col.box()

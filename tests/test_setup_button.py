@@ -1,5 +1,5 @@
-"""'Set up backend' makes a real environment outside Blender's Python, with its
-progress visible, and Generate then works with nothing else configured."""
+"""'Set up backend' makes a real environment outside Blender's Python (self-tested before it is
+put in use), with its progress visible, and Generate then works with nothing else configured."""
 
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ def test_setup_button_then_generate(tmp_path, tiny_model, extension_zip, carphon
     )
     assert r["setup_result"] == ["FINISHED"], r["log"]
     assert r["stage"] == "Backend ready"
-    assert [ln[:5] for ln in r["steps"]] == ["[1/3]", "[2/3]", "[3/3]"]  # progress the panel shows
-    assert r["env_python_exists"] and "backend-env" in r["env_python"]
+    n = len(r["steps"])  # progress the panel shows: every step once, in order
+    assert [ln.split(" ", 1)[0] for ln in r["steps"]] == [f"[{k}/{n}]" for k in range(1, n + 1)]
+    assert any(ln.endswith("testing the new environment") for ln in r["steps"])  # self-tested before use
+    assert r["env_python_exists"] and "backend-env" in r["env_python"] and "envs" in r["env_python"]
     assert r["env_python"] != r["blender_python"]
     assert r["blender_site_has_diffusers"] is False  # nothing was installed into Blender's Python
     assert r["generate"] == ["FINISHED"], r.get("error")

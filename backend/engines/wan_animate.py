@@ -38,7 +38,8 @@ class WanAnimateEngine:
             memory_plan.model_sizes(self.model_dir), s.width, s.height, s.segment_frames, s.fp8
         )
         available = self.models.available_bytes()
-        memory_mode = memory_plan.resolve(s.memory_mode, need, available, self.models.parallel)
+        unified = self.models.device() == "mps"
+        memory_mode = memory_plan.resolve(s.memory_mode, need, available, self.models.parallel, unified)
         report(stage="loading_model", message=f"Loading the model ({memory_mode})", progress=0.01)
         model, loaded_now = self.models.get(self.model_dir, LoadOptions(memory_mode, s.fp8, s.compile))
         cuda = model.device.startswith("cuda")

@@ -107,14 +107,34 @@ def choose(need: dict[str, int], available: int, modes: tuple[str, ...] = MODES)
 PARALLEL_MODES = ("resident", "model_offload")
 
 
-def allowed_modes(parallel: bool) -> tuple[str, ...]:
-    return PARALLEL_MODES if parallel else MODES
+# Unified memory (Apple Silicon's MPS): the GPU and the CPU share one memory, so offloading moves
+# weights within the same memory and saves nothing; only the whole model on the GPU is planned.
+UNIFIED_MODES = ("resident",)
 
 
-def resolve(requested: str, need: dict[str, int], available: int | None, parallel: bool = False) -> str:
+def allowed_modes(parallel: bool, unified: bool = False) -> tuple[str, ...]:
+    return UNIFIED_MODES if unified else PARALLEL_MODES if parallel else MODES
+
+
+def resolve(
+    requested: str, need: dict[str, int], available: int | None, parallel: bool = False, unified: bool = False
+) -> str:
     """The mode to run: the requested one, or for "auto" the fastest that fits."""
     if requested not in MEMORY_MODES:
         raise RequestError(f"memory_mode must be one of {MEMORY_MODES}, not {requested!r}")
+    if unified:
+        if requested not in ("auto", *UNIFIED_MODES):
+            raise RequestError(
+                "On Apple Silicon the GPU shares the computer's memory, so offloading saves nothing: "
+                "use GPU Memory 'Automatic' or 'Everything on the GPU'."
+            )
+        if available is not None and choose(need, available, UNIFIED_MODES) is None:
+            raise RequestError(
+                f"The model needs about {_gb(need['resident'])} of GPU memory here and macOS lets the GPU "
+                f"use about {_gb(available)}: choose a lower resolution or fewer frames per window, or a "
+                "computer with more memory (see the README's Apple Silicon note)."
+            )
+        return "resident"
     if parallel and requested not in ("auto", *PARALLEL_MODES):
         raise RequestError(
             f"With several GPUs the memory mode must be one of {PARALLEL_MODES} (each GPU holds the "

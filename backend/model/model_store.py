@@ -87,7 +87,8 @@ def pick_device(requested: str = "auto") -> tuple[str, str]:
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     # bf16 is how the weights ship and what the DiT was trained in; CPU stays fp32 for speed and parity.
-    return requested, ("bfloat16" if requested.startswith("cuda") else "float32")
+    # MPS (Apple Silicon) runs bf16 too: fp32 would double the model in the memory it shares with the CPU.
+    return requested, ("bfloat16" if requested.startswith(("cuda", "mps")) else "float32")
 
 
 class ModelStore:
@@ -112,6 +113,12 @@ class ModelStore:
     def available_bytes(self) -> int | None:
         """Accelerator memory this backend may use (free plus what it holds), None on CPU."""
         device = self.device()
+        if device == "mps":
+            import torch
+
+            # Unified memory: what macOS lets the GPU use, less what others hold there now.
+            held = torch.mps.driver_allocated_memory() - torch.mps.current_allocated_memory()
+            return int(torch.mps.recommended_max_memory() - max(held, 0))
         if not device.startswith("cuda"):
             return None
         import torch

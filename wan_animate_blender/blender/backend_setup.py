@@ -5,6 +5,7 @@ and their progress kept in SETUP_STATE and DOWNLOAD_STATE for the preferences to
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,53 +16,103 @@ from typing import Any
 
 import bpy
 
+from ...backend.protocol import active_env_python, env_folder, env_pointer, venv_python
 from ..core.backend_process import EXTENSION_ROOT
 from .folders import user_dir
 
+STEP_LINE = re.compile(r"^\[\d+/\d+\] ")  # set-up's progress lines, "[k/n] what"
 # Written by the set-up thread, read by the preferences' draw(): one run at a time.
 SETUP_STATE: dict[str, Any] = {"running": False, "stage": "", "steps": [], "lines": [], "returncode": None}
 
 
+NO_PYTHON = (
+    "No Python 3.11 found. Install it (Windows and macOS: python.org/downloads; Linux: the python3.11 "
+    "and python3.11-venv packages) and set 'Python for set-up' to its python executable."
+)
+
+
+def _is_311(cmd: list[str]) -> bool:
+    probe = "import sys; print(sys.version_info[:2] == (3, 11))"
+    try:
+        out = subprocess.run([*cmd, "-c", probe], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.strip() == "True"
+
+
 def find_setup_python(configured: str) -> list[str] | None:
+    """The Python that creates the backend's environment: the configured one (set-up itself says
+    if it is not 3.11), else the first Python 3.11 found on this computer."""
     if configured:
         return [bpy.path.abspath(configured)]
+    candidates: list[list[str]] = []
     if sys.platform == "win32" and shutil.which("py"):
-        return ["py", "-3.11"]
+        candidates.append(["py", "-3.11"])
     for name in ("python3.11", "python3", "python"):
         if found := shutil.which(name):
-            return [found]
-    return None
+            candidates.append([found])
+    return next((c for c in candidates if _is_311(c)), None)
 
 
 def setup_paths() -> tuple[Path, Path]:
-    """(the environment's folder, the set-up log)."""
+    """(the folder the environments are kept in, the set-up log)."""
     return user_dir("backend-env"), user_dir("logs") / "setup.log"
 
 
-def run_setup(python_cmd: list[str], venv: Path, log_path: Path) -> int:
+def run_setup(python_cmd: list[str], root: Path, log_path: Path) -> int:
+    """A new environment in ``root``, self-tested, then put in use; the one in use stays on failure."""
     SETUP_STATE.update(running=True, stage="Starting set-up", steps=[], lines=[], returncode=None)
-    env = dict(os.environ, PYTHONPATH=str(EXTENSION_ROOT))
+    env = dict(os.environ, PYTHONPATH=str(EXTENSION_ROOT), PYTHONUNBUFFERED="1")
     env.pop("PYTHONHOME", None)
-    args = [*python_cmd, "-m", "backend", "setup", "--venv", str(venv)]
+    args = [*python_cmd, "-m", "backend", "setup", "--root", str(root)]
+    failure = ""
+    root.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(venv.parent)
-        )
+        try:
+            proc = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(root)
+            )
+        except OSError as exc:
+            SETUP_STATE.update(running=False, returncode=-1, stage=f"Set-up could not start {args[0]}: {exc}")
+            return -1
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
             line = line.rstrip()
-            if line.startswith("["):
+            if STEP_LINE.match(line):
                 SETUP_STATE["stage"] = line
                 SETUP_STATE["steps"].append(line)
+            if line.startswith("setup failed: "):
+                failure = line[len("setup failed: ") :]
             SETUP_STATE["lines"] = (SETUP_STATE["lines"] + [line])[-50:]
         rc = proc.wait()
     SETUP_STATE.update(
         running=False,
         returncode=rc,
-        stage="Backend ready" if rc == 0 else f"Set-up failed (code {rc}); log: {log_path}",
+        stage="Backend ready" if rc == 0 else f"Set-up failed: {failure or f'code {rc}'} Log: {log_path}",
     )
     return rc
+
+
+def rollback_info(root: Path) -> str | None:
+    """The environment a rollback would return to, None when there is none."""
+    previous = env_pointer(root)[1]
+    if previous and venv_python(env_folder(root, previous)).is_file():
+        return previous
+    return None
+
+
+def roll_back(root: Path) -> str:
+    """Put the previous environment back in use (instant: set-up rewrites the pointer file)."""
+    env = dict(os.environ, PYTHONPATH=str(EXTENSION_ROOT))
+    env.pop("PYTHONHOME", None)
+    args = [str(active_env_python(root)), "-m", "backend", "setup", "--root", str(root), "--rollback"]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError((proc.stderr or proc.stdout).strip().splitlines()[-1])
+    current = env_pointer(root)[0] or ""
+    SETUP_STATE.update(stage=f"Rolled back to {current}", lines=[], steps=[])
+    return current
 
 
 # The weights download: ``python -m backend download`` in the backend's environment, its output

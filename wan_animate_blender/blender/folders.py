@@ -8,7 +8,7 @@ from typing import Any
 
 import bpy
 
-from ...backend.protocol import default_model_dir, venv_python
+from ...backend.protocol import active_env_python, default_model_dir
 from .settings import ADDON_PACKAGE
 
 
@@ -19,7 +19,7 @@ def user_dir(sub: str) -> Path:
 def resolved_backend_python(p: Any) -> Path:
     if p.backend_python:
         return Path(bpy.path.abspath(p.backend_python))
-    return venv_python(user_dir("backend-env"))
+    return active_env_python(user_dir("backend-env"))  # the environment set-up last put in use
 
 
 def resolved_model_dir(p: Any) -> Path:
