@@ -1,4 +1,4 @@
-"""Command line of the backend: ``python -m backend {serve,setup,download,make-tiny-model}``."""
+"""Command line of the backend: ``python -m backend {serve,setup,selftest,lock,wheelhouse,download,make-tiny-model}``."""
 
 from __future__ import annotations
 
@@ -67,10 +67,37 @@ def main(argv: list[str] | None = None) -> int:
         "--ray-gpus-per-job", type=float, default=1, help="cluster mode: how many of it one job holds"
     )
 
-    st = sub.add_parser("setup", help="create the backend's Python environment")
-    st.add_argument("--venv", type=Path, required=True)
-    st.add_argument("--accel", choices=("auto", "cpu", "cuda"), default="auto")
+    st = sub.add_parser("setup", help="create or update the backend's Python environment")
+    where = st.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--root",
+        type=Path,
+        help="keep environments side by side here: an update is self-tested before it is put in use",
+    )
+    where.add_argument("--venv", type=Path, help="install into this venv in place (developer set-up)")
+    st.add_argument(
+        "--rollback", action="store_true", help="with --root: go back to the previous environment"
+    )
+    st.add_argument(
+        "--accel",
+        choices=("auto", "cpu", "cuda", "none"),
+        default="auto",
+        help="which torch build (none: torch is already there, e.g. through --inherit)",
+    )
+    st.add_argument("--installer", choices=("auto", "uv", "pip"), default="auto")
+    st.add_argument("--from", dest="source", type=Path, default=None, help="a wheelhouse: install offline")
+    st.add_argument("--lock", type=Path, default=None, help="hashed requirements (default: backend's lock)")
+    st.add_argument("--inherit", type=Path, default=None, help="a venv whose packages the new one also sees")
     st.add_argument("--extra", nargs="*", default=None, help="further packages to install (e.g. pytest)")
+
+    sub.add_parser("selftest", help="check this environment: imports, a tiny model one step")
+    sub.add_parser("lock", help="regenerate backend/requirements.lock from requirements.txt (needs uv)")
+    w = sub.add_parser("wheelhouse", help="download every wheel set-up needs, for 'setup --from DIR'")
+    w.add_argument("dir", type=Path)
+    w.add_argument("--platform", choices=sorted(_platforms()), default=None, help="default: this machine")
+    w.add_argument("--python-version", default="3.11")
+    w.add_argument("--accel", choices=("cpu", "cuda", "none"), default="cpu", help="which torch build")
+    w.add_argument("--lock", type=Path, default=None)
 
     d = sub.add_parser("download", help="download the Wan-Animate weights")
     d.add_argument("--dir", type=Path, default=None)
@@ -102,9 +129,20 @@ def main(argv: list[str] | None = None) -> int:
 
     args = ap.parse_args(argv)
     if args.cmd == "setup":
-        from .env.setup_env import create_env
+        return _setup(args)
+    elif args.cmd == "selftest":
+        from .env.selftest import main as selftest
 
-        create_env(args.venv, args.accel, args.extra)
+        return selftest()
+    elif args.cmd == "lock":
+        from .env.lockfile import generate_lock
+
+        print(generate_lock())
+    elif args.cmd == "wheelhouse":
+        from .env.lockfile import LOCK
+        from .env.setup_env import make_wheelhouse
+
+        make_wheelhouse(args.dir, args.lock or LOCK, args.platform, args.python_version, args.accel)
     elif args.cmd == "download":
         from .env.download import download_engine, download_weights
 
@@ -172,6 +210,44 @@ def main(argv: list[str] | None = None) -> int:
             ray_gpus_per_job=args.ray_gpus_per_job,
         )
         _leave()
+    return 0
+
+
+def _platforms() -> list[str]:
+    from .env.lockfile import PLATFORMS
+
+    return list(PLATFORMS)
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from .env import setup_env
+    from .env.lockfile import LOCK
+
+    if args.rollback:
+        if args.root is None:
+            raise SystemExit("--rollback needs --root (the folder the environments are kept in)")
+        setup_env.rollback(args.root)
+        return 0
+    opts = setup_env.Options(
+        accel=args.accel,
+        installer=args.installer,
+        source=args.source,
+        lock=args.lock or LOCK,
+        extra=list(args.extra or []),
+        inherit=args.inherit,
+    )
+    if args.root is not None:
+        setup_env.update(args.root, opts)
+    else:
+        setup_env.create_env(
+            args.venv,
+            opts.accel,
+            opts.extra,
+            installer=opts.installer,
+            source=opts.source,
+            lock=opts.lock,
+            inherit=opts.inherit,
+        )
     return 0
 
 

@@ -34,3 +34,14 @@ def test_setup_button_then_generate(tmp_path, tiny_model, extension_zip, carphon
     assert r["blender_site_has_diffusers"] is False  # nothing was installed into Blender's Python
     assert r["generate"] == ["FINISHED"], r.get("error")
     assert r["strips"] and r["strips"][0][1] == round(120 * 24 / 29.97)
+
+
+def test_roll_back_button_returns_to_the_previous_environment(tmp_path, extension_zip):
+    python = shutil.which("python3.11") or shutil.which("python3")
+    r = run_blender("4.2", "rollback_button.py", {"zip": extension_zip, "python": python}, tmp_path)
+    assert r["poll"] is True and r["first"] == ["FINISHED"], r
+    assert "envs/new" in r["before"].replace("\\", "/")
+    assert "envs/old" in r["after_first"].replace("\\", "/")  # the add-on now starts the previous one
+    assert r["stage"] == "Rolled back to envs/old"
+    assert r["second"] == ["FINISHED"] and "envs/new" in r["after_second"].replace("\\", "/")
+    assert r["poll_without_previous"] is False  # nothing kept: the button is greyed out

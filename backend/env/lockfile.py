@@ -30,7 +30,9 @@ ACCELERATOR = re.compile(r"^(torch|triton|nvidia-.*|cuda-.*|pytorch-triton.*)$")
 
 
 def requirements_digest(requirements: Path = REQUIREMENTS) -> str:
-    return hashlib.sha256(Path(requirements).read_bytes()).hexdigest()
+    # Line endings normalised: a checkout with CRLF endings is the same requirements file.
+    text = Path(requirements).read_bytes().replace(b"\r\n", b"\n")
+    return hashlib.sha256(text).hexdigest()
 
 
 def lock_is_current(lock: Path = LOCK, requirements: Path = REQUIREMENTS) -> bool:

@@ -264,7 +264,13 @@ def build_env(target: Path, opts: Options, steps: Steps, installer: str) -> Path
     check_disk(target, accel)
     steps.say()
     if not venv_python(target).exists():
-        venv.EnvBuilder(with_pip=True, clear=False).create(target)
+        try:
+            venv.EnvBuilder(with_pip=True, clear=False).create(target)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise SystemExit(
+                f"{FAILED}could not create an environment with {sys.executable} ({exc}). On Debian and "
+                "Ubuntu install the python3.11-venv package; elsewhere use a Python 3.11 from python.org."
+            ) from exc
     py = venv_python(target)
     if opts.inherit is not None:
         # A .pth line: the new environment sees the other one's packages behind its own.
@@ -307,7 +313,10 @@ def build_env(target: Path, opts: Options, steps: Steps, installer: str) -> Path
 
 def _install_uv(py: Path, lock: Path, title: str) -> list[str] | None:
     """uv from the lock (hashed) into the new environment; None (pip installs) if that fails."""
-    entry = next(e for e in _lock_entries(lock) if e.name == "uv")
+    entry = next((e for e in _lock_entries(lock) if e.name == "uv"), None)
+    if entry is None:
+        print(f"note: {Path(lock).name} pins no uv; pip installs instead", flush=True)
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         req = Path(tmp) / "uv.txt"
         req.write_text(entry.line(marker=False) + "\n")
