@@ -200,6 +200,7 @@ def main() -> int:
             "bench_speed.py",
             "bench_preprocess.py",
             "bench_polling.py",
+            "bench_cluster.py",
         ):
             code |= subprocess.run(
                 [str(pythons["backend"]), str(ROOT / "benchmarks" / script), *args.rest],

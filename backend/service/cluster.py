@@ -130,7 +130,13 @@ class ClusterWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.last_error: str | None = None
-        self._snapshot: dict[str, Any] = {"nodes": [], "problem": "connecting to the cluster"}
+        self._snapshot: dict[str, Any] = {
+            "nodes": [],
+            "gpus": 0,
+            "actors": 0,
+            "idle_actors": 0,
+            "problem": "connecting to the cluster",
+        }
         self._thread = threading.Thread(target=self._loop, name="wan-animate-cluster", daemon=True)
 
     # --- the JobWorker interface -------------------------------------------------------------
@@ -369,7 +375,7 @@ class ClusterWorker:
         except Exception:  # noqa: BLE001 - already gone
             pass
         reasons = self._losses.setdefault(st.id, [])
-        reasons.append(f"{where}: {_first_line(exc)}")
+        reasons.append(f"{where} was lost: {_first_line(exc)}")
         if len(reasons) >= MAX_NODE_LOSSES:
             st.state = st.stage = "failed"
             st.error = st.message = (
@@ -458,7 +464,7 @@ class _Transfer:
         st.result_dir, st.frame_count, st.fps = str(final), result["frame_count"], result["fps"]
         notes = [
             *result.get("warnings", ()),
-            *(f"worker {lost} was lost mid-job; resumed elsewhere" for lost in losses),
+            *(f"{lost}; resumed on another node" for lost in losses),
         ]
         st.message = f"Done: {st.frame_count} frames" + "".join(f"; note: {w}" for w in notes)
 
