@@ -12,8 +12,6 @@ import bpy
 from ..wan_animate_blender.blender import inputs
 from ..wan_animate_blender.core import performer_pick
 
-PICK_IMAGE = "Wan Animate pick"
-
 
 def _clip(context) -> tuple[str, int]:
     """The reference movie's path and the timeline frame its first frame plays at."""
@@ -69,14 +67,16 @@ class WANANIM_OT_pick_performer(bpy.types.Operator):
                 "the clip's frame appears there to click on.",
             )
             return {"CANCELLED"}
-        for area in editors:
-            space = area.spaces.active
-            space.image = image
-            iu = space.image_user
-            iu.frame_duration = max(1, image.frame_duration)
-            iu.frame_start, iu.frame_offset = start, 0
-            iu.use_auto_refresh = True
-            area.tag_redraw()
+        # One editor shows the clip: the one already showing it, else the first; others keep theirs.
+        area = next((a for a in editors if a.spaces.active.image == image), editors[0])
+        space = area.spaces.active
+        space.image = image
+        iu = space.image_user
+        iu.frame_duration = max(1, image.frame_duration)
+        iu.frame_start, iu.frame_offset = start, 0
+        iu.use_cyclic = False  # movie_frame_shown holds the ends, as a non-cyclic image user does
+        iu.use_auto_refresh = True
+        area.tag_redraw()
         self._image, self._length = image, max(1, image.frame_duration)
         context.workspace.status_text_set(
             "Click on the performer in the Image Editor; scrub to any frame first. Esc: cancel"

@@ -67,6 +67,15 @@ def draw_panel(layout, context) -> None:
         row.enabled = not running
         row.operator("wan_animate.generate_from_armature", icon="ARMATURE_DATA").armature = obj.name
         layout.label(text="Face: neutral unless a face image is given", icon="INFO")
+    job = runtime.current_job()
+    if job is not None and job.session.state.asking:
+        # The clip check found something to know: the job waits for an answer (also asked in a dialog).
+        box = layout.box()
+        for w in (job.session.state.check or {}).get("warnings", []):
+            box.label(text=w, icon="ERROR")
+        row = box.row(align=True)
+        row.operator("wan_animate.clip_check_answer", text="Continue", icon="PLAY")
+        row.operator("wan_animate.cancel", text="Cancel", icon="CANCEL")
     if running:
         layout.operator("wan_animate.cancel", icon="CANCEL")
         layout.progress(factor=s.progress / 100.0, type="BAR", text=s.status)

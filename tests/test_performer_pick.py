@@ -70,3 +70,26 @@ def test_the_artist_is_told_where_the_performer_is_lost_leaves_or_jumps():
     jump = steady[:40] + [_body(400 + i, 200) for i in range(40, 100)]
     (w,) = track_warnings(jump, sources, 0.3)
     assert "jumps at clip frame 40" in w
+
+
+def test_a_seed_on_a_clip_under_30_fps_counts_the_frames_the_estimator_sees():
+    from backend.preprocess.performer_pick import update_index
+
+    # 24 fps: model frames repeat some clip frames, the estimator sees each clip frame once.
+    sources = [round(i * 24 / 30) for i in range(30)]
+    m = 20
+    assert update_index(sources, m) == len(set(sources[: m + 1])) - 1 == sources[m]
+    assert update_index(list(range(10)), 7) == 7
+
+
+def test_a_switch_to_someone_far_away_after_a_short_gap_is_a_jump():
+    none = np.zeros((133, 3))
+    sources = list(range(60))
+    track = (
+        [_body(100 + i, 200) for i in range(30)] + [none] * 5 + [_body(700 + i, 200) for i in range(35, 60)]
+    )
+    (w,) = track_warnings(track, sources, 0.3)
+    assert "jumps at clip frame 35" in w
+    # A real walk through a short gap is no jump.
+    walk = [_body(100 + 5 * i, 200) if not 30 <= i < 35 else none for i in range(60)]
+    assert track_warnings(walk, sources, 0.3) == []

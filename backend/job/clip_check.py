@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..preprocess.clip_reading import MODEL_FPS, ClipInfo, iter_frames_rgb, probe_clip
+from ..preprocess.clip_reading import MODEL_FPS, probe_clip
 from ..preprocess.estimator_choice import open_estimator
-from ..preprocess.performer_pick import NoPersonError, Sighting, annotate, find_performer, survey
+from ..preprocess.performer_pick import NoPersonError, Sighting, annotate, find_performer, read_frame, survey
 from ..preprocess.pose_format import CONFIDENCE_THRESHOLD, face_box, head_box, wholebody_to_body20
 from ..protocol import ENGINE_FEATURES, JobRequest
 
@@ -55,7 +55,9 @@ def check_clip(
             return {"ok": True, "warnings": [], "people": None, "preview_png": None}
         looked = survey(info, sources, est)
         try:
-            performer = find_performer(info, sources, est, pick, s.person_frame, looked=looked)
+            performer = find_performer(
+                info, sources, est, pick, s.person_frame, looked=looked, trace_back=False
+            )
         except NoPersonError as exc:
             seen = exc.sightings[0] if exc.sightings else (looked[0] if looked else None)
             error = str(exc)
@@ -63,8 +65,9 @@ def check_clip(
             if parent is not None:
                 from .conditioning_stage import keep_what_was_found
 
-                kept = keep_what_was_found(parent, f"check-{uuid.uuid4().hex}", exc, sources, pick)
-                error += f" What was looked at is in {kept}."
+                error += keep_what_was_found(
+                    parent, f"no_performer_check_{uuid.uuid4().hex[:8]}", exc, sources, pick
+                )
             return {
                 "ok": False,
                 "error": error,
@@ -74,7 +77,7 @@ def check_clip(
             }
     assert performer is not None
     chosen = next((x for x in performer.sightings if x.model_frame == performer.frame), None)
-    rgb = _frame(info, sources[performer.frame])
+    rgb = read_frame(info, sources[performer.frame])
     kps = _pose(s, model_dir, estimator_factory, rgb, performer.box)
     h, w = rgb.shape[:2]
     fbox = (face_box(kps, h, w) or head_box(kps, h, w)) if kps is not None else None
@@ -99,10 +102,6 @@ def check_clip(
 def _counts(looked: list[Sighting]) -> dict[str, int]:
     """People seen per clip frame looked at."""
     return {str(x.clip_frame): len(x.boxes) for x in looked}
-
-
-def _frame(info: ClipInfo, src: int) -> np.ndarray:
-    return next(rgb for _i, rgb in iter_frames_rgb(info, [src]))
 
 
 def _pose(s, model_dir: Path, factory, rgb: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:

@@ -96,14 +96,20 @@ def build_job_conditioning(
             cond = build_conditioning(clip, None if cached else estimator, saved=cached, **common)
         except NoPersonError as exc:
             kept = keep_what_was_found(
-                inputs.output_parent, frames_dir.name, exc, clip.model_sources(MODEL_FPS), pick
+                inputs.output_parent,
+                f"no_performer_{frames_dir.name[:8]}",
+                exc,
+                clip.model_sources(MODEL_FPS),
+                pick,
             )
-            raise type(exc)(f"{exc} What was looked at is in {kept}.") from exc
+            raise type(exc)(f"{exc}{kept}") from exc
     # Serialised once: the cache (after a fresh detection) and the result keep the same text.
     text = _keypoints_text(cond)
     if cached is None and text is not None:
         cache.write(cache_file, text)
-    warnings = track_warnings(cond.keypoints, cond.sources, CONFIDENCE_THRESHOLD)
+    warnings = track_warnings(cond.keypoints, cond.sources, CONFIDENCE_THRESHOLD) + _pick_kept(
+        performer, cond
+    )
     for w in warnings:
         progress.report(message=f"Note: {w}")
     return JobConditioning(
@@ -165,28 +171,53 @@ def _looking(progress: JobProgress):
 
 
 def keep_what_was_found(
-    parent: Path, job_id: str, exc: NoPersonError, sources: list[int], pick: tuple[float, float] | None
-) -> Path:
+    parent: Path, name: str, exc: NoPersonError, sources: list[int], pick: tuple[float, float] | None
+) -> str:
     """A failed look for the performer leaves its evidence for the artist: the frames looked at,
-    with every detected person boxed and the pick marked, and the keypoints a full pass found."""
+    with every detected person boxed and the pick marked, and the keypoints a full pass found.
+    Returns the sentence that says where (empty if it could not be written: the failure's own
+    message matters more than its evidence)."""
     from ..preprocess.performer_pick import write_annotated
     from ..protocol import KEYPOINTS_FORMAT, KEYPOINTS_SCHEMA
 
-    folder = Path(parent) / f"no_performer_{job_id[:8]}"
-    write_annotated(folder, exc.sightings, pick)
-    if exc.keypoints is not None:
-        frames = [
-            {"model_frame": i, "clip_frame": src, "keypoints": np.round(k, 3).tolist()}
-            for i, (src, k) in enumerate(zip(sources, exc.keypoints, strict=False))
-        ]
-        doc = {
-            "schema": KEYPOINTS_SCHEMA,
-            "format": KEYPOINTS_FORMAT,
-            "fields": ["x", "y", "confidence"],
-            "frames": frames,
-        }
-        (folder / "keypoints.json").write_text(json.dumps(doc))
-    return folder
+    folder = Path(parent) / name
+    n = 1
+    while folder.exists():  # never into an earlier failure's folder
+        folder, n = Path(parent) / f"{name}_{n}", n + 1
+    try:
+        write_annotated(folder, exc.sightings, pick)
+        if exc.keypoints is not None:
+            frames = [
+                {"model_frame": i, "clip_frame": src, "keypoints": np.round(k, 3).tolist()}
+                for i, (src, k) in enumerate(zip(sources, exc.keypoints, strict=False))
+            ]
+            doc = {
+                "schema": KEYPOINTS_SCHEMA,
+                "format": KEYPOINTS_FORMAT,
+                "fields": ["x", "y", "confidence"],
+                "frames": frames,
+            }
+            (folder / "keypoints.json").write_text(json.dumps(doc))
+    except OSError:
+        return ""
+    return f" What was looked at is in {folder}."
+
+
+def _pick_kept(performer: Performer | None, cond: Conditioning) -> list[str]:
+    """The pass must have followed the person picked on the frame they were picked on; a look
+    alike chosen earlier (same clothes) would carry the track to someone else."""
+    from ..preprocess.person_track import iou
+
+    if performer is None or not performer.picked or performer.box is None or not cond.person_boxes:
+        return []
+    followed = cond.person_boxes[performer.frame]
+    if followed is not None and iou(np.asarray(performer.box[:4]), np.asarray([followed]))[0] >= 0.3:
+        return []
+    return [
+        f"on clip frame {cond.sources[performer.frame]}, where the performer was picked, the skeleton is not on "
+        "the person picked: someone who looks alike was followed before it; check the pose frames, and pick "
+        "the performer on an earlier frame"
+    ]
 
 
 def _from_pose_points(inputs: JobInputs, s: JobSettings, model: PreparedModel, reference) -> JobConditioning:

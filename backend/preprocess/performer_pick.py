@@ -65,6 +65,12 @@ class Performer:
     sightings: list[Sighting] = field(default_factory=list)
 
 
+def update_index(sources: list[int], model_frame: int) -> int:
+    """The estimator's frame count at ``model_frame``: it sees each clip frame once, so model
+    frames that repeat a clip frame (a clip under 30 fps) add none."""
+    return len(set(sources[: model_frame + 1])) - 1
+
+
 def model_frame_of(sources: list[int], clip_frame: int) -> int:
     """The first model frame showing ``clip_frame`` or a later one (the last if none does)."""
     for n, src in enumerate(sources):
@@ -83,6 +89,13 @@ def box_under(boxes: np.ndarray, x: float, y: float) -> int | None:
     idx = np.flatnonzero(inside)
     areas = (boxes[idx, 2] - boxes[idx, 0]) * (boxes[idx, 3] - boxes[idx, 1])
     return int(idx[np.argmin(areas)])
+
+
+def read_frame(info: ClipInfo, index: int) -> np.ndarray:
+    """One frame of the clip, or a ClipError saying the file ends before it."""
+    for _i, rgb in iter_frames_rgb(info, [index]):
+        return rgb
+    raise ClipError(f"{info.path.name} ends before frame {index}; the file may be damaged.")
 
 
 def _sighting(n: int, src: int, rgb: np.ndarray, boxes: np.ndarray) -> Sighting:
@@ -106,14 +119,17 @@ def find_performer(
     pick_frame: int = 0,
     progress: Progress | None = None,
     looked: list[Sighting] | None = None,
+    trace_back: bool = True,
 ) -> Performer | None:
     """Who to follow; raises PickError or NoPersonError (ClipError) in seconds when there is
     nobody to follow. None for estimators that cannot list people (no look-ahead then).
-    ``looked``: a survey of the clip already made (the clip check's), used instead of looking again."""
+    ``looked``: a survey of the clip already made (the clip check's), used instead of looking again.
+    ``trace_back``: carry a late pick back to the performer's first frame (the job does; the clip
+    check, which shows the picked frame only, does not)."""
     if not hasattr(estimator, "people"):
         return None
     if pick is not None:
-        return _follow_pick(info, sources, estimator, pick, pick_frame, progress)
+        return _follow_pick(info, sources, estimator, pick, pick_frame, progress, trace_back)
     sightings = looked if looked is not None else _look(info, sources, estimator, progress)
     for seen in sightings:
         if len(seen.boxes):
@@ -162,9 +178,15 @@ def _follow_pick(
     pick: tuple[float, float],
     pick_frame: int,
     progress: Progress | None,
+    trace_back: bool = True,
 ) -> Performer:
+    if pick_frame >= info.frame_count:
+        raise PickError(
+            f"The performer was picked on frame {pick_frame} of the clip, which has {info.frame_count} frames "
+            "in the range the job reads. Pick again on a frame of the clip."
+        )
     p = model_frame_of(sources, pick_frame)
-    rgb = next(rgb for _i, rgb in iter_frames_rgb(info, [sources[p]]))
+    rgb = read_frame(info, sources[p])
     h, w = rgb.shape[:2]
     x, y = pick[0] * w, pick[1] * h
     seen = _sighting(p, sources[p], rgb, estimator.people(rgb))
@@ -188,7 +210,7 @@ def _follow_pick(
         )
     box = seen.boxes[chosen]
     seed_frame, seed_box = p, box
-    if p > 0:
+    if p > 0 and trace_back:
         # The first frame where the picked person is seen: the one whose clothes look like
         # theirs, clearly more than anyone else's. Tracking boxes back from the pick fails where
         # people overlap (one box for both); the look does not. Usually that is the first frame.
@@ -200,7 +222,7 @@ def _follow_pick(
             if found is not None:
                 seed_frame, seed_box = i, found
                 break
-    estimator.follow_from(seed_frame, seed_box)
+    estimator.follow_from(update_index(sources, seed_frame), seed_box)
     return Performer(p, box, seed_frame, True, len(seen.boxes), [seen])
 
 
@@ -244,6 +266,7 @@ def write_annotated(folder: Path, sightings: list[Sighting], point: tuple[float,
 
 LOOK_SAME = 0.35  # colour distance (0 same, 1 nothing in common) within which it is the same person
 LOOK_MARGIN = 0.2  # ... and by which it must be nearer than anyone else in the frame
+LOOK_ALONE = 0.2  # within which a person alone in the frame is taken for the picked one
 
 
 def colours(region: np.ndarray) -> np.ndarray | None:
@@ -284,13 +307,17 @@ def _same_look(rgb: np.ndarray, boxes: np.ndarray, want: np.ndarray | None) -> n
     d = np.array([1.0 if lk is None else look_distance(lk, want) for lk in looks])
     order = np.argsort(d)
     best = int(order[0])
-    if d[best] > LOOK_SAME or (len(d) > 1 and d[order[1]] - d[best] < LOOK_MARGIN):
+    # Alone in the frame, nobody to be clearly nearer than: a closer likeness is asked instead.
+    if d[best] > (LOOK_SAME if len(d) > 1 else LOOK_ALONE):
+        return None
+    if len(d) > 1 and d[order[1]] - d[best] < LOOK_MARGIN:
         return None
     return np.asarray(boxes[best], dtype=np.float64)
 
 
 LOST_FRAMES = 15  # model frames (0.5 s) without the performer worth a warning
 JUMP_SHARE = 0.6  # a move of more than this share of the body's height in one model frame is a jump
+JUMP_PER_FRAME = 0.2  # ... plus this much per frame unseen in between
 
 
 def track_warnings(keypoints: list[np.ndarray], sources: list[int], threshold: float) -> list[str]:
@@ -333,13 +360,16 @@ def track_warnings(keypoints: list[np.ndarray], sources: list[int], threshold: f
                 f"({run / 30:.1f} s): no skeleton there"
             )
         run = 0
-    jumps = [
-        i
-        for i in range(first + 1, last + 1)
-        if centres[i] is not None
-        and centres[i - 1] is not None
-        and np.hypot(*(centres[i] - centres[i - 1])) > JUMP_SHARE * max(heights[i], heights[i - 1], 1.0)
-    ]
+    jumps, prev = [], first
+    for i in range(first + 1, last + 1):
+        if centres[i] is None:
+            continue
+        gap = i - prev
+        # A sprinter covers about a fifth of their height a frame: more is someone else.
+        reach = (JUMP_SHARE + JUMP_PER_FRAME * (gap - 1)) * max(heights[i], heights[prev], 1.0)
+        if np.hypot(*(centres[i] - centres[prev])) > reach:
+            jumps.append(i)
+        prev = i
     if jumps:
         shown = ", ".join(str(sources[i]) for i in jumps[:5]) + (" ..." if len(jumps) > 5 else "")
         out.append(

@@ -258,7 +258,11 @@ def create_app(
             with check_lock:
                 try:
                     return check_clip(
-                        req, resolve_inputs(req, uploads), Path(model_dir), estimator_factory, runner.default_output
+                        req,
+                        resolve_inputs(req, uploads),
+                        Path(model_dir),
+                        estimator_factory,
+                        runner.default_output,
                     )
                 except ClipError as exc:
                     raise RequestError(str(exc)) from exc

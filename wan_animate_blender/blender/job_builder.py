@@ -116,9 +116,13 @@ def job_settings(
     if values["person"] is not None:
         values["person"] = [round(float(v), 4) for v in values["person"]]
         # Picked on a movie frame; the job counts from the first frame of the range it reads.
-        values["person_frame"] = performer_pick.frame_in_range(
-            values["person_frame"], values.get("clip_start", 0)
-        )
+        start, count = values.get("clip_start", 0), values.get("clip_frames", 0)
+        if not performer_pick.in_range(values["person_frame"], start, count):
+            raise inputs.InputError(
+                f"The performer was picked on movie frame {values['person_frame'] + 1}, which this strip does "
+                "not show. Pick the performer again on a frame of the strip, or clear the pick."
+            )
+        values["person_frame"] = performer_pick.frame_in_range(values["person_frame"], start)
     if values["relight_lora"]:
         values["relight_lora"] = str(Path(bpy.path.abspath(values["relight_lora"])))
     values["loras"] = _loras(values["loras"])

@@ -169,6 +169,21 @@ def _clip_fps(result_dir: Path) -> float | None:
         return None
 
 
+def ask_about_check(report: dict | None) -> None:
+    """Continue or Cancel, in a dialog over the first window; the session waits for the
+    answer before it submits the job. A timer has no window of its own, so one is lent; if the
+    dialog cannot open, the sidebar's Continue and Cancel buttons (shown while a job asks) stay."""
+    try:
+        show_check(report)
+        windows = list(getattr(bpy.context.window_manager, "windows", []))
+        if windows:
+            win = windows[0]
+            with bpy.context.temp_override(window=win, screen=win.screen):
+                bpy.ops.wan_animate.clip_check_answer("INVOKE_DEFAULT")
+    except Exception as exc:  # noqa: BLE001 - the timer must live on; the sidebar still asks
+        print(f"Wan Animate: the clip check's dialog could not open ({exc}); answer in the sidebar")
+
+
 def poll_running_job() -> float | None:
     """Timer callback: mirror progress into the UI; import when done."""
     job = _job
@@ -178,9 +193,7 @@ def poll_running_job() -> float | None:
     st = job.session.state
     if st.asking and not job.asked:
         job.asked = True
-        show_check(st.check)
-        # Continue or Cancel; the session waits for the answer before it submits the job.
-        bpy.ops.wan_animate.clip_check_answer("INVOKE_DEFAULT")
+        ask_about_check(st.check)
     if not st.finished:
         return 0.25
     try:

@@ -10,6 +10,9 @@ import requests
 
 from ...backend.protocol import API_PREFIX, JobRequest, JobStatus
 
+# A check takes seconds, but a batch's checks queue behind each other on the backend.
+CHECK_TIMEOUT_S = 600.0
+
 
 class BackendError(RuntimeError):
     """A failure the artist can act on; the message says what to do."""
@@ -60,9 +63,20 @@ class BackendClient:
     def submit(self, req: JobRequest) -> JobStatus:
         return JobStatus.from_json(self._call("POST", "/jobs", json=req.to_json()).json())
 
-    def check(self, req: JobRequest) -> dict[str, Any]:
-        """The clip check (seconds): whom a job would follow, and what to know first."""
-        return self._call("POST", "/check", json=req.to_json()).json()
+    def check(self, req: JobRequest) -> dict[str, Any] | None:
+        """The clip check (seconds, more while other checks queue): whom a job would follow, and
+        what to know first. None from a backend too old to have one."""
+        try:
+            resp = self._session.post(
+                f"{self.url}{API_PREFIX}/check", json=req.to_json(), timeout=max(self.timeout, CHECK_TIMEOUT_S)
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise BackendUnreachable(f"The backend at {self.url} did not answer the clip check: {exc}") from exc
+        if resp.status_code in (404, 405):
+            return None
+        if resp.status_code >= 400:
+            return self._call("POST", "/check", json=req.to_json()).json()  # the same error, worded
+        return resp.json()
 
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.from_json(self._call("GET", f"/jobs/{job_id}").json())

@@ -178,17 +178,20 @@ class JobSession:
         seconds; warnings are reported, and asked about when the UI wants to. False: cancelled."""
         self._set(stage="checking the clip", message="Checking the clip: looking for the performer")
         report = client.check(req)
-        report_text = [f"Clip check: {w}" for w in report.get("warnings", [])]
-        self._set(check=report, log=[*self.state.log, *report_text])
-        if not report.get("ok", True):
-            raise BackendError(str(report.get("error")))
-        if report.get("warnings") and self.ask_on_warnings:
-            self._set(asking=True, stage="clip check", message="; ".join(report["warnings"]))
-            self._answered.wait()
-            self._set(asking=False)
-            if not self._go_on or self._cancel.is_set():
-                self._set(cancelled=True, message="Cancelled after the clip check")
-                return False
+        if report is not None:  # None: a backend without the check; the job finds out itself
+            report_text = [f"Clip check: {w}" for w in report.get("warnings", [])]
+            self._set(check=report, log=[*self.state.log, *report_text])
+            if not report.get("ok", True):
+                raise BackendError(str(report.get("error")))
+            if report.get("warnings") and self.ask_on_warnings:
+                self._set(asking=True, stage="clip check", message="; ".join(report["warnings"]))
+                self._answered.wait()
+                self._set(asking=False)
+                if not self._go_on:
+                    self._cancel.set()
+        if self._cancel.is_set():
+            self._set(cancelled=True, message="Cancelled after the clip check")
+            return False
         return True
 
     def _ask(self, call):

@@ -21,8 +21,13 @@ def movie_frame_shown(scene_frame: int, frame_start: int, frame_offset: int, len
 
 def frame_in_range(movie_frame: int, clip_start: int) -> int:
     """The pick's frame as the job counts it: from the first frame of the range it reads (a
-    trimmed strip's first shown frame). A pick before the range counts as its first frame."""
+    trimmed strip's first shown frame); ``in_range`` says whether the range shows it at all."""
     return max(0, int(movie_frame) - int(clip_start))
+
+
+def in_range(movie_frame: int, clip_start: int, clip_frames: int) -> bool:
+    """Whether the job's range (``clip_frames`` from ``clip_start``; 0: to the end) shows the frame."""
+    return movie_frame >= clip_start and (clip_frames <= 0 or movie_frame < clip_start + clip_frames)
 
 
 def describe(point: tuple[float, float], movie_frame: int) -> str:
