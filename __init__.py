@@ -24,6 +24,7 @@ def register() -> None:
         generate.WANANIM_OT_generate,
         generate.WANANIM_OT_cancel,
         generate.WANANIM_OT_generate_from_armature,
+        generate.WANANIM_OT_generate_from_animation,
         generate.WANANIM_OT_replace_performer,
         *backend_ops.CLASSES,
         guide_ops.WANANIM_OT_toggle_guides,

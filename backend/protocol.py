@@ -49,7 +49,8 @@ ENGINE_LABELS = {
 # What each engine reads and offers, so the add-on shows only what applies and the backend
 # refuses the rest before a model loads. fps: the rate it generates at; segment_frames: its
 # window length; skeleton: driven by a drawn skeleton (editable guides, pose points, retargeting);
-# guidance: it samples with classifier-free guidance (the distilled model does not).
+# guidance: it samples with classifier-free guidance (the distilled model does not);
+# guidance_scale: the scale it is made for (1.0 turns classifier-free guidance off).
 ENGINE_FEATURES: dict[str, dict[str, Any]] = {
     "wan-animate": {
         "modes": MODES,
@@ -59,6 +60,7 @@ ENGINE_FEATURES: dict[str, dict[str, Any]] = {
         "fps": 30.0,
         "segment_frames": 77,
         "steps": 20,
+        "guidance_scale": 1.0,
     },
     "wan-animate-2": {
         "modes": ("animate",),
@@ -68,6 +70,7 @@ ENGINE_FEATURES: dict[str, dict[str, Any]] = {
         "fps": 24.0,
         "segment_frames": 81,
         "steps": 40,
+        "guidance_scale": 3.0,
     },
     "wan-animate-2-distilled": {
         "modes": ("animate",),
@@ -77,6 +80,7 @@ ENGINE_FEATURES: dict[str, dict[str, Any]] = {
         "fps": 24.0,
         "segment_frames": 81,
         "steps": 4,
+        "guidance_scale": 1.0,
     },
 }
 # Pose estimators: "auto" is ViTPose when its models are in <model>/process_checkpoint, else mediapipe.

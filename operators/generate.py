@@ -1,4 +1,4 @@
-"""Generate, Cancel, Generate from Armature and Replace Performer. execute() is complete
+"""Generate, Cancel, Generate from Armature or from Animation, and Replace Performer. execute() is complete
 on its own: headless (``blender -b``, scripts) it runs the job to the end; with a UI it
 returns at once and a timer follows the job, so Blender never waits on the network or
 the model. The jobs are built in wan_animate_blender.blender.job_builder."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 import bpy
 
 from ..wan_animate_blender.blender import job_builder, runtime
+from ..wan_animate_blender.core import engine_choice
 
 
 def busy(op) -> bool:
@@ -106,6 +107,23 @@ class WANANIM_OT_generate_from_armature(bpy.types.Operator):
         return run_job(self, context, job)
 
 
+class WANANIM_OT_generate_from_animation(bpy.types.Operator):
+    """Render the scene's animation through the active camera (a fast Workbench playblast,
+    kept beside the results) and use it as the driving clip: no reference clip, no skeleton"""
+
+    bl_idname = "wan_animate.generate_from_animation"
+    bl_label = "Generate from Animation"
+
+    def execute(self, context):
+        if busy(self):
+            return {"CANCELLED"}
+        try:
+            job = job_builder.animation_job(context)
+        except job_builder.JOB_ERRORS as exc:
+            return _refuse(self, context, exc)
+        return run_job(self, context, job)
+
+
 class WANANIM_OT_replace_performer(bpy.types.Operator):
     """Put the character into the active movie strip in place of its performer (replace
     mode), on the frames the strip shows; the original is muted, never deleted"""
@@ -117,6 +135,10 @@ class WANANIM_OT_replace_performer(bpy.types.Operator):
     def execute(self, context):
         if busy(self):
             return {"CANCELLED"}
+        engine = context.scene.wan_animate.engine
+        if not engine_choice.has_replace(engine):
+            # Refused before anything is read or rendered: the engine cannot put a character into a plate.
+            return _refuse(self, context, ValueError(engine_choice.replace_refusal(engine)))
         ed = context.scene.sequence_editor
         try:
             job = job_builder.replace_job(context, ed.active_strip if ed else None)

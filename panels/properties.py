@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bpy
 
+from ..wan_animate_blender.core import engine_choice
+
 
 class WANANIM_Lora(bpy.types.PropertyGroup):
     """One LoRA file applied to the transformer (a step-distillation, relighting or style LoRA)."""
@@ -15,7 +17,41 @@ class WANANIM_Lora(bpy.types.PropertyGroup):
     enabled: bpy.props.BoolProperty(name="Use", default=True)
 
 
+def _engine_changed(self, _context) -> None:
+    # Steps, frames per window and guidance the artist left at the previous engine's defaults
+    # follow the new engine, so the panel shows what the job will use.
+    previous = self.engine_defaults_of or engine_choice.DEFAULT_ENGINE
+    if previous == self.engine:
+        return
+    values = {n: getattr(self, n) for n in engine_choice.ENGINE_DEFAULT_NAMES}
+    for name, value in engine_choice.switched_defaults(previous, self.engine, values).items():
+        if value != values[name]:
+            setattr(self, name, value)
+    self.engine_defaults_of = self.engine
+
+
 class WANANIM_Settings(bpy.types.PropertyGroup):
+    engine: bpy.props.EnumProperty(
+        name="Engine",
+        description="The model that generates the shot",
+        items=engine_choice.enum_items(),
+        default=engine_choice.DEFAULT_ENGINE,
+        update=_engine_changed,
+    )
+    # The engine whose defaults the engine-dependent settings were last given.
+    engine_defaults_of: bpy.props.StringProperty(options={"HIDDEN"})
+    prompt: bpy.props.StringProperty(
+        name="Prompt",
+        description="What the shot shows, e.g. the viewpoint or the setting (empty: the engine's own)",
+    )
+    guidance_scale: bpy.props.FloatProperty(
+        name="Guidance",
+        description="How strongly the prompt is followed (1: guidance off, faster)",
+        default=engine_choice.engine_defaults(engine_choice.DEFAULT_ENGINE)["guidance_scale"],
+        min=0.0,
+        max=30.0,
+        soft_max=10.0,
+    )
     character_source: bpy.props.EnumProperty(
         name="Character",
         items=[

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..wan_animate_blender.blender import compat, guides, runtime
-from ..wan_animate_blender.core import cluster_status, performer_pick
+from ..wan_animate_blender.core import cluster_status, engine_choice, performer_pick
 
 CLUSTER_LINES = cluster_status.HealthLines()
 
@@ -28,6 +28,15 @@ def draw_panel(layout, context) -> None:
     if s.clip_source == "FILE":
         col.prop(s, "clip_path", text="")
 
+    features = engine_choice.features(s.engine)
+    skeleton = features["skeleton"]
+    col = layout.column(align=True)
+    col.prop(s, "engine")
+    if features["prompt"]:
+        col.prop(s, "prompt", text="")
+    if features["guidance"] and not skeleton:  # Wan2.2-Animate is made to run with guidance off
+        col.prop(s, "guidance_scale")
+
     col = layout.column(align=True)
     col.prop(s, "quality")
     col.prop(s, "steps")
@@ -36,15 +45,16 @@ def draw_panel(layout, context) -> None:
     col.prop(s, "overlap")
     col.prop(s, "colour_match")
     col.prop(s, "step_cache")
-    col.prop(s, "retarget")
-    col.prop(s, "estimator")
-    row = col.row(align=True)
-    row.operator("wan_animate.pick_performer", icon="EYEDROPPER")
-    if s.pick_performer:
-        row.operator("wan_animate.clear_performer", text="", icon="X")
-        col.label(text=performer_pick.describe(tuple(s.performer_point), s.performer_frame), icon="USER")
-    else:
-        col.label(text="Following the largest person")
+    if skeleton:  # the skeleton read from the clip: its proportions and who it follows
+        col.prop(s, "retarget")
+        col.prop(s, "estimator")
+        row = col.row(align=True)
+        row.operator("wan_animate.pick_performer", icon="EYEDROPPER")
+        if s.pick_performer:
+            row.operator("wan_animate.clear_performer", text="", icon="X")
+            col.label(text=performer_pick.describe(tuple(s.performer_point), s.performer_frame), icon="USER")
+        else:
+            col.label(text="Following the largest person")
 
     col = layout.column(align=True)
     row = col.row(align=True)
@@ -62,7 +72,12 @@ def draw_panel(layout, context) -> None:
     row.scale_y = 1.4
     row.operator("wan_animate.generate", icon="PLAY")
     obj = context.active_object
-    if obj is not None and obj.type == "ARMATURE" and "wan_animate_job" not in obj:
+    if not skeleton:
+        # The engine reads video: the scene's animation is rendered and drives it as a clip.
+        row = layout.row()
+        row.enabled = not running and context.scene.camera is not None
+        row.operator("wan_animate.generate_from_animation", icon="RENDER_ANIMATION")
+    elif obj is not None and obj.type == "ARMATURE" and "wan_animate_job" not in obj:
         row = layout.row()
         row.enabled = not running
         row.operator("wan_animate.generate_from_armature", icon="ARMATURE_DATA").armature = obj.name
@@ -81,7 +96,7 @@ def draw_panel(layout, context) -> None:
         layout.progress(factor=s.progress / 100.0, type="BAR", text=s.status)
     ed = context.scene.sequence_editor
     active = ed.active_strip if ed else None
-    if active is not None and active.type == "MOVIE":
+    if active is not None and active.type == "MOVIE" and engine_choice.has_replace(s.engine):
         row = layout.row()
         row.enabled = not running
         row.operator("wan_animate.replace_performer", icon="USER")
@@ -93,7 +108,7 @@ def draw_panel(layout, context) -> None:
         col.prop(s, "relight_lora", text="")
     if active is not None and "wan_animate_result" in active:
         layout.operator("wan_animate.compare", icon="SEQ_SPLITVIEW")
-    guide_objs = guides.guide_armatures(context.scene)
+    guide_objs = guides.guide_armatures(context.scene) if skeleton else []
     if guide_objs:
         col = layout.column(align=True)
         col.label(text="Skeleton Guides")

@@ -47,6 +47,20 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def animate2_model(tmp_path_factory, backend_python) -> Path:
+    """A Wan-Animate-2 model folder made the way an artist's is: ``make-tiny-model --engine``
+    (a tiny random pipeline under <model>/wan-animate-2), built once per run."""
+    root = tmp_path_factory.mktemp("models") / "animate2"
+    subprocess.run(
+        [backend_python, "-m", "backend", "make-tiny-model", str(root), "--engine", "wan-animate-2"],
+        check=True,
+        cwd=str(ROOT),
+        capture_output=True,
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
 def carphone_clip() -> Path:
     import importlib.util
 

@@ -4,7 +4,6 @@ kill -9 mid-segment with the frames an uninterrupted run gives, and replace mode
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,19 +25,6 @@ SETTINGS = {
     "clip_frames": 20,
     "prompt": "a person waves",
 }
-
-
-@pytest.fixture(scope="module")
-def animate2_model(tmp_path_factory, backend_python) -> Path:
-    """The model folder, made the way an artist's is: ``make-tiny-model --engine``."""
-    root = tmp_path_factory.mktemp("models") / "model"
-    subprocess.run(
-        [backend_python, "-m", "backend", "make-tiny-model", str(root), "--engine", "wan-animate-2"],
-        check=True,
-        cwd=str(Path(__file__).resolve().parents[1]),
-        capture_output=True,
-    )
-    return root
 
 
 def body(character: Path, clip: Path, **settings) -> dict:

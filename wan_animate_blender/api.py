@@ -19,6 +19,8 @@ A Shot takes every setting the sidebar has, under JobSettings' names, e.g.
              retarget="off", estimator="mediapipe", person=(0.3, 0.5),
              memory_mode="group_offload", step_cache=0.1,
              loras=[("/loras/lightx2v.safetensors", 1.0)], steps=6)
+    api.Shot("sh040", clip="/shots/sh040/ref.mp4", engine="wan-animate-2",
+             prompt="seen from the left")   # Wan-Animate-2's steps, window and guidance
 
 A Shot's settings are its own (the defaults below), not the scene's sidebar; speed and
 memory settings left at None come from the add-on preferences, as in the sidebar. New
@@ -33,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .core import engine_choice
+
 
 @dataclass
 class Shot:
@@ -40,9 +44,9 @@ class Shot:
     clip: str
     character: str | None = None  # None: render a still from the scene's active camera
     quality: str = "480p"  # "preview", "480p" or "720p"
-    steps: int = 20
+    steps: int | None = None  # None: the engine's default (20 for Wan2.2-Animate)
     seed: int = 42
-    segment_frames: int = 77
+    segment_frames: int | None = None  # None: the engine's default (77 for Wan2.2-Animate)
     overlap: int = 1
     colour_match: bool = True  # hold colours steady across windows
     frame_start: int | None = None  # None: the scene's start frame
@@ -66,19 +70,27 @@ class Shot:
     # The movie frame (0 = its first) ``person`` was picked on: the performer is followed from
     # the first frame they appear in, whichever frame they were picked on.
     person_frame: int = 0
+    # "wan-animate" (Wan2.2-Animate), "wan-animate-2" or "wan-animate-2-distilled".
+    engine: str = "wan-animate"
+    prompt: str = ""  # empty: the engine's own
+    guidance_scale: float | None = None  # None: the engine's default (3.0 for base Wan-Animate-2)
 
     def settings(self) -> dict[str, Any]:
         """The shot's settings as job_builder.job_settings keywords."""
+        if self.engine not in engine_choice.ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(engine_choice.ENGINES)}, not {self.engine!r}")
         out = {k: getattr(self, k) for k in _SETTINGS}
         out.update({k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) is not None})
+        for k, v in engine_choice.engine_defaults(self.engine).items():
+            out[k] = v if getattr(self, k) is None else getattr(self, k)
         return out
 
 
 _SETTINGS = (
+    "engine",
+    "prompt",
     "quality",
-    "steps",
     "seed",
-    "segment_frames",
     "overlap",
     "colour_match",
     "step_cache",

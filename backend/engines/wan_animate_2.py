@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model import memory_plan
 from ..model.animate2_layout import ENGINE_FOLDERS, TINY_MARKER
 from ..protocol import ENGINE_FEATURES, ENGINE_LABELS, JobSettings, RequestError
 from .engine import Generated, PreparedModel, StepHook
@@ -91,7 +92,7 @@ class WanAnimate2Engine:
         s = settings
         device = self.models.device()
         available = self.models.available_bytes()
-        memory_mode = _memory_mode(s.memory_mode, device, available, engine_folder(self.model_dir, self.name))
+        memory_mode = _memory_mode(s, device, available, engine_folder(self.model_dir, self.name))
         report(
             stage="loading_model",
             message=f"Loading {ENGINE_LABELS[self.name]} ({memory_mode})",
@@ -346,17 +347,19 @@ class _count_steps:  # noqa: N801 - used as a context manager
         del self.scheduler.step
 
 
-def _memory_mode(requested: str, device: str, available: int | None, folder: Path) -> str:
-    """Resident when the weights fit with room to spare, else one transformer block at a time
-    (as diffusers' own Animate-2 documentation runs it even on 80 GB at the default size)."""
-    if requested in ("resident", "group_offload"):
-        return requested
-    if requested != "auto":
+def _memory_mode(s: JobSettings, device: str, available: int | None, folder: Path) -> str:
+    """For "auto" on a GPU, the memory plan's choice (the weights, activations and the reference
+    K/V cache at this size); streaming the blocks (as diffusers' own Animate-2 documentation runs it
+    even on 80 GB at the default size) when nothing else fits."""
+    if s.memory_mode in memory_plan.ANIMATE2_MODES:
+        return s.memory_mode
+    if s.memory_mode != "auto":
         return "group_offload"
     if not device.startswith("cuda") or available is None:
         return "resident"
-    weights = sum(p.stat().st_size for p in folder.rglob("*.safetensors"))
-    return "resident" if weights * 1.4 < available else "group_offload"
+    sizes = memory_plan.model_sizes(folder)
+    need = memory_plan.animate2_needs(sizes, s.width, s.height, s.segment_frames, s.fp8)
+    return memory_plan.choose(need, available, memory_plan.ANIMATE2_MODES) or "group_offload"
 
 
 def _place(pipe, memory_mode: str, device) -> None:

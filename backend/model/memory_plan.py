@@ -55,7 +55,10 @@ def model_sizes(model_dir: Path) -> ModelSizes:
         text_encoder=_folder_bytes(model_dir / "text_encoder"),
         image_encoder=_folder_bytes(model_dir / "image_encoder"),
         vae=_folder_bytes(model_dir / "vae"),
-        dim=int(cfg["num_attention_heads"]) * int(cfg["attention_head_dim"]),
+        # Wan2.2-Animate's config names heads x head size; Animate-2's names the width.
+        dim=int(cfg["dim"])
+        if "dim" in cfg
+        else int(cfg["num_attention_heads"]) * int(cfg["attention_head_dim"]),
         ffn_dim=int(cfg["ffn_dim"]),
         layers=int(cfg["num_layers"]),
     )
@@ -93,6 +96,27 @@ def needs(sizes: ModelSizes, width: int, height: int, frames: int, fp8: bool = F
         "group_offload": outside + 2 * block + act + sizes.vae // 4,
         "sequential_offload": block // 4 + act,
     }
+
+
+# Wan-Animate-2 (engines/wan_animate_2.py) runs whole on the GPU or streams its blocks.
+ANIMATE2_MODES = ("resident", "group_offload")
+
+
+def reference_cache_bytes(sizes: ModelSizes, width: int, height: int, frames: int) -> int:
+    """Animate-2's reference K/V: a reference pass per segment stores, in every layer, K and V
+    (bf16) for as many tokens as the segment's latent frames, kept on the GPU for all its steps."""
+    reference_tokens = ((frames - 1) // 4 + 1) * (height // 16) * (width // 16)
+    return 2 * reference_tokens * sizes.dim * 2 * sizes.layers
+
+
+def animate2_needs(
+    sizes: ModelSizes, width: int, height: int, frames: int, fp8: bool = False
+) -> dict[str, int]:
+    """Estimated peak bytes of Animate-2's modes: Wan2.2-Animate's shape (the same block
+    layout) plus the reference cache, which streaming the blocks does not move."""
+    cache = reference_cache_bytes(sizes, width, height, frames)
+    base = needs(sizes, width, height, frames, fp8)
+    return {mode: base[mode] + cache for mode in ANIMATE2_MODES}
 
 
 def choose(need: dict[str, int], available: int, modes: tuple[str, ...] = MODES) -> str | None:

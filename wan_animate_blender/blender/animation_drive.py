@@ -1,11 +1,14 @@
-"""Motion from a Blender animation: the rig's joints projected through the active
-camera, frame by frame, as Wan pose points (no reference clip at all)."""
+"""Motion from a Blender animation, with no reference clip: for an engine driven by a
+skeleton, the rig's joints projected through the active camera frame by frame as Wan pose
+points; for an engine driven by video, the animation rendered through the camera (a fast
+Workbench playblast) as the driving clip."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import bpy
 from bpy_extras.object_utils import world_to_camera_view
 
 from ..core.guide_layout import POINT_NAMES
@@ -68,3 +71,67 @@ def write_pose_points(data: dict, folder: Path, stem: str) -> Path:
         n += 1
     target.write_text(json.dumps(data))
     return target
+
+
+def new_folder(parent: Path, stem: str) -> Path:
+    """An empty folder no earlier playblast used: ``<stem>_NNN`` under ``parent``."""
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while True:
+        target = parent / f"{stem}_{n:03d}"
+        try:
+            target.mkdir()
+            return target
+        except FileExistsError:
+            n += 1
+
+
+def render_playblast(scene, folder: Path, width: int, height: int) -> Path:
+    """The scene's frame range rendered through the active camera with Workbench (solid
+    shading: fast, and what a video-driven engine needs to read the motion) as numbered PNGs
+    at ``width`` x ``height``; the scene's own render settings are restored afterwards.
+    Returns the folder, which the backend reads as an image sequence."""
+    if scene.camera is None:
+        raise ValueError("The scene has no active camera to render the animation through; set one.")
+    if scene.frame_end < scene.frame_start:
+        raise ValueError("The scene's frame range is empty: set its End after its Start.")
+    render = scene.render
+    img = render.image_settings
+    saved = (
+        render.engine,
+        render.filepath,
+        render.resolution_x,
+        render.resolution_y,
+        render.resolution_percentage,
+        render.film_transparent,
+        render.use_file_extension,
+        img.file_format,
+        img.color_mode,
+    )
+    try:
+        render.engine = "BLENDER_WORKBENCH"
+        render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+        render.film_transparent = False  # the model reads opaque frames
+        render.use_file_extension = True
+        img.file_format, img.color_mode = "PNG", "RGB"
+        render.filepath = str(folder / "frame_####")
+        bpy.ops.render.render(animation=True, scene=scene.name)
+    finally:
+        (
+            render.engine,
+            render.filepath,
+            render.resolution_x,
+            render.resolution_y,
+            render.resolution_percentage,
+            render.film_transparent,
+            render.use_file_extension,
+            img.file_format,
+            img.color_mode,
+        ) = saved
+    n = scene.frame_end - scene.frame_start + 1
+    written = sorted(folder.glob("frame_*.png"))
+    if len(written) != n:
+        raise ValueError(
+            f"The playblast wrote {len(written)} of {n} frames to {folder}; check free disk space."
+        )
+    return folder

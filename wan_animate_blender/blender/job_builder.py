@@ -12,7 +12,7 @@ from typing import Any
 import bpy
 
 from ...backend.protocol import JobRequest, JobSettings
-from ..core import performer_pick
+from ..core import engine_choice, performer_pick
 from ..core.backend_process import BackendConfig
 from ..core.client import BackendClient, BackendError
 from ..core.job_session import JobSession
@@ -57,7 +57,11 @@ def scene_character(scene: Any, override: str = "") -> Path:
 def scene_values(scene: Any) -> dict[str, Any]:
     """The sidebar's settings, as ``job_settings`` keywords."""
     s = scene_settings(scene)
+    skeleton = engine_choice.features(s.engine)["skeleton"]
     return {
+        "engine": s.engine,
+        "prompt": s.prompt,
+        "guidance_scale": float(s.guidance_scale),
         "quality": s.quality,
         "steps": s.steps,
         "seed": s.seed,
@@ -68,8 +72,9 @@ def scene_values(scene: Any) -> dict[str, Any]:
         "step_cache": float(s.step_cache),
         "retarget": "auto" if s.retarget else "off",
         "estimator": s.estimator,
-        "person": tuple(s.performer_point) if s.pick_performer else None,
-        "person_frame": int(s.performer_frame) if s.pick_performer else 0,
+        # A pick is on the skeleton the clip is read into; a video-driven engine has none.
+        "person": tuple(s.performer_point) if s.pick_performer and skeleton else None,
+        "person_frame": int(s.performer_frame) if s.pick_performer and skeleton else 0,
         "relight_strength": float(s.relight_strength),
         "relight_lora": s.relight_lora,
         "loras": [(lo.path, float(lo.strength)) for lo in s.loras if lo.enabled],
@@ -105,11 +110,18 @@ def job_settings(
     if unknown:
         raise ValueError(f"Unknown Wan Animate setting(s): {', '.join(unknown)}")
     values = {**machine_values(prefs(context)), **scene_values(scene), **overrides}
+    sidebar_engine = scene_settings(scene).engine
+    if values["engine"] != sidebar_engine:
+        # Another engine than the sidebar's (a script's): the sidebar's values left at the sidebar
+        # engine's defaults take this engine's, as switching in the sidebar does.
+        current = {n: values[n] for n in engine_choice.ENGINE_DEFAULT_NAMES}
+        switched = engine_choice.switched_defaults(sidebar_engine, values["engine"], current)
+        values.update({n: v for n, v in switched.items() if n not in overrides})
     width, height = plan_output_size(size_from[0], size_from[1], values.pop("quality"))
     values.setdefault("width", width)
     values.setdefault("height", height)
     # Float properties are single precision in Blender: rounded, job.json shows what was set.
-    for name in ("step_cache", "relight_strength"):
+    for name in ("step_cache", "relight_strength", "guidance_scale"):
         values[name] = round(float(values[name]), 4)
     if isinstance(values["retarget"], bool):
         values["retarget"] = "auto" if values["retarget"] else "off"
@@ -187,11 +199,38 @@ def generate_job(context: Any, character_path: str = "", clip_path: str = "") ->
     return runtime.RunningJob(session, scene.name, f"Wan {clip.stem}", frame_start, above)
 
 
-def armature_job(context: Any, obj: Any, face_image: str = "", mapping: str = "") -> runtime.RunningJob:
-    """Generate from Armature: the armature's motion seen through the active camera."""
+def animation_job(context: Any) -> runtime.RunningJob:
+    """Generate from Animation, for an engine driven by video: the scene's animation rendered
+    through the active camera (a Workbench playblast kept beside the results) drives the shot."""
     from . import animation_drive
 
     scene = context.scene
+    engine = scene_settings(scene).engine
+    if engine_choice.features(engine)["skeleton"]:
+        raise inputs.InputError(
+            f"{engine_choice.label(engine)} is driven by a skeleton: use Generate from Armature with the "
+            "animated armature active, or set Engine to Wan-Animate-2."
+        )
+    character = scene_character(scene)
+    rate = scene.render.fps / scene.render.fps_base
+    # The playblast is read at the scene's rate, so the result lines up frame for frame.
+    settings = job_settings(scene, character_size(character), context, output_fps=rate)
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in scene.name)[:40] or "shot"
+    folder = animation_drive.new_folder(resolved_output_dir(prefs(context)), f"{stem}_playblast")
+    clip = animation_drive.render_playblast(scene, folder, settings.width, settings.height)
+    req = job_request(context, settings, f"{stem}_animation")
+    session = make_session(context, req, character, clip)
+    return runtime.RunningJob(session, scene.name, f"Wan {stem} animation", scene.frame_start, 0)
+
+
+def armature_job(context: Any, obj: Any, face_image: str = "", mapping: str = "") -> runtime.RunningJob:
+    """Generate from Armature: the armature's motion seen through the active camera (for an
+    engine driven by video, the scene's animation rendered: ``animation_job``)."""
+    from . import animation_drive
+
+    scene = context.scene
+    if not engine_choice.features(scene_settings(scene).engine)["skeleton"]:
+        return animation_job(context)
     if obj is None or obj.type != "ARMATURE":
         raise inputs.InputError("Pick an armature (make it active, or name it) to drive the motion.")
     character = scene_character(scene)
@@ -212,6 +251,9 @@ def replace_job(context: Any, strip: Any) -> runtime.RunningJob:
     """Replace Performer: the character in place of the strip's performer, on the frames
     the strip shows."""
     scene = context.scene
+    engine = scene_settings(scene).engine
+    if not engine_choice.has_replace(engine):
+        raise inputs.InputError(engine_choice.replace_refusal(engine))
     if strip is None or strip.type != "MOVIE":
         raise inputs.InputError("Select the movie strip whose performer should be replaced.")
     if strip.use_reverse_frames:
