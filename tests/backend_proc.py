@@ -109,6 +109,25 @@ class BackendProc:
         self.log.close()
 
 
+def keypoints_job(b: BackendProc, character, clip, **settings) -> tuple[dict, list, Path]:
+    """A small job with the embedded estimator (64x48, one step, one window): what the tests of
+    the performer's skeleton read back. Returns job.json, keypoints.json's frames and the result."""
+    body = {
+        "character_path": str(character),
+        "clip_path": str(clip),
+        "settings": {
+            "width": 64,
+            "height": 48,
+            "steps": 1,
+            "segment_frames": 17,
+            "estimator": "mediapipe",
+            **settings,
+        },
+    }
+    result = b.run_job(body)
+    return result_json(result), result_json(result, "keypoints.json")["frames"], result
+
+
 def result_frames(result: Path) -> np.ndarray:
     """A job's output frames as one int array (T, H, W, 3), ready for differences."""
     return np.stack([np.asarray(Image.open(p)) for p in sorted(Path(result).glob("frame_*.png"))]).astype(int)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from backend_proc import BackendProc, result_json
+from backend_proc import BackendProc, keypoints_job
 from rendered_clips import render_clip
 
 W, H, FRAMES = 320, 240, 24
@@ -22,26 +22,6 @@ def backend(tmp_path_factory, backend_python, tiny_model):
     b = BackendProc(backend_python, tmp_path_factory.mktemp("data"), tiny_model)
     yield b
     b.stop()
-
-
-def _job(b: BackendProc, character, clip) -> tuple[dict, list]:
-    r = b.post(
-        "/v1/jobs",
-        json={
-            "character_path": str(character),
-            "clip_path": str(clip),
-            "settings": {
-                "width": 64,
-                "height": 48,
-                "steps": 1,
-                "segment_frames": 17,
-                "estimator": "mediapipe",
-            },
-        },
-    )
-    st, _ = b.wait(r.json()["id"])
-    assert st["state"] == "done", st
-    return result_json(st["result_dir"]), result_json(st["result_dir"], "keypoints.json")["frames"]
 
 
 def _report(name: str, frames: list, truth: list, near: float) -> dict[str, float]:
@@ -85,7 +65,7 @@ def test_a_performer_cut_by_the_frame_edge_is_found_while_in_view(tmp_path, back
     # rather than something else, and the job must not fail.
     person = {"shirt": (0.15, 0.3, 0.7), "start": [-2.2, 0.0], "end": [-1.2, 0.0]}
     clip, truth = render_clip(tmp_path, "edge", [person], W, H, FRAMES)
-    _job_json, frames = _job(backend, astronaut_png, clip)
+    _job_json, frames, _result = keypoints_job(backend, astronaut_png, clip)
     got = _report("cut by the edge", frames, truth, near=20)
     assert got["skeleton"] >= 0.9 and got["astray"] == 0 and got["face"] >= 0.8, got
 
@@ -93,7 +73,7 @@ def test_a_performer_cut_by_the_frame_edge_is_found_while_in_view(tmp_path, back
 def test_a_close_up_with_the_legs_out_of_frame_is_traced(tmp_path, backend, astronaut_png):
     person = {"shirt": (0.7, 0.2, 0.15), "start": [-0.15, 0.0], "end": [0.15, 0.0]}
     clip, truth = render_clip(tmp_path, "closeup", [person], W, H, FRAMES, distance=1.4, camera_height=1.45)
-    job, frames = _job(backend, astronaut_png, clip)
+    job, frames, _result = keypoints_job(backend, astronaut_png, clip)
     # The figure fills the frame (upper arms about 60 px): a joint within a tenth of the frame
     # height of its answer is on the performer.
     got = _report("close-up", frames, truth, near=H / 10)

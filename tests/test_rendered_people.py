@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from backend_proc import BackendProc, result_json
+from backend_proc import BackendProc, keypoints_job
 from rendered_clips import render_clip
 
 W, H, FRAMES = 320, 240, 30
@@ -22,20 +22,8 @@ def _render(tmp_path, name: str, people: list[dict]):
 
 
 def _keypoints(b: BackendProc, character, clip, **settings) -> tuple[dict, list]:
-    body = {
-        "character_path": str(character),
-        "clip_path": str(clip),
-        "settings": {
-            "width": 64,
-            "height": 48,
-            "steps": 1,
-            "segment_frames": 17,
-            "estimator": "mediapipe",
-            **settings,
-        },  # fmt: skip
-    }
-    result = b.run_job(body)
-    return result_json(result), result_json(result, "keypoints.json")["frames"]
+    job, frames, _result = keypoints_job(b, character, clip, **settings)
+    return job, frames
 
 
 def _errors(frames: list, truth: list, person: int) -> np.ndarray:
@@ -193,22 +181,7 @@ def test_a_pick_on_a_late_frame_follows_that_person_from_the_start(
     # clear frame would: they are followed from the first frame, not only from the click on.
     late = FRAMES - 6
     x, y = _hips(truth, late, 1)
-    result = backend.run_job(
-        {
-            "character_path": str(astronaut_png),
-            "clip_path": str(clip),
-            "settings": {
-                "width": 64,
-                "height": 48,
-                "steps": 1,
-                "segment_frames": 17,
-                "estimator": "mediapipe",
-                "person": [x, y],
-                "person_frame": late,
-            },
-        }
-    )
-    job, frames = result_json(result), result_json(result, "keypoints.json")["frames"]
+    job, frames, result = keypoints_job(backend, astronaut_png, clip, person=[x, y], person_frame=late)
     found = _follows(frames, truth, 1)
     clip_frames = np.array([f["clip_frame"] for f in frames])
     assert found[clip_frames < 8].all() and found[clip_frames >= FRAMES - 8].all(), found

@@ -206,38 +206,33 @@ def create_app(
             part.unlink(missing_ok=True)
         return {"upload_id": upload_id, "bytes": size}
 
-    @app.post(
-        f"{API_PREFIX}/jobs",
-        status_code=201,
-        responses={**ERRORS, 400: _error("the request names the field to change")},
-        openapi_extra={
+    # The job request's body, as POST /jobs and POST /check both take it (declared once for /openapi.json).
+    job_body = {
+        "responses": {**ERRORS, 400: _error("the request names the field to change")},
+        "openapi_extra": {
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": job_request_schema()}},
             }
         },
-    )
-    async def submit(request: Request) -> dict:
+    }
+
+    async def read_request(request: Request) -> JobRequest:
         try:
             payload = json.loads(await request.body())
         except ValueError as exc:
             raise RequestError(f"the body must be a JSON job request: {exc}") from exc
         req = JobRequest.from_json(payload)
         check_inputs(req, uploads, access.confine_to)
-        return worker.submit(req).to_json()
+        return req
+
+    @app.post(f"{API_PREFIX}/jobs", status_code=201, **job_body)
+    async def submit(request: Request) -> dict:
+        return worker.submit(await read_request(request)).to_json()
 
     check_lock = threading.Lock()  # one clip check at a time: it shares the CPU with the job
 
-    @app.post(
-        f"{API_PREFIX}/check",
-        responses={**ERRORS, 400: _error("the request names the field to change")},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": job_request_schema()}},
-            }
-        },
-    )
+    @app.post(f"{API_PREFIX}/check", **job_body)
     async def check(request: Request) -> dict:
         """What a job with this request would find in its clip, in seconds: who is followed, the
         warnings, and the checked frame annotated (PNG, base64). Nothing is queued."""
@@ -247,12 +242,7 @@ def create_app(
         from ..job.job_inputs import resolve_inputs
         from ..preprocess.clip_reading import ClipError
 
-        try:
-            payload = json.loads(await request.body())
-        except ValueError as exc:
-            raise RequestError(f"the body must be a JSON job request: {exc}") from exc
-        req = JobRequest.from_json(payload)
-        check_inputs(req, uploads, access.confine_to)
+        req = await read_request(request)
 
         def run() -> dict:
             with check_lock:
