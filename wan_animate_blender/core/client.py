@@ -68,10 +68,14 @@ class BackendClient:
         what to know first. None from a backend too old to have one."""
         try:
             resp = self._session.post(
-                f"{self.url}{API_PREFIX}/check", json=req.to_json(), timeout=max(self.timeout, CHECK_TIMEOUT_S)
+                f"{self.url}{API_PREFIX}/check",
+                json=req.to_json(),
+                timeout=max(self.timeout, CHECK_TIMEOUT_S),
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise BackendUnreachable(f"The backend at {self.url} did not answer the clip check: {exc}") from exc
+            raise BackendUnreachable(
+                f"The backend at {self.url} did not answer the clip check: {exc}"
+            ) from exc
         if resp.status_code in (404, 405):
             return None
         if resp.status_code >= 400:
