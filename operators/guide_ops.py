@@ -6,7 +6,7 @@ from pathlib import Path
 
 import bpy
 
-from ..wan_animate_blender.blender import compare, guides, job_builder
+from ..wan_animate_blender.blender import compare, compat, guides, job_builder
 from .generate import busy, run_job
 
 
@@ -50,24 +50,50 @@ class WANANIM_OT_regenerate_from_guides(bpy.types.Operator):
 
 
 class WANANIM_OT_compare(bpy.types.Operator):
-    """Lay out reference, skeleton and result side by side in a new Sequencer scene"""
+    """Lay out reference, skeleton and result side by side in a new Sequencer scene; with several
+    result strips selected, the reference and each take (labelled by its engine) side by side"""
 
     bl_idname = "wan_animate.compare"
     bl_label = "Compare Take"
 
-    job_dir: bpy.props.StringProperty(name="Job folder", description="Empty: the active result strip's job")
+    job_dir: bpy.props.StringProperty(
+        name="Job folder",
+        description="Empty: the selected result strips' jobs (or the active one's). Several folders: separate with ;",
+    )
 
     def execute(self, context):
-        job_dir = self.job_dir
-        if not job_dir:
-            ed = context.scene.sequence_editor
-            strip = ed.active_strip if ed else None
-            job_dir = strip.get("wan_animate_result", "") if strip else ""
-        if not job_dir or not (Path(job_dir) / "job.json").is_file():
+        job_dirs = (
+            [d for d in self.job_dir.split(";") if d.strip()] if self.job_dir else _selected_jobs(context)
+        )
+        if not job_dirs or not all((Path(d) / "job.json").is_file() for d in job_dirs):
             self.report({"ERROR"}, "Select a Wan Animate result strip (or give its job folder) to compare.")
             return {"CANCELLED"}
-        scene = compare.build_compare(Path(job_dir), context.scene)
+        try:
+            if len(job_dirs) == 1:
+                scene = compare.build_compare(Path(job_dirs[0]), context.scene)
+            else:
+                scene = compare.build_compare_takes([Path(d) for d in job_dirs], context.scene)
+        except compare.CompareError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         if context.window is not None:
             context.window.scene = scene
         self.report({"INFO"}, f"Made scene '{scene.name}'")
         return {"FINISHED"}
+
+
+def _selected_jobs(context) -> list[str]:
+    """The selected result strips' jobs, each once, bottom channel first; else the active strip's."""
+    ed = context.scene.sequence_editor
+    if ed is None:
+        return []
+    picked = sorted(
+        (s for s in compat.all_strips(ed) if s.select and s.get("wan_animate_result")),
+        key=lambda s: (s.channel, s.frame_start),
+    )
+    dirs = list(dict.fromkeys(str(s["wan_animate_result"]) for s in picked))
+    if len(dirs) > 1:
+        return dirs
+    active = ed.active_strip
+    job = active.get("wan_animate_result", "") if active else ""
+    return [job] if job else dirs

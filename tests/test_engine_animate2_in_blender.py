@@ -1,9 +1,11 @@
 """Wan-Animate-2 chosen in the sidebar of real Blender (5.0), against a real backend on the
 tiny Animate-2 model: the engine's defaults sent, Replace Performer refused with the reason,
-Generate on a clip and Generate from Animation (a playblast of the scene) each giving a strip."""
+Generate on a clip and Generate from Animation (a playblast of the scene) each giving a strip,
+and Compare Take laying out the clip's Animate-2 take beside a Wan2.2-Animate take of it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,15 +31,26 @@ def short_clip(tmp_path_factory, carphone_clip) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def both_models(tmp_path_factory, tiny_model, animate2_model) -> Path:
+    """One model folder holding both engines, as an artist's does after downloading each: the
+    tiny Wan2.2-Animate model at the top, the tiny Animate-2 one in its sub-folder."""
+    root = tmp_path_factory.mktemp("models") / "both"
+    root.mkdir()
+    for part in list(tiny_model.iterdir()) + list(animate2_model.iterdir()):
+        (root / part.name).symlink_to(part, target_is_directory=part.is_dir())
+    return root
+
+
 @pytest.mark.parametrize("bl", ["5.0"])
 def test_animate2_from_the_sidebar(
-    bl, tmp_path, backend_python, animate2_model, extension_zip, carphone_clip, short_clip
+    bl, tmp_path, backend_python, both_models, extension_zip, carphone_clip, short_clip
 ):
     out_dir = tmp_path / "out"
     args = {
         "zip": extension_zip,
         "backend_python": backend_python,
-        "model_dir": str(animate2_model),
+        "model_dir": str(both_models),
         "output_dir": str(out_dir),
         "clip": str(carphone_clip),
         "short_clip": str(short_clip),
@@ -80,6 +93,42 @@ def test_animate2_from_the_sidebar(
     assert strip["elements"] == job["frame_count"] == 8
     assert "skeleton guide" not in r["generate_status"] and r["armatures"] == []
 
+    # The same shot by Wan2.2-Animate, compared with the Animate-2 take: the reference, then each
+    # take labelled by its engine, side by side on one canvas, all on frame 1 for 8 frames.
+    assert r["wan_result"] == ["FINISHED"], r["wan_status"]
+    assert r["compare_result"] == ["FINISHED"], r["compare"]
+    comp = r["compare"]
+    assert comp["shown"].startswith("Wan compare")  # the new scene is shown
+    laid = {x["type"]: [] for x in comp["strips"]}
+    for x in comp["strips"]:
+        laid[x["type"]].append(x)
+    (ref,) = laid["MOVIE"]
+    takes = sorted(laid["IMAGE"], key=lambda x: x["offset_x"])
+    labels = sorted(laid["TEXT"], key=lambda x: x["x"])
+    assert Path(ref["dir"]) == short_clip
+    assert [t["name"].split(":")[0] for t in takes] == ["Wan-Animate-2", "Wan2.2-Animate"]
+    assert [t["text"] for t in labels] == ["Wan-Animate-2", "Wan2.2-Animate"]
+    jobs = [json.loads((Path(t["dir"]) / "job.json").read_text()) for t in takes]
+    assert [j["settings"]["engine"] for j in jobs] == ["wan-animate-2", "wan-animate"]
+    assert len({ref["channel"], *(t["channel"] for t in takes)}) == 3  # one channel each
+    assert all(x["start"] == 1 and x["duration"] == 8 for x in comp["strips"]) and comp["frames"] == [1, 8]
+    # Side by side at one height: each take scaled to the canvas height, centred on its panel
+    # (offsets from the canvas centre), the reference first, the labels over their takes.
+    width, height = comp["resolution"]
+    panels = [176 * height / 144] + [j["settings"]["width"] * height / j["settings"]["height"] for j in jobs]
+    assert width == sum(round(p) for p in panels)
+    assert ref["scale"] == pytest.approx(height / 144, abs=1e-3)
+    left = 0.0
+    for panel, strip in zip(panels, [ref, *takes], strict=True):
+        assert strip["offset_x"] == pytest.approx(left + panel / 2 - width / 2, abs=1.0)
+        left += panel
+    for job, take, text in zip(jobs, takes, labels, strict=True):
+        assert take["scale"] == pytest.approx(height / job["settings"]["height"], abs=1e-3)
+        assert text["x"] == pytest.approx((take["offset_x"] + width / 2) / width, abs=0.01)
+    # Takes of different clips (the playblast's and the clip's) are refused, saying why.
+    assert r["mixed_result"] == ["CANCELLED"]
+    assert "different reference clips" in r["mixed"]["report"]
+
     # Generate from Animation: the nine animated frames rendered and used as the driving clip.
     assert r["animation_result"] == ["FINISHED"], r["animation_status"]
     (strip,) = r["animation_strips"]
@@ -97,3 +146,4 @@ def test_animate2_from_the_sidebar(
     # The monkey moved: the playblast shows the animation, not one still.
     assert first.tobytes() != last.tobytes()
     assert r["resolution_after"] == [160, 120]  # the scene's own render settings restored
+    assert r["armatures_animation"] == []  # no skeleton projected for a video engine

@@ -2,6 +2,7 @@
 on a short clip, and Generate from Animation (a playblast of an animated object)."""
 
 import json
+import time
 from pathlib import Path
 
 import bpy
@@ -25,6 +26,39 @@ def new_strips(scene, before: set) -> list[dict]:
             }
         )
     return out
+
+
+def compare_takes(scene, takes: list) -> tuple[list[str], dict]:
+    """Compare Take with these result strips selected: the new scene's strips as laid out."""
+    for x in strips(scene):
+        x.select = x in takes
+    scene.sequence_editor.active_strip = takes[0]
+    names = {sc.name for sc in bpy.data.scenes}
+    try:
+        result = sorted(bpy.ops.wan_animate.compare())
+    except RuntimeError as exc:  # an operator reporting an error raises in background mode
+        return ["CANCELLED"], {"report": str(exc), "scenes": [sc.name for sc in bpy.data.scenes]}
+    comp = next(sc for sc in bpy.data.scenes if sc.name not in names)
+    shown = bpy.context.window.scene.name
+    bpy.context.window.scene = scene  # the compare scene was shown; back to the edit
+    laid = []
+    for x in strips(comp):
+        row = {"name": x.name, "type": x.type, "channel": x.channel, "start": x.frame_final_start}
+        row["duration"] = x.frame_final_duration
+        if x.type == "TEXT":
+            row["text"], row["x"] = x.text, round(x.location[0], 4)
+        else:
+            t = x.transform
+            row["offset_x"], row["scale"] = round(t.offset_x, 2), round(t.scale_x, 4)
+            row["dir"] = x.directory if x.type == "IMAGE" else x.filepath
+        laid.append(row)
+    res = [comp.render.resolution_x, comp.render.resolution_y]
+    return result, {
+        "strips": laid,
+        "resolution": res,
+        "frames": [comp.frame_start, comp.frame_end],
+        "shown": shown,
+    }
 
 
 def engine_values(s) -> dict:
@@ -118,13 +152,36 @@ def run(a):
     out["generate_status"] = s.status
     out["generate_strips"] = new_strips(scene, before)
 
+    out["armatures"] = [o.name for o in scene.objects if o.type == "ARMATURE"]
+
+    # The same shot by Wan2.2-Animate (one step, a short window), then both takes compared.
+    t0 = time.perf_counter()
+    a2_strip = next(x for x in strips(scene) if x.name not in before)
+    s.engine = "wan-animate"
+    s.steps, s.segment_frames = 1, 9
+    before_wan = {x.name for x in strips(scene)}
+    out["wan_result"] = sorted(bpy.ops.wan_animate.generate())
+    out["wan_status"] = s.status
+    wan_strip = next(x for x in strips(scene) if x.name not in before_wan)
+    out["compare_result"], out["compare"] = compare_takes(scene, [a2_strip, wan_strip])
+    out["compare_seconds"] = time.perf_counter() - t0
+    rigs = {o.name for o in scene.objects if o.type == "ARMATURE"}  # the Wan2.2 take's skeleton guide
+    s.engine = "wan-animate-2"
+    s.steps = 2
+
     # Generate from Animation: the nine frames rendered and used as the driving clip.
     before = {x.name for x in strips(scene)}
     out["animation_result"] = sorted(bpy.ops.wan_animate.generate_from_animation())
     out["animation_status"] = s.status
     out["animation_strips"] = new_strips(scene, before)
     out["resolution_after"] = [scene.render.resolution_x, scene.render.resolution_y]
-    out["armatures"] = [o.name for o in scene.objects if o.type == "ARMATURE"]
+    out["armatures_animation"] = [
+        o.name for o in scene.objects if o.type == "ARMATURE" and o.name not in rigs
+    ]
+    # A take of another clip (the playblast) beside the clip's take: refused, saying why.
+    playblast_strip = next(x for x in strips(scene) if x.name not in before)
+    out["mixed_result"], out["mixed"] = compare_takes(scene, [a2_strip, playblast_strip])
+    out["mixed_status"] = s.status
     runtime.stop_backend()
     return out
 

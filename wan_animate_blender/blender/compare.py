@@ -1,5 +1,6 @@
 """Compare a take: reference, skeleton and result side by side in a new Sequencer
-scene, frame-aligned, leaving the artist's own edit untouched."""
+scene, frame-aligned, leaving the artist's own edit untouched. Several takes of one shot (from
+either engine) are laid out the same way: the reference, then each take labelled by its engine."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ from pathlib import Path
 
 import bpy
 
+from ..core.engine_choice import label as engine_label
 from ..core.result_files import read_job
 from . import compat
+
+
+class CompareError(ValueError):
+    """Takes that cannot be compared, with what to do instead."""
 
 
 def _image_strip(coll, name: str, files: list[Path], channel: int, start: int):
@@ -49,4 +55,65 @@ def build_compare(job_dir: Path, source_scene) -> object:
         strip.transform.offset_x = offset
     ref.frame_final_duration = min(ref.frame_final_duration, n)
     scene["wan_animate_job"] = str(job_dir)
+    return scene
+
+
+def _same_clip(a: dict, b: dict) -> bool:
+    """The same reference clip: the same file contents when both are known, else the same path."""
+    if a.get("sha256") and b.get("sha256"):
+        return a["sha256"] == b["sha256"]
+    return Path(a["path"]).resolve() == Path(b["path"]).resolve()
+
+
+def build_compare_takes(job_dirs: list[Path], source_scene) -> object:
+    """Several takes of one shot side by side: the reference, then each take at its own job's
+    size scaled to one height (the tallest take's), all starting on frame 1, each labelled by
+    its engine and take name, so the artist can pick one."""
+    dirs = [Path(d) for d in job_dirs]
+    jobs = [read_job(d) for d in dirs]
+    clip = jobs[0]["inputs"]["clip"]
+    for job in jobs[1:]:
+        if not _same_clip(clip, job["inputs"]["clip"]):
+            raise CompareError(
+                f"'{jobs[0]['name']}' and '{job['name']}' were made from different reference clips "
+                f"({Path(clip['path']).name}, {Path(job['inputs']['clip']['path']).name}): select takes of one shot."
+            )
+    height = max(j["settings"]["height"] for j in jobs)
+    widths = [round(clip["width"] * height / clip["height"])]
+    widths += [round(j["settings"]["width"] * height / j["settings"]["height"]) for j in jobs]
+    total = sum(widths)
+    n = max(j["frame_count"] for j in jobs)
+    scene = bpy.data.scenes.new(f"Wan compare {jobs[0]['name']} ({len(jobs)} takes)")
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = (
+        total,
+        height,
+        100,
+    )
+    scene.render.fps, scene.render.fps_base = source_scene.render.fps, source_scene.render.fps_base
+    scene.view_settings.view_transform = "Standard"  # show the frames' own colours, untouched
+    scene.frame_start, scene.frame_end = 1, n
+    coll = compat.strips(scene.sequence_editor_create())
+    # Each panel's centre as an offset from the canvas centre (strips are drawn centred).
+    lefts = [sum(widths[:i]) for i in range(len(widths))]
+    centres = [left + w / 2 - total / 2 for left, w in zip(lefts, widths, strict=True)]
+
+    ref = coll.new_movie(
+        name="reference", filepath=clip["path"], channel=1, frame_start=1, fit_method="ORIGINAL"
+    )
+    ref.transform.scale_x = ref.transform.scale_y = height / clip["height"]
+    ref.transform.offset_x = centres[0]
+    ref.frame_final_duration = min(ref.frame_final_duration, n)
+    takes = []
+    for k, (job_dir, job) in enumerate(zip(dirs, jobs, strict=True)):
+        engine = engine_label(job["settings"].get("engine") or "wan-animate")  # older jobs: Wan2.2
+        files = [job_dir / f"frame_{i + 1:06d}.png" for i in range(job["frame_count"])]
+        take = _image_strip(coll, f"{engine}: {job['name']}", files, 2 + k, 1)
+        take.transform.scale_x = take.transform.scale_y = height / job["settings"]["height"]
+        take.transform.offset_x = centres[k + 1]
+        text = compat.new_text_strip(coll, f"label {k + 1}", engine, 2 + len(jobs) + k, 1, n)
+        # Text is placed in canvas fractions: centred over its take, near the bottom.
+        text.location = ((lefts[k + 1] + widths[k + 1] / 2) / total, 0.08)
+        text.font_size = max(12, height // 10)
+        takes.append(str(job_dir))
+    scene["wan_animate_jobs"] = takes
     return scene

@@ -66,3 +66,11 @@ def movie_length(strip) -> int:
     finally:
         if clip.name not in existing:
             bpy.data.movieclips.remove(clip)
+
+
+def new_text_strip(coll, name: str, text: str, channel: int, start: int, duration: int):
+    """A text strip: 5.0 takes the effect's length, 4.x its end frame."""
+    extent = {"length": duration} if bpy.app.version >= (5, 0, 0) else {"frame_end": start + duration}
+    strip = coll.new_effect(name=name, type="TEXT", channel=channel, frame_start=start, **extent)
+    strip.text = text
+    return strip
