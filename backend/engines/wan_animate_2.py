@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..generation.colour_match import match_colours
 from ..model import memory_plan
 from ..model.animate2_layout import ENGINE_FOLDERS, TINY_MARKER
 from ..protocol import ENGINE_FEATURES, ENGINE_LABELS, JobSettings, RequestError
@@ -210,6 +211,7 @@ class _Segments:
         self.features = features
         self.segment, self.overlap = inputs.segment, inputs.overlap
         self.starts = segment_starts(n_frames, self.segment, self.overlap)
+        self.colour_gains: list[list[float] | None] = []
 
     def run(self) -> Generated:
         import torch
@@ -242,8 +244,12 @@ class _Segments:
                 timings["denoising"] += time.perf_counter() - t0
                 self.on_step(k + 1, n, self.inputs.steps, True)
                 t0 = time.perf_counter()
-                _, bs = blocks["decode"](self.pipe, bs, k=k)
+                # Decoded whole (k=0 keeps the block from cutting the conditioning frames off):
+                # those re-generated frames are what the colour match compares with the tail.
+                _, bs = blocks["decode"](self.pipe, bs, k=0)
                 decoded = bs.segment_frames[-1]
+                if k > 0:
+                    decoded = self._match(decoded[:, :, : self.overlap], decoded[:, :, self.overlap :], tail)
                 tail = decoded[:, :, -self.overlap :].clone()
                 self.store.save(k, _to_uint8(decoded), tail)
                 timings["decoding"] += time.perf_counter() - t0
@@ -256,8 +262,25 @@ class _Segments:
                 "resumed_windows": resumed,
                 "segment_frames": self.segment,
                 "conditioning_frames": self.overlap,
+                "colour_gains": self.colour_gains,
             },
         )
+
+    def _match(self, regenerated, kept, tail):
+        """The segment's colours brought back to the previous (already matched) segment's
+        through the frames that re-generate its tail, as Wan2.2-Animate's windows are; the
+        matched tail conditions the next segment, so every segment chains back to the first."""
+        if not self.inputs.colour_match:
+            return kept
+        from ..generation.window_loop import _apply_colour, _unit  # torch, loaded with the model
+
+        found = match_colours(_unit(tail.to(regenerated)), _unit(regenerated))
+        if found is None:  # the conditioning frames were not followed: nothing to match against
+            self.colour_gains.append(None)
+            return kept
+        gain, offset, _score = found
+        self.colour_gains.append([round(float(g), 4) for g in gain])
+        return _apply_colour(kept, gain, offset)
 
     def _encode(self):
         """Prompt, reference image and the driving video's first frame through the pipeline's
