@@ -128,6 +128,13 @@ def test_animate2_from_the_sidebar(
     # Takes of different clips (the playblast's and the clip's) are refused, saying why.
     assert r["mixed_result"] == ["CANCELLED"]
     assert "different reference clips" in r["mixed"]["report"]
+    # Compare Take on one Animate-2 take: two columns (it draws no skeleton), the playblast's
+    # frames as the reference.
+    assert r["single_result"] == ["FINISHED"], r["single"]
+    single = r["single"]["strips"]
+    assert sorted(x["name"] for x in single) == ["reference", "result"]
+    assert all(x["type"] == "IMAGE" for x in single)
+    assert sorted(x["offset_x"] for x in single)[0] < 0 < sorted(x["offset_x"] for x in single)[1]
 
     # Generate from Animation: the nine animated frames rendered and used as the driving clip.
     assert r["animation_result"] == ["FINISHED"], r["animation_status"]

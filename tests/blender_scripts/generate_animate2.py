@@ -182,6 +182,8 @@ def run(a):
     playblast_strip = next(x for x in strips(scene) if x.name not in before)
     out["mixed_result"], out["mixed"] = compare_takes(scene, [a2_strip, playblast_strip])
     out["mixed_status"] = s.status
+    # One Animate-2 take alone (the playblast's): the reference frames and the result, no skeleton.
+    out["single_result"], out["single"] = compare_takes(scene, [playblast_strip])
     runtime.stop_backend()
     return out
 

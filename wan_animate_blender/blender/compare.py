@@ -30,29 +30,49 @@ def _image_strip(coll, name: str, files: list[Path], channel: int, start: int):
 
 
 def build_compare(job_dir: Path, source_scene) -> object:
+    """Reference, skeleton (for engines driven by one) and result, side by side."""
     job_dir = Path(job_dir)
     job = read_job(job_dir)
     w, h = job["settings"]["width"], job["settings"]["height"]
     clip = job["inputs"]["clip"]
+    # Engines that read the clip itself (Wan-Animate-2) draw no skeleton: two columns then.
+    has_pose = (job_dir / "pose").is_dir()
+    columns = 3 if has_pose else 2
     scene = bpy.data.scenes.new(f"Wan compare {job['name']}")
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 3 * w, h, 100
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = (
+        columns * w,
+        h,
+        100,
+    )
     scene.render.fps, scene.render.fps_base = source_scene.render.fps, source_scene.render.fps_base
     scene.view_settings.view_transform = "Standard"  # show the frames' own colours, untouched
     n = job["frame_count"]
     scene.frame_start, scene.frame_end = 1, n
     coll = compat.strips(scene.sequence_editor_create())
 
-    ref = coll.new_movie(
-        name="reference", filepath=clip["path"], channel=1, frame_start=1, fit_method="ORIGINAL"
-    )
+    clip_path = Path(clip["path"])
+    if clip_path.is_dir():  # a folder of frames (an image strip's, a playblast)
+        ref = _image_strip(coll, "reference", sorted(clip_path.glob("*.png"))[:n], 1, 1)
+    else:
+        ref = coll.new_movie(
+            name="reference", filepath=str(clip_path), channel=1, frame_start=1, fit_method="ORIGINAL"
+        )
     scale = min(w / clip["width"], h / clip["height"])
     ref.transform.scale_x = ref.transform.scale_y = scale
-    pose = _image_strip(
-        coll, "skeleton", [job_dir / "pose" / f"pose_{m + 1:06d}.png" for m in job["output_to_model"]], 2, 1
-    )
-    result = _image_strip(coll, "result", [job_dir / f"frame_{i + 1:06d}.png" for i in range(n)], 3, 1)
-    for strip, offset in ((ref, -w), (pose, 0), (result, w)):
-        strip.transform.offset_x = offset
+    shown = [ref]
+    if has_pose:
+        shown.append(
+            _image_strip(
+                coll,
+                "skeleton",
+                [job_dir / "pose" / f"pose_{m + 1:06d}.png" for m in job["output_to_model"]],
+                2,
+                1,
+            )
+        )
+    shown.append(_image_strip(coll, "result", [job_dir / f"frame_{i + 1:06d}.png" for i in range(n)], 3, 1))
+    for i, strip in enumerate(shown):
+        strip.transform.offset_x = (i - (columns - 1) / 2) * w
     ref.frame_final_duration = min(ref.frame_final_duration, n)
     scene["wan_animate_job"] = str(job_dir)
     return scene
