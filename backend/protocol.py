@@ -596,6 +596,8 @@ KEYPOINTS_JSON_SCHEMA: dict[str, Any] = {
         "fps": _NUM,  # pose-points files: the rate the animation was sampled at
         "pose_points_width": _NUM,
         "pose_points_height": _NUM,
+        "pose_size": _POINT,  # (width, height) of the frames pose_drawn is in
+        "pose_canvas": _POINT,  # (width, height) the pose frames were drawn on before the fit
         "frames": {
             "type": "array",
             "items": {
@@ -609,6 +611,10 @@ KEYPOINTS_JSON_SCHEMA: dict[str, Any] = {
                     "face_box_from": {"enum": ["landmarks", "head_points", "bridged"]},
                     "person_box": {"anyOf": [{"type": "null"}, _POINT]},
                     "pose_points": {"type": "array", "items": _POINT},  # drawn as they are (edited guides)
+                    "pose_drawn": {
+                        "type": "array",
+                        "items": _POINT,
+                    },  # 62 x [x, y, c] as the pose frame drew them
                 },
             },
         },

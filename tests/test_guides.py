@@ -37,6 +37,9 @@ def test_guide_bones_sit_on_the_saved_keypoints_through_the_camera(
         "L_Thumb1"
     ]
     assert r["checks"] >= 8
+    # The bones sit on the skeleton the pose frames drew (here retargeted to the rendered
+    # character), as keypoints.json records it.
+    assert r["drawn_points"]
     assert r["worst_px"] < 0.5
     assert r["markers"] == r["weak_expected"]
     assert r["background_images"] == 1 and r["bg_duration"] == r["frame_count"]

@@ -50,10 +50,14 @@ class KeypointCache:
 def keypoints_json(cond: Conditioning) -> dict[str, Any]:
     """keypoints.json as the protocol declares it: per model frame, the clip frame it came from,
     the 133 whole-body points in clip pixels, the face box and the followed person's box."""
+    drawn = cond.drawn_points
     return {
         "schema": KEYPOINTS_SCHEMA,
         "format": KEYPOINTS_FORMAT,
         "fields": ["x", "y", "confidence"],
+        # The pose frames' skeletons as drawn (after retargeting), in pixels of a pose_size frame,
+        # and the canvas they were drawn on: the guides show them, a regenerate redraws them.
+        **({"pose_size": list(cond.pose_size), "pose_canvas": list(cond.pose_canvas)} if drawn else {}),
         "frames": [
             {
                 "model_frame": i,
@@ -63,6 +67,7 @@ def keypoints_json(cond: Conditioning) -> dict[str, Any]:
                 "face_box_bridged": cond.face_filled[i],
                 **({"face_box_from": cond.face_from[i]} if cond.face_from else {}),
                 **({"person_box": cond.person_boxes[i]} if cond.person_boxes else {}),
+                **({"pose_drawn": np.round(drawn[i], KEYPOINT_DECIMALS).tolist()} if drawn else {}),
             }
             for i, (src, k) in enumerate(zip(cond.sources, cond.keypoints, strict=True))
         ],

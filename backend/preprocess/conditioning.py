@@ -19,10 +19,13 @@ from .performer_pick import NoPersonError
 from .pose_format import (
     CONFIDENCE_THRESHOLD,
     crop_face,
-    draw_pose_official,
+    draw_on_canvas,
     draw_pose_points,
     face_box,
+    fit_points,
     head_box,
+    official_canvas,
+    official_points,
     wholebody_to_body20,
 )
 from .retarget import CharacterPose, measured_frame, plan_retarget
@@ -78,6 +81,11 @@ class Conditioning:
     face_from: list[str] = field(default_factory=list)
     # Replace mode: what made the masks, "sam2" or the embedded mediapipe fallback's name.
     mask_source: str | None = None
+    # Per model frame, the (62, 3) points the pose frame draws, in output pixels, and the canvas
+    # (width, height) they were drawn on before the fit into the output.
+    drawn_points: list = field(default_factory=list)
+    pose_canvas: tuple[int, int] | None = None
+    pose_size: tuple[int, int] | None = None
 
 
 def estimate_keypoints(
@@ -198,19 +206,33 @@ def build_conditioning(
 
     pose_frames = sink("pose")
     ratios = None
+    # Every skeleton is drawn on a canvas (the clip's official one, or the character's when
+    # retargeted) and fitted into the output; the points as drawn, in output pixels, go into
+    # keypoints.json with the canvas, so the guides show what the model was given and a
+    # regenerate from edited guides draws untouched frames exactly as before.
+    drawn: list[np.ndarray] = []
     if saved is not None and all("pose_points" in f for f in saved["frames"]):
+        canvas = tuple(saved["pose_canvas"]) if "pose_canvas" in saved else None
         for f in saved["frames"]:
-            pose_frames.append(_draw_saved_points(f["pose_points"], saved, out_w, out_h))
+            pts = _saved_points(f["pose_points"], saved, out_w, out_h)
+            pose_frames.append(_draw_output_points(pts, out_w, out_h, canvas))
+            drawn.append(pts)
     else:
         first = measured_frame(kps)
         plan = None if character is None else plan_retarget(first, info.width, info.height, character)
         if plan is not None:
             ratios = plan.ratio_by_bone_end()
-            for k in kps:
-                pose_frames.append(plan.draw(k, out_w, out_h))
+            canvas = plan.canvas
         else:
-            for k in kps:
-                pose_frames.append(draw_pose_official(k, info.width, info.height, out_w, out_h))
+            canvas = official_canvas(info.width, info.height, out_w, out_h)
+        for k in kps:
+            on_canvas = (
+                plan.apply(k)
+                if plan is not None
+                else official_points(k, info.width, info.height, out_w, out_h)[0]
+            )
+            pose_frames.append(draw_on_canvas(on_canvas, canvas, out_w, out_h))
+            drawn.append(fit_points(on_canvas, *canvas, out_w, out_h))
     face_frames = sink("face")
     backgrounds, masks = (sink("background"), sink("mask")) if replace else ([], [])
     segmenter = _open_segmenter(info, sources, kps, model_dir, frames_dir, progress) if replace else None
@@ -240,6 +262,9 @@ def build_conditioning(
         person_boxes,
         face_from,
         segmenter.name if segmenter is not None else None,
+        drawn_points=drawn,
+        pose_canvas=canvas,
+        pose_size=(out_w, out_h),
     )
 
 
@@ -313,13 +338,25 @@ def _replace_frames(
     return background, mask
 
 
-def _draw_saved_points(points: list, saved: dict, out_w: int, out_h: int) -> np.ndarray:
-    """Edited guide points are in the pixels of the frames they were made for."""
+def _saved_points(points: list, saved: dict, out_w: int, out_h: int) -> np.ndarray:
+    """Edited guide points (or a Blender animation's), in the output's pixels: they are in the
+    pixels of the frames they were made for."""
     pts = np.asarray(points, dtype=np.float64)
-    sx, sy = out_w / saved.get("pose_points_width", out_w), out_h / saved.get("pose_points_height", out_h)
-    pts[:, 0] *= sx
-    pts[:, 1] *= sy
-    return draw_pose_points(pts[:20], pts[20:62], out_h, out_w)
+    pts[:, 0] *= out_w / saved.get("pose_points_width", out_w)
+    pts[:, 1] *= out_h / saved.get("pose_points_height", out_h)
+    return pts
+
+
+def _draw_output_points(
+    pts: np.ndarray, out_w: int, out_h: int, canvas: tuple[int, int] | None
+) -> np.ndarray:
+    """Points in output pixels drawn on ``canvas`` (the one the job first drew them on) and fitted
+    back, so stroke widths and smoothing match; without one, at the output size."""
+    if canvas is None:
+        return draw_pose_points(pts[:20], pts[20:62], out_h, out_w)
+    return draw_on_canvas(
+        fit_points(pts, canvas[0], canvas[1], out_w, out_h, inverse=True), canvas, out_w, out_h
+    )
 
 
 def conditioning_from_points(
@@ -331,5 +368,8 @@ def conditioning_from_points(
     if not frames or not all("pose_points" in f for f in frames):
         raise ClipError("The pose points file has no frames with pose_points; nothing to drive the motion.")
     sources = model_frame_sources(len(frames), float(saved["fps"]), model_fps)
-    pose = [_draw_saved_points(frames[i]["pose_points"], saved, out_w, out_h) for i in sources]
+    pose = [
+        _draw_output_points(_saved_points(frames[i]["pose_points"], saved, out_w, out_h), out_w, out_h, None)
+        for i in sources
+    ]
     return Conditioning(sources, [], [], [], pose, [face] * len(sources))

@@ -245,12 +245,45 @@ def padding_resize(
     return out
 
 
+def drawn_points(kps: np.ndarray) -> np.ndarray:
+    """(62, 3): the 20 body points, then the left and right hands: what a pose frame draws."""
+    kps = np.asarray(kps, dtype=np.float64)
+    return np.concatenate([wholebody_to_body20(kps), kps[LEFT_HAND_SLICE], kps[RIGHT_HAND_SLICE]])
+
+
+def fit_points(
+    pts: np.ndarray, src_w: int, src_h: int, width: int, height: int, inverse: bool = False
+) -> np.ndarray:
+    """Points of a ``src_w`` x ``src_h`` image where a padded fit into ``width`` x ``height`` puts
+    them (``inverse``: back). Unplaced points (confidence 0) stay where they are."""
+    new_w, new_h, left, top = padding_fit(src_w, src_h, width, height)
+    out = np.array(pts, dtype=np.float64, copy=True)
+    placed = out[:, 2] > 0
+    if inverse:
+        out[placed, 0] = (out[placed, 0] - left) * src_w / new_w
+        out[placed, 1] = (out[placed, 1] - top) * src_h / new_h
+    else:
+        out[placed, 0] = out[placed, 0] * new_w / src_w + left
+        out[placed, 1] = out[placed, 1] * new_h / src_h + top
+    return out
+
+
+def official_points(
+    kps: np.ndarray, src_w: int, src_h: int, out_w: int, out_h: int
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """A (133, 3) keypoint set in clip pixels as the official preprocessing places it for an
+    ``out_w`` x ``out_h`` output: the (62, 3) drawn points on the official canvas, and the canvas."""
+    canvas = official_canvas(src_w, src_h, out_w, out_h)
+    return fit_points(drawn_points(kps), src_w, src_h, *canvas), canvas
+
+
+def draw_on_canvas(pts: np.ndarray, canvas: tuple[int, int], out_w: int, out_h: int) -> np.ndarray:
+    """(62, 3) points drawn on a ``canvas`` (width, height), whose size sets the stroke width,
+    then fitted into the output with padding as the official preprocessing resizes its frames."""
+    return padding_resize(draw_pose_points(pts[:20], pts[20:62], canvas[1], canvas[0]), out_w, out_h)
+
+
 def draw_pose_official(kps: np.ndarray, src_w: int, src_h: int, out_w: int, out_h: int) -> np.ndarray:
     """A (133, 3) keypoint set in clip pixels drawn as the official preprocessing draws it for an
     ``out_w`` x ``out_h`` output: on the official canvas, then fitted into the output."""
-    canvas_w, canvas_h = official_canvas(src_w, src_h, out_w, out_h)
-    new_w, new_h, left, top = padding_fit(src_w, src_h, canvas_w, canvas_h)
-    k = np.array(kps, dtype=np.float64, copy=True)
-    k[:, 0] = k[:, 0] * new_w / src_w + left
-    k[:, 1] = k[:, 1] * new_h / src_h + top
-    return padding_resize(draw_pose_frame(k, canvas_h, canvas_w), out_w, out_h)
+    return draw_on_canvas(*official_points(kps, src_w, src_h, out_w, out_h), out_w, out_h)

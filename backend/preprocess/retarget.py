@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..protocol import LEFT_HAND_SLICE, RIGHT_HAND_SLICE
-from .pose_format import draw_pose_points, official_canvas, padding_resize, wholebody_to_body20
+from .pose_format import draw_on_canvas, official_canvas, padding_resize, wholebody_to_body20
 
 # The 19 bones (parent, child) of the 20 drawn body points, in the drawing's order, which
 # has every parent before its children: the neck (1) is the root.
@@ -123,9 +123,7 @@ class Retargeting:
 
     def draw(self, kps: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
         """The retargeted frame: drawn on the character's canvas, then fitted into the output."""
-        pts = self.apply(kps)
-        cw, ch = self.canvas
-        return padding_resize(draw_pose_points(pts[:20], pts[20:], ch, cw), out_w, out_h)
+        return draw_on_canvas(self.apply(kps), self.canvas, out_w, out_h)
 
 
 def _rebuild(body: np.ndarray, ratios: np.ndarray, cap_feet: bool) -> np.ndarray:

@@ -38,21 +38,39 @@ def run(a):
     sc = min(w / cw, h / ch)
     dx, dy = (w - cw * sc) / 2, (h - ch * sc) / 2
     checks, worst = 0, 0.0
+    out["drawn_points"] = all("pose_drawn" in f for f in kps)
     start = obj["wan_animate_frame_start"]
-    # COCO rows of points that map 1:1 (no averaging): elbows, wrists, knees, ankles, eyes, ears.
+    # COCO rows of points that map 1:1 (no averaging): elbows, wrists, knees, ankles, eyes, ears,
+    # and the same points' places among the 20 drawn body points.
     rows = {"RElbow": 8, "RWrist": 10, "LElbow": 7, "LWrist": 9, "REye": 2, "LEye": 1, "REar": 4, "LEar": 3}
+    drawn_rows = {
+        "RElbow": 3,
+        "RWrist": 4,
+        "LElbow": 6,
+        "LWrist": 7,
+        "REye": 14,
+        "LEye": 15,
+        "REar": 16,
+        "LEar": 17,
+    }
+    drawn = all("pose_drawn" in f for f in kps)  # the skeleton as the pose frames drew it (retargeted)
+    out["retargeted"] = job["retarget"]["applied"]
     for f in (0, 17, 60, job["frame_count"] - 1):
         scene.frame_set(start + f)
         m = job["output_to_model"][f]
         for name, row in rows.items():
-            x, y, c = kps[m]["keypoints"][row]
+            if drawn:
+                x, y, c = kps[m]["pose_drawn"][drawn_rows[name]]
+            else:
+                x, y, c = kps[m]["keypoints"][row]
             pb = obj.pose.bones[name]
             assert abs(pb["confidence"] - c) < 1e-3, (name, f, pb["confidence"], c)
             if c < 0.5:
                 continue
             uv = world_to_camera_view(scene, scene.camera, obj.matrix_world @ pb.head)
             px, py = uv.x * w, (1 - uv.y) * h
-            err = max(abs(px - (x * sc + dx)), abs(py - (y * sc + dy)))
+            ex, ey = (x, y) if drawn else (x * sc + dx, y * sc + dy)
+            err = max(abs(px - ex), abs(py - ey))
             worst = max(worst, err)
             checks += 1
     out.update(

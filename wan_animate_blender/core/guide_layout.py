@@ -58,13 +58,19 @@ def _points(kps: list[list[float]]) -> list[tuple[float, float, float]]:
 
 def load_track(job_dir: Path) -> GuideTrack:
     job = read_job(job_dir)
-    kp = read_keypoints(job_dir)["frames"]
+    doc = read_keypoints(job_dir)
+    kp = doc["frames"]
     clip = job["inputs"]["clip"]
     w, h = job["settings"]["width"], job["settings"]["height"]
-    # The same fit the pose frames were drawn with: the clip inside the output frame, centred.
-    s = min(w / clip["width"], h / clip["height"])
-    dx, dy = (w - clip["width"] * s) / 2.0, (h - clip["height"] * s) / 2.0
-    per_model = [[(x * s + dx, y * s + dy, c) for x, y, c in _points(f["keypoints"])] for f in kp]
+    if kp and all("pose_drawn" in f for f in kp):
+        # The skeletons as the pose frames drew them (retargeted ones included), in pose_size pixels.
+        pw, ph = doc.get("pose_size", (w, h))
+        per_model = [[(x * w / pw, y * h / ph, c) for x, y, c in f["pose_drawn"]] for f in kp]
+    else:
+        # Older jobs: the same fit the pose frames were drawn with, the clip inside the output.
+        s = min(w / clip["width"], h / clip["height"])
+        dx, dy = (w - clip["width"] * s) / 2.0, (h - clip["height"] * s) / 2.0
+        per_model = [[(x * s + dx, y * s + dy, c) for x, y, c in _points(f["keypoints"])] for f in kp]
     frames = [per_model[m] for m in job["output_to_model"]]
     weak = [i for i, pts in enumerate(frames) if sum(c for _, _, c in pts[:20]) / 20.0 < WEAK_THRESHOLD]
     return GuideTrack(POINT_NAMES, w, h, frames, weak, per_model, list(job["output_to_model"]))
