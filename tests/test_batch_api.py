@@ -3,11 +3,11 @@ and the others are done."""
 
 from __future__ import annotations
 
-from conftest import RANGE_ENDS, run_blender
+from conftest import NEWEST, run_blender
 from test_bad_inputs import _shapes_clip
 
 
-@RANGE_ENDS
+@NEWEST
 def test_batch_reports_a_failed_shot_and_finishes_the_rest(
     bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, astronaut_png
 ):

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from conftest import RANGE_ENDS, run_blender
+from conftest import NEWEST, run_blender
 
 
-@RANGE_ENDS
+@NEWEST
 def test_compare_lays_out_reference_skeleton_and_result(
     bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip
 ):

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import BLENDER_VERSIONS, run_blender
+from conftest import RANGE_ENDS, run_blender
 
 from backend.protocol import PALETTE
 from wan_animate_blender.core.rig_mapping import build_mapping, detect_scheme, parse_overrides
@@ -30,7 +30,7 @@ def test_rig_naming_is_recognised_and_overridable():
         parse_overrides("LWrist")
 
 
-@BLENDER_VERSIONS
+@RANGE_ENDS
 def test_generate_from_an_animated_armature_without_a_clip(
     bl, tmp_path, backend_python, tiny_model, extension_zip, astronaut_png
 ):

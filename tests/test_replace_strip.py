@@ -3,10 +3,10 @@ original muted (kept), a re-run beside the old one, Ctrl+Z back to before."""
 
 from __future__ import annotations
 
-from conftest import BLENDER_VERSIONS, run_blender
+from conftest import RANGE_ENDS, run_blender
 
 
-@BLENDER_VERSIONS
+@RANGE_ENDS
 def test_replace_performer_on_a_trimmed_strip(
     bl, tmp_path, backend_python, tiny_model, extension_zip, carphone_clip, astronaut_png
 ):
