@@ -42,7 +42,7 @@ def both_models(tmp_path_factory, tiny_model, animate2_model) -> Path:
     return root
 
 
-@pytest.mark.parametrize("bl", ["5.0"])
+@pytest.mark.parametrize("bl", ["4.2", "5.0"])
 def test_animate2_from_the_sidebar(
     bl, tmp_path, backend_python, both_models, extension_zip, carphone_clip, short_clip
 ):
