@@ -73,3 +73,8 @@ def test_bad_inputs_get_actionable_messages_and_lose_nothing(
     kept = list((tmp_path / "out").rglob("no_performer_*"))
     assert len(kept) == 1, kept
     assert len(list(kept[0].glob("looked_at_clip_frame_*.png"))) >= 10
+    # The still is the camera's view, not the strip on the timeline; the scene keeps its setting.
+    still = np.asarray(Image.open(r["still"]["still"]).convert("RGB")).astype(int)
+    camera = np.asarray(Image.open(r["still"]["camera"]).convert("RGB")).astype(int)
+    # (the same view to within anti-aliasing at the edges; the clip frame would differ everywhere)
+    assert np.abs(still - camera).mean() < 5 and r["still"]["use_sequencer_kept"]

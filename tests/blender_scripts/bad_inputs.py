@@ -54,6 +54,16 @@ def run(a):
         }
     runtime = __import__(MODULE + ".wan_animate_blender.blender.runtime", fromlist=["runtime"])
     runtime.stop_backend()
+    # The character still is the camera's view of the scene even with the reference clip on the
+    # timeline (the Sequencer's strips would otherwise be what renders), and the scene's own
+    # Sequencer setting is left as it was.
+    inputs = __import__(MODULE + ".wan_animate_blender.blender.inputs", fromlist=["inputs"])
+    still = inputs.render_character_still(scene, out.parent / "stills")
+    kept = scene.render.use_sequencer
+    scene.render.use_sequencer, scene.render.film_transparent = False, False
+    scene.render.filepath = str(out.parent / "camera_view.png")
+    bpy.ops.render.render(write_still=True)
+    results["still"] = {"still": str(still), "camera": scene.render.filepath, "use_sequencer_kept": kept}
     return results
 
 

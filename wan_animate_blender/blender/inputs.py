@@ -30,10 +30,14 @@ def render_character_still(scene, out_dir: Path, stem: str = "character") -> Pat
         render.film_transparent,
         render.image_settings.file_format,
         render.image_settings.color_mode,
+        render.use_sequencer,
     )
     try:
         # The model needs an opaque character image.
         render.film_transparent = False
+        # The camera's view of the character, not the Sequencer's strips (the reference clip on
+        # the timeline would otherwise be what renders).
+        render.use_sequencer = False
         render.image_settings.file_format = "PNG"
         render.image_settings.color_mode = "RGB"
         render.filepath = str(target)
@@ -41,6 +45,7 @@ def render_character_still(scene, out_dir: Path, stem: str = "character") -> Pat
     finally:
         render.filepath, render.film_transparent = saved[0], saved[1]
         render.image_settings.file_format, render.image_settings.color_mode = saved[2], saved[3]
+        render.use_sequencer = saved[4]
     if not target.is_file():
         raise InputError(f"Rendering the character still failed; nothing was written to {target}.")
     return target
