@@ -25,8 +25,8 @@ from typing import Any
 
 from ..job.job_inputs import key_hash, resolve_inputs
 from ..protocol import JobRequest, JobStatus
-from .job_store import JobStore, StoreUnavailable
-from .worker import record_failure
+from .job_store import JobStore
+from .worker import record_failure, stage_reporter
 
 RAY_PIN = "ray==2.60.0"  # as in backend/requirements-cluster.txt
 # A job lost with its node this many times in a row fails instead of being retried forever.
@@ -309,18 +309,7 @@ class ClusterWorker:
 
     def _run(self, slot: _Slot, st: JobStatus) -> None:
         ray = self.ray
-        last_stage = [st.stage]
-
-        def report(**fields: Any) -> None:
-            for k, v in fields.items():
-                setattr(st, k, v)
-            st.updated = time.time()
-            if st.stage != last_stage[0]:
-                last_stage[0] = st.stage
-                try:
-                    self.store.save(st)
-                except StoreUnavailable:
-                    traceback.print_exc()
+        report = stage_reporter(self.store, st)
 
         where = f"node {slot.info['node_id'][:8]} ({slot.info['ip']})"
         report(message=f"Starting on {where}")

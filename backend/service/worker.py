@@ -111,19 +111,7 @@ class JobWorker:
     def _run(self, st: JobStatus) -> None:
         self._current = st
         cancel = self._cancels.setdefault(st.id, threading.Event())
-        last_stage = [st.stage]
-
-        def report(**fields: Any) -> None:
-            for k, v in fields.items():
-                setattr(st, k, v)
-            st.updated = time.time()
-            # Progress is served from memory; the database hears of each new stage only.
-            if st.stage != last_stage[0]:
-                last_stage[0] = st.stage
-                try:
-                    self.store.save(st)
-                except StoreUnavailable:
-                    traceback.print_exc()
+        report = stage_reporter(self.store, st)
 
         try:
             req = self.store.request(st.id)
@@ -156,6 +144,25 @@ class JobWorker:
                 return
             except Exception:  # noqa: BLE001
                 time.sleep(2.0)
+
+
+def stage_reporter(store: JobStore, st: JobStatus) -> Callable[..., None]:
+    """A job's progress callback: fields go onto ``st`` (served from memory); the database
+    hears of each new stage only, and a busy database never stops the job."""
+    last_stage = [st.stage]
+
+    def report(**fields: Any) -> None:
+        for k, v in fields.items():
+            setattr(st, k, v)
+        st.updated = time.time()
+        if st.stage != last_stage[0]:
+            last_stage[0] = st.stage
+            try:
+                store.save(st)
+            except StoreUnavailable:
+                traceback.print_exc()
+
+    return report
 
 
 def record_failure(st: JobStatus, exc: BaseException) -> None:

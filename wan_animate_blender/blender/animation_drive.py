@@ -13,6 +13,7 @@ from bpy_extras.object_utils import world_to_camera_view
 
 from ..core.guide_layout import POINT_NAMES
 from ..core.rig_mapping import build_mapping
+from .inputs import camera_render
 
 
 def sample_pose_points(scene, armature, width: int, height: int, overrides: str = "") -> dict:
@@ -95,39 +96,16 @@ def render_playblast(scene, folder: Path, width: int, height: int) -> Path:
         raise ValueError("The scene has no active camera to render the animation through; set one.")
     if scene.frame_end < scene.frame_start:
         raise ValueError("The scene's frame range is empty: set its End after its Start.")
-    render = scene.render
-    img = render.image_settings
-    saved = (
-        render.engine,
-        render.filepath,
-        render.resolution_x,
-        render.resolution_y,
-        render.resolution_percentage,
-        render.film_transparent,
-        render.use_file_extension,
-        img.file_format,
-        img.color_mode,
-    )
-    try:
-        render.engine = "BLENDER_WORKBENCH"
-        render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
-        render.film_transparent = False  # the model reads opaque frames
-        render.use_file_extension = True
-        img.file_format, img.color_mode = "PNG", "RGB"
-        render.filepath = str(folder / "frame_####")
+    settings = {
+        "engine": "BLENDER_WORKBENCH",
+        "resolution_x": width,
+        "resolution_y": height,
+        "resolution_percentage": 100,
+        "use_file_extension": True,
+        "filepath": str(folder / "frame_####"),
+    }
+    with camera_render(scene, **settings):
         bpy.ops.render.render(animation=True, scene=scene.name)
-    finally:
-        (
-            render.engine,
-            render.filepath,
-            render.resolution_x,
-            render.resolution_y,
-            render.resolution_percentage,
-            render.film_transparent,
-            render.use_file_extension,
-            img.file_format,
-            img.color_mode,
-        ) = saved
     n = scene.frame_end - scene.frame_start + 1
     written = sorted(folder.glob("frame_*.png"))
     if len(written) != n:

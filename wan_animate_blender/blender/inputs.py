@@ -3,6 +3,8 @@ the active camera, and the reference clip (a file or the active movie strip)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,32 @@ class InputError(ValueError):
     """Bad input from the scene; the message says what to do."""
 
 
+@contextmanager
+def _overridden(obj, values: dict[str, Any]) -> Iterator[None]:
+    saved = {k: getattr(obj, k) for k in values}
+    try:
+        for k, v in values.items():
+            setattr(obj, k, v)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(obj, k, v)
+
+
+@contextmanager
+def camera_render(scene, **render_values: Any) -> Iterator[None]:
+    """Render settings for a render of the camera's view made for the model, restored after:
+    opaque RGB PNGs (the model reads opaque frames), and not the Sequencer's strips (the
+    reference clip on the timeline would otherwise be what renders). ``render_values``: more
+    ``scene.render`` settings (file path, engine, size)."""
+    render = scene.render
+    with (
+        _overridden(render, {"film_transparent": False, "use_sequencer": False, **render_values}),
+        _overridden(render.image_settings, {"file_format": "PNG", "color_mode": "RGB"}),
+    ):
+        yield
+
+
 def render_character_still(scene, out_dir: Path, stem: str = "character") -> Path:
     if scene.camera is None:
         raise InputError("The scene has no active camera. Add a camera and make it active (Ctrl+Numpad 0).")
@@ -24,28 +52,8 @@ def render_character_still(scene, out_dir: Path, stem: str = "character") -> Pat
     n = 0
     while (target := out_dir / f"{stem}_{n:03d}.png").exists():
         n += 1
-    render = scene.render
-    saved = (
-        render.filepath,
-        render.film_transparent,
-        render.image_settings.file_format,
-        render.image_settings.color_mode,
-        render.use_sequencer,
-    )
-    try:
-        # The model needs an opaque character image.
-        render.film_transparent = False
-        # The camera's view of the character, not the Sequencer's strips (the reference clip on
-        # the timeline would otherwise be what renders).
-        render.use_sequencer = False
-        render.image_settings.file_format = "PNG"
-        render.image_settings.color_mode = "RGB"
-        render.filepath = str(target)
+    with camera_render(scene, filepath=str(target)):
         bpy.ops.render.render(write_still=True, scene=scene.name)
-    finally:
-        render.filepath, render.film_transparent = saved[0], saved[1]
-        render.image_settings.file_format, render.image_settings.color_mode = saved[2], saved[3]
-        render.use_sequencer = saved[4]
     if not target.is_file():
         raise InputError(f"Rendering the character still failed; nothing was written to {target}.")
     return target
