@@ -506,6 +506,17 @@ def active_env_python(root: Path) -> Path:
 JOB_SCHEMA = "wan-animate/job/1"
 KEYPOINTS_SCHEMA = "wan-animate/keypoints/1"
 KEYPOINTS_FORMAT = "coco-wholebody-133"
+# What a Wan2.2-Animate model folder (diffusers layout) must hold: the backend's check before a
+# job and the add-on's Check button read the same list.
+MODEL_FOLDER_PARTS = (
+    "model_index.json",
+    "transformer",
+    "vae",
+    "text_encoder",
+    "tokenizer",
+    "image_encoder",
+    "scheduler",
+)
 POSE_POINTS_FORMAT = "wan-pose-points"  # keypoints.json's shape with pose_points only (a Blender animation)
 
 # keypoints.json's point layout (COCO-WholeBody) and the Wan-Animate skeleton drawn from it:

@@ -54,6 +54,17 @@ def make_clip(path: Path, seconds: float, width: int = 1280, height: int = 720) 
     return n
 
 
+def run_child(args: list[str]) -> dict | None:
+    """This script again in its own process (so its peak RSS is the stage's own), its RESULT
+    line read back; None (with the child's output printed) when it gave none."""
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(line[7:])
+
+
 def child(clip: str, estimator: str, checkpoint: str | None, work: str) -> None:
     sys.path.insert(0, str(ROOT))
     from backend.preprocess.clip_reading import probe_clip
@@ -141,16 +152,9 @@ def mask_rows(tmp: Path, seconds: list[float], sam2_dir: str | None) -> int:
                 make_clip(clip, sec)
             work = tmp / f"masks_{source}_{sec:g}"
             work.mkdir()
-            proc = subprocess.run(
-                [sys.executable, __file__, "--mask-child", str(clip), source, sam2_dir, str(work)],
-                capture_output=True,
-                text=True,
-            )
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if line is None:
-                print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+            r = run_child(["--mask-child", str(clip), source, sam2_dir, str(work)])
+            if r is None:
                 return 1
-            r = json.loads(line[7:])
             peaks.append(r["peak_rss"])
             name = label if source == "sam2" else "mediapipe"
             print(
@@ -196,16 +200,9 @@ def main() -> int:
                     make_clip(clip, sec)
                 work = "-" if est == "in-memory" else str(Path(tmp) / f"work_{est}_{sec:g}")
                 kind = "mediapipe" if est == "in-memory" else est
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--child", str(clip), kind, str(args.checkpoint), work],
-                    capture_output=True,
-                    text=True,
-                )
-                line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-                if line is None:
-                    print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+                r = run_child(["--child", str(clip), kind, str(args.checkpoint), work])
+                if r is None:
                     return 1
-                r = json.loads(line[7:])
                 peaks.append(r["peak_rss"])
                 print(
                     f"{est:<12} {sec:>6g}s {r['frames']:>7} {r['frames'] / r['seconds']:>9.1f} "

@@ -12,18 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..env.tiny_model import is_tiny_model
-from ..protocol import RequestError
+from ..protocol import MODEL_FOLDER_PARTS, RequestError
 from .lora_adapters import LoraSpec, TransformerSetup, set_up_transformer
 
-REQUIRED_PARTS = (
-    "model_index.json",
-    "transformer",
-    "vae",
-    "text_encoder",
-    "tokenizer",
-    "image_encoder",
-    "scheduler",
-)
+REQUIRED_PARTS = MODEL_FOLDER_PARTS
 HF_REPO_ID = "Wan-AI/Wan2.2-Animate-14B-Diffusers"
 SOURCE_FILE = "wan_animate_source.json"  # written by `download`: repo id and revision
 

@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...backend.protocol import MODEL_FOLDER_PARTS
+
 FILES_RECORD = "wan_animate_files.json"
 ENGINE = "wan2.2-animate"
 DIFFUSERS_REPO = "Wan-AI/Wan2.2-Animate-14B-Diffusers"
@@ -25,15 +27,7 @@ OTHER_PIPELINES = {
     "WanVideoToVideoPipeline": "Wan video-to-video",
     "WanVACEPipeline": "Wan VACE",
 }
-REQUIRED_PARTS = (
-    "model_index.json",
-    "transformer",
-    "vae",
-    "text_encoder",
-    "tokenizer",
-    "image_encoder",
-    "scheduler",
-)
+REQUIRED_PARTS = MODEL_FOLDER_PARTS
 PROGRESS = re.compile(r"^progress: (\d+) / (\d+) bytes")
 RATE_WINDOW_S = 30.0
 MB = 10**6
