@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .clip_reading import ClipError, ClipInfo, iter_frames_rgb
+from .person_track import box_under
 
 PROBE_FRAMES = 12  # frames looked at for anyone at all, before the long pass
 PREVIEW_SIDE = 480  # longest side of the kept previews and the thumbnail
@@ -77,18 +78,6 @@ def model_frame_of(sources: list[int], clip_frame: int) -> int:
         if src >= clip_frame:
             return n
     return len(sources) - 1
-
-
-def box_under(boxes: np.ndarray, x: float, y: float) -> int | None:
-    """The box the point is on (of nested boxes, the smallest), or None."""
-    if not len(boxes):
-        return None
-    inside = (boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3])
-    if not inside.any():
-        return None
-    idx = np.flatnonzero(inside)
-    areas = (boxes[idx, 2] - boxes[idx, 0]) * (boxes[idx, 3] - boxes[idx, 1])
-    return int(idx[np.argmin(areas)])
 
 
 def read_frame(info: ClipInfo, index: int) -> np.ndarray:

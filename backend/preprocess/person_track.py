@@ -34,6 +34,18 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
+def box_under(boxes: np.ndarray, x: float, y: float) -> int | None:
+    """The box the point is on (of nested boxes, the smallest: the one the point is really
+    on), or None."""
+    if not len(boxes):
+        return None
+    inside = (boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3])
+    if not inside.any():
+        return None
+    idx = np.flatnonzero(inside)
+    return int(idx[np.argmin(_area(boxes[idx]))])
+
+
 def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
@@ -68,11 +80,9 @@ class PersonTracker:
         if self.pick is None:
             return int(np.argmax(_area(boxes)))
         px, py = self.pick
-        inside = (boxes[:, 0] <= px) & (px <= boxes[:, 2]) & (boxes[:, 1] <= py) & (py <= boxes[:, 3])
-        if inside.any():
-            # Of the boxes around the point, the smallest is the one the point is really on.
-            idx = np.flatnonzero(inside)
-            return int(idx[np.argmin(_area(boxes[idx]))])
+        under = box_under(boxes, px, py)
+        if under is not None:
+            return under
         centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
         return int(np.argmin(np.hypot(centres[:, 0] - px, centres[:, 1] - py)))
 
