@@ -105,6 +105,15 @@ MAX_PATH_CHARS = 4096
 MAX_NAME_CHARS = 100
 MAX_LORAS = 16
 MAX_CLIP_FRAMES = 10_000_000
+# What an input (clip frame, character or face image) may decode to, read from its header before
+# any pixel is decoded: a 406-byte PNG of 10000x10 grew the backend to 6.4 GB. No job uses more
+# than MAX_SIDE of a side; 8K footage (7680x4320) still passes.
+MAX_INPUT_SIDE = 8192
+MAX_INPUT_PIXELS = 8192 * 4608
+MAX_INPUT_ASPECT = 8.0
+# A job request is a flat object of a few settings; deeper JSON is an attack on the parser.
+MAX_JSON_DEPTH = 8
+MAX_REQUEST_BYTES = 1 << 20
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,10})?$")
 
 # (kind, extra) per setting. Kinds: int, number, bool, str, enum, person, loras.
@@ -147,7 +156,11 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+    if isinstance(v, bool):
+        return False
+    # A whole number is compared with the bounds exactly: math.isfinite on a 400-digit one
+    # raises OverflowError (it goes through float).
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
 
 
 def check_setting(name: str, v: Any) -> None:
@@ -190,6 +203,36 @@ def check_setting(name: str, v: Any) -> None:
             raise RequestError(
                 f'settings.loras must be a list of at most {MAX_LORAS} {{"path": "...safetensors", "strength": 1.0}}'
             )
+
+
+def input_size_problem(width: int, height: int, what: str) -> str | None:
+    """Why an input that decodes to ``width`` x ``height`` is refused before decoding, or None."""
+    if width <= 0 or height <= 0:
+        return f"The {what} declares an empty size ({width}x{height}); it is damaged. Save it again."
+    if max(width, height) > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
+        return (
+            f"The {what} is {width}x{height}: larger than the backend reads (at most {MAX_INPUT_SIDE} "
+            f"pixels a side and {MAX_INPUT_PIXELS // 1_000_000} megapixels). Scale it down; no job "
+            f"uses more than {MAX_SIDE} pixels a side."
+        )
+    if max(width, height) > MAX_INPUT_ASPECT * min(width, height):
+        return (
+            f"The {what} is {width}x{height}: one side is more than {MAX_INPUT_ASPECT:g} times the "
+            "other. Crop it to the part the shot uses."
+        )
+    return None
+
+
+def json_depth_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """Why a parsed JSON body nests too deeply, or None; walked without recursion."""
+    todo = [(value, 1)]
+    while todo:
+        v, depth = todo.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return f"the body nests JSON deeper than {limit} levels; a job request is a flat object"
+            todo.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return None
 
 
 def check_path(name: str, v: Any) -> None:

@@ -38,6 +38,7 @@ def check_clip(
     job keeps them); ``warnings``; the followed person's box, skeleton and face box on the chosen
     frame; ``preview_png``: that frame annotated, base64."""
     s = req.settings
+    _check_character(paths)
     clip_path = paths.get("clip")
     if clip_path is None:
         return {"ok": True, "warnings": [], "people": None, "preview_png": None}
@@ -97,6 +98,24 @@ def check_clip(
         ),
         "preview_png": _png(image),
     }
+
+
+def _check_character(paths: dict[str, Path | None]) -> None:
+    """The character (and face) image read as the job reads it: a decompression bomb, a
+    truncated file or an EXR is refused now, not minutes into the job."""
+    from ..preprocess.character_image import load_character
+    from ..protocol import RequestError
+    from .job_inputs import image_size_problem
+
+    for key, what in (("character", "character image"), ("face", "face image")):
+        path = paths.get(key)
+        if path is None:
+            continue
+        problem = image_size_problem(path, what)
+        if problem:
+            raise RequestError(problem)
+        if key == "character":
+            load_character(path)
 
 
 def _counts(looked: list[Sighting]) -> dict[str, int]:

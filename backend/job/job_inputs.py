@@ -62,11 +62,35 @@ class JobInputs:
     output_parent: Path
 
 
+def image_size_problem(path: Path, what: str) -> str | None:
+    """Why an image decodes to more than a job can use, from its header alone; None otherwise
+    (a file that does not open is the loader's to name)."""
+    from ..preprocess.clip_reading import ClipError, InputTooLarge, image_header_size
+
+    try:
+        image_header_size(path, what)
+    except InputTooLarge as exc:
+        return str(exc)
+    except ClipError:
+        return None
+    return None
+
+
+def output_dir_problem(folder: Path) -> str | None:
+    if folder.exists() and not folder.is_dir():
+        return f"The output folder {folder} is a file, not a folder. Pick a folder for the results."
+    return None
+
+
 def load_inputs(req: JobRequest, paths: dict[str, Path | None], default_output: Path) -> JobInputs:
     from ..preprocess.character_image import load_character
     from ..preprocess.clip_reading import clip_sha256, probe_clip
 
     s = req.settings
+    for key, what in (("character", "character image"), ("face", "face image")):
+        problem = paths.get(key) is not None and image_size_problem(paths[key], what)
+        if problem:
+            raise RequestError(problem)
     character = load_character(paths["character"])
     clip_path = paths["clip"]
     clip = None
@@ -78,6 +102,9 @@ def load_inputs(req: JobRequest, paths: dict[str, Path | None], default_output: 
     if s.mode == "replace" and clip is None:
         raise RequestError("replace mode needs a reference clip to put the character into")
     parent = Path(req.output_dir) if req.output_dir else default_output
+    problem = output_dir_problem(parent)
+    if problem:
+        raise RequestError(problem)
     if clip is not None:
         check_free_space(parent, _disk_need(s, clip))
     shas = {k: (clip_sha256(v) if k == "clip" else file_sha256(v)) for k, v in paths.items() if v is not None}

@@ -58,6 +58,57 @@ class ClipError(ValueError):
     """A reference clip that cannot be used; the message says what to do."""
 
 
+class InputTooLarge(ClipError):
+    """An input whose header says it decodes to more than any job can use."""
+
+
+def _check_size(width: int, height: int, what: str) -> None:
+    from ..protocol import input_size_problem
+
+    problem = input_size_problem(width, height, what)
+    if problem:
+        raise (InputTooLarge if width > 0 and height > 0 else ClipError)(problem)
+
+
+def image_header_size(path: Path, what: str) -> tuple[int, int]:
+    """An image's size from its header alone, refused (ClipError) when no job could use what it
+    decodes to; Pillow's own decompression-bomb guard is caught as one of those."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            size = img.size
+    except Image.DecompressionBombError as exc:
+        raise InputTooLarge(f"The {what} {Path(path).name} is larger than the backend reads: {exc}") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ClipError(f"Cannot read the {what} {Path(path).name}: {exc}. Save it as PNG or JPEG.") from exc
+    _check_size(size[0], size[1], f"{what} {Path(path).name}")
+    return size
+
+
+def clip_size_problem(path: Path) -> str | None:
+    """Why a clip decodes to more than a job can use, from its headers alone (a movie's stream,
+    a sequence's first frame), in milliseconds; None when it does not or cannot be told yet (a
+    file that does not open fails the job later with its own message)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            image_header_size(_sequence_files(path)[0], "reference clip's frame")
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            image_header_size(path, "reference clip's frame")
+        elif path.suffix.lower() != ".exr":
+            with _open_movie(path) as container:
+                if container.streams.video:
+                    cc = container.streams.video[0].codec_context
+                    if cc.width or cc.height:
+                        _check_size(cc.width, cc.height, f"reference clip {path.name}")
+    except InputTooLarge as exc:
+        return str(exc)
+    except (ClipError, OSError):
+        return None
+    return None
+
+
 @dataclass(frozen=True)
 class ClipInfo:
     path: Path
@@ -147,6 +198,10 @@ def _probe_movie(path: Path) -> ClipInfo:
             )
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        declared = stream.codec_context
+        if declared.width or declared.height:
+            # Before the first frame is decoded: a 17 KB MJPG movie of 10000x16 took 198 s and 5 GB.
+            _check_size(declared.width, declared.height, f"reference clip {path.name}")
         pts: list[int | None] = []
         rotation, width, height = 0, 0, 0
         try:
@@ -155,6 +210,10 @@ def _probe_movie(path: Path) -> ClipInfo:
             for frame in container.decode(stream):
                 if not pts:
                     rotation, width, height = _quarter_turns(frame, stream), frame.width, frame.height
+                    _check_size(width, height, f"reference clip {path.name}")
+                elif (frame.width, frame.height) != (width, height):
+                    # A stream may change size mid-way; each new size is bounded too.
+                    _check_size(frame.width, frame.height, f"reference clip {path.name}")
                 pts.append(frame.pts)
         except av.FFmpegError as exc:
             where = "no frame could be decoded" if not pts else f"decoding failed after frame {len(pts)}"
@@ -275,9 +334,10 @@ def _probe_sequence(path: Path, fps: float) -> ClipInfo:
         try:
             with Image.open(f) as img:  # the header only: cheap for thousands of frames
                 here = img.size
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise ClipError(f"Cannot read {f.name} of the image sequence: {exc}. Render it again.") from exc
         if size is None:
+            _check_size(here[0], here[1], f"image sequence's frame {f.name}")
             size = here
         elif here != size:
             raise ClipError(

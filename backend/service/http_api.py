@@ -20,13 +20,24 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..engines import Engines
 from ..job.run_job import JobRunner
 from ..model.model_store import ModelStore
-from ..protocol import API_PREFIX, FOLDER_IN_USE_EXIT, UPLOAD_ID, JobRequest, RequestError, job_request_schema
-from .job_store import JobStore, StoreUnavailable
+from ..protocol import (
+    API_PREFIX,
+    FOLDER_IN_USE_EXIT,
+    MAX_JSON_DEPTH,
+    MAX_REQUEST_BYTES,
+    UPLOAD_ID,
+    JobRequest,
+    RequestError,
+    job_request_schema,
+    json_depth_problem,
+)
+from .job_store import JobStore, StoreDamaged, StoreUnavailable
 from .worker import JobWorker
 
 MAX_UPLOAD_BYTES = 4 << 30
@@ -217,18 +228,35 @@ def create_app(
         },
     }
 
-    async def read_request(request: Request) -> JobRequest:
+    async def read_body(request: Request) -> bytes:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_REQUEST_BYTES:
+                raise HTTPException(413, f"a job request is at most {MAX_REQUEST_BYTES >> 10} KiB of JSON")
+        return bytes(body)
+
+    def parse_request(body: bytes) -> JobRequest:
+        """The request checked, with the files it names: run off the event loop (it reads the disk)."""
         try:
-            payload = json.loads(await request.body())
+            payload = json.loads(body)
+        except RecursionError:
+            raise RequestError(f"the body nests JSON deeper than {MAX_JSON_DEPTH} levels") from None
         except ValueError as exc:
             raise RequestError(f"the body must be a JSON job request: {exc}") from exc
+        problem = json_depth_problem(payload)
+        if problem:
+            raise RequestError(problem)
         req = JobRequest.from_json(payload)
         check_inputs(req, uploads, access.confine_to)
         return req
 
     @app.post(f"{API_PREFIX}/jobs", status_code=201, **job_body)
     async def submit(request: Request) -> dict:
-        return worker.submit(await read_request(request)).to_json()
+        body = await read_body(request)
+        # The checks read files and the store may wait out another program's lock: off the loop,
+        # so polls and health answer meanwhile.
+        return await run_in_threadpool(lambda: worker.submit(parse_request(body)).to_json())
 
     check_lock = threading.Lock()  # one clip check at a time: it shares the CPU with the job
 
@@ -236,15 +264,14 @@ def create_app(
     async def check(request: Request) -> dict:
         """What a job with this request would find in its clip, in seconds: who is followed, the
         warnings, and the checked frame annotated (PNG, base64). Nothing is queued."""
-        from starlette.concurrency import run_in_threadpool
-
         from ..job.clip_check import check_clip
         from ..job.job_inputs import resolve_inputs
         from ..preprocess.clip_reading import ClipError
 
-        req = await read_request(request)
+        body = await read_body(request)
 
         def run() -> dict:
+            req = parse_request(body)
             with check_lock:
                 try:
                     return check_clip(
@@ -265,6 +292,11 @@ def create_app(
         after: str | None = Query(None, max_length=64),  # noqa: B008
     ) -> list[dict]:
         """Jobs in submission order, ``limit`` at a time; pass the last id as ``after`` for the next page."""
+        if after and store.get(after) is None:
+            # An empty page would read as "no more jobs".
+            raise RequestError(
+                f"after={after!r:.80} is no job's id: pass the id of the last job of the previous page"
+            )
         return [j.to_json() for j in store.list(limit=limit, after=after)]
 
     def _job(job_id: str):
@@ -381,8 +413,30 @@ def check_inputs(req: JobRequest, uploads: Path, confine_to: list[Path] | None) 
             raise RequestError(
                 f"The upload {up} for the {label} is unknown (uploads go after 24 h); upload it again."
             )
+        where = Path(p) if p else (uploads / up if up else None)
+        problem = where is not None and _size_problem(label, where)
+        if problem:
+            raise RequestError(problem)
     if req.output_dir and roots is not None and not _inside(Path(req.output_dir), roots[1:]):
         raise RequestError(f"output_dir {req.output_dir} is outside the folders this backend may write.")
+    if req.output_dir:
+        from ..job.job_inputs import output_dir_problem
+
+        problem = output_dir_problem(Path(req.output_dir))
+        if problem:
+            raise RequestError(problem)
+
+
+def _size_problem(label: str, path: Path) -> str | None:
+    """What an image or clip decodes to, from its header: refused before anything is decoded."""
+    from ..job.job_inputs import image_size_problem
+    from ..preprocess.clip_reading import clip_size_problem
+
+    if label == "reference clip":
+        return clip_size_problem(path)
+    if label in ("character image", "face image"):
+        return image_size_problem(path, label)
+    return None
 
 
 def _inside(p: Path, roots: list[Path]) -> bool:
@@ -523,7 +577,12 @@ def serve(
             print(exc, file=sys.stderr, flush=True)
             lock.release()
             raise SystemExit(2) from None
-    app = create_app(access, data_dir, model_dir, device, leader=leader, cluster=cluster)
+    try:
+        app = create_app(access, data_dir, model_dir, device, leader=leader, cluster=cluster)
+    except (StoreDamaged, StoreUnavailable) as exc:
+        print(exc, file=sys.stderr, flush=True)
+        lock.release()
+        raise SystemExit(2) from None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP given explicitly: asyncio only sets TCP_NODELAY on sockets that say so, and
     # without it a poll on a kept-alive connection waits ~40 ms on Nagle's algorithm.

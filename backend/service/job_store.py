@@ -30,16 +30,34 @@ class StoreUnavailable(RuntimeError):
     """The job database stayed locked or unwritable past every retry."""
 
 
+class StoreDamaged(RuntimeError):
+    """The job database file is not a database, or its pages are damaged."""
+
+
 class JobStore:
     def __init__(self, db_path: Path, retry_s: float = 120.0) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.path = db_path
         self.retry_s = retry_s
-        self._db = sqlite3.connect(
-            str(db_path), check_same_thread=False, isolation_level=None, timeout=SQLITE_BUSY_S
-        )
         self._lock = threading.Lock()
         self.bad_rows: list[str] = []  # ids of rows that could not be read, reported by health
+        try:
+            self._db = sqlite3.connect(
+                str(db_path), check_same_thread=False, isolation_level=None, timeout=SQLITE_BUSY_S
+            )
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            # OperationalError (a lock) is waited out in _retry; what reaches here is damage.
+            raise StoreDamaged(
+                f"The job database {db_path} is damaged ({exc}). Move it aside (rename it) and start "
+                "the backend again: the jobs listed in it are lost, their results on disk are not."
+            ) from None
+
+    def _open(self) -> None:
+        # A truncated file opens and answers the first queries; the check reads every page.
+        check = self._retry(lambda: self._db.execute("PRAGMA quick_check").fetchall())
+        if [tuple(r) for r in check] != [("ok",)]:
+            raise sqlite3.DatabaseError("; ".join(str(r[0]) for r in check[:3]))
         self._retry(
             lambda: self._db.execute(
                 "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created REAL, request TEXT, status TEXT)"

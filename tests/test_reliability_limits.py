@@ -1,0 +1,164 @@
+"""What one request may cost the backend: inputs measured from their headers before a pixel is
+decoded, JSON the parser could choke on, numbers no float holds, a damaged jobs database. Each
+refusal is quick, names what to change, and leaves the backend answering."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from backend_proc import ROOT, BackendProc
+from PIL import Image
+
+SETTINGS = {"width": 64, "height": 48, "steps": 1, "segment_frames": 17}
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory, backend_python, tiny_model):
+    b = BackendProc(backend_python, tmp_path_factory.mktemp("limits") / "data", tiny_model)
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory, astronaut_png, carphone_clip) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("limits_media")
+    out = {"character": astronaut_png, "clip": carphone_clip}
+    out["wide_png"] = d / "wide.png"  # a few hundred bytes that decode to 10000x10
+    Image.new("RGB", (10000, 10)).save(out["wide_png"])
+    out["wide_movie"] = d / "wide.avi"
+    w = cv2.VideoWriter(str(out["wide_movie"]), cv2.VideoWriter_fourcc(*"MJPG"), 30, (10000, 16))
+    for _ in range(3):
+        w.write(np.zeros((16, 10000, 3), np.uint8))
+    w.release()
+    out["sliver"] = d / "sliver.png"  # under every side bound, but 400 times wider than tall
+    Image.new("RGB", (4000, 10)).save(out["sliver"])
+    seq = d / "seq"
+    seq.mkdir()
+    for i in range(1, 4):
+        Image.new("RGB", (8200, 64)).save(seq / f"plate_{i:04d}.png")
+    out["big_sequence"] = seq
+    raw = astronaut_png.read_bytes()
+    out["truncated"] = d / "truncated.png"
+    out["truncated"].write_bytes(raw[: len(raw) // 2])
+    out["exr"] = d / "character.exr"
+    out["exr"].write_bytes(b"v/1\x01" + b"\x00" * 64)
+    out["a_file"] = d / "not_a_folder"
+    out["a_file"].write_text("an artist's file")
+    return out
+
+
+def post_json(b: BackendProc, path: str, payload) -> tuple[int, str, float]:
+    t0 = time.perf_counter()
+    r = b.post(path, data=payload if isinstance(payload, bytes) else json.dumps(payload))
+    took = time.perf_counter() - t0
+    detail = (
+        r.json().get("detail", "") if r.headers.get("content-type", "").startswith("application/json") else ""
+    )
+    return r.status_code, str(detail), took
+
+
+def assert_alive(b: BackendProc, pid: int) -> None:
+    h = b.get("/v1/health").json()
+    assert h["pid"] == pid and h["worker_alive"] and h["queued"] == 0, h
+
+
+def test_inputs_that_decode_to_more_than_a_job_uses_are_refused_from_their_headers(backend, media):
+    pid = backend.get("/v1/health").json()["pid"]
+    good = {"character_path": str(media["character"]), "clip_path": str(media["clip"]), "settings": SETTINGS}
+    cases = [
+        ({"clip_path": str(media["wide_png"])}, "10000x10"),
+        ({"clip_path": str(media["wide_movie"])}, "10000x16"),
+        ({"clip_path": str(media["sliver"])}, "times the other"),
+        ({"clip_path": str(media["big_sequence"])}, "8200x64"),
+        ({"character_path": str(media["wide_png"])}, "character image"),
+        (
+            {"face_path": str(media["wide_png"]), "clip_path": None, "keypoints_path": str(media["a_file"])},
+            "face",
+        ),
+    ]
+    up = backend.post("/v1/uploads", data=media["wide_png"].read_bytes(), headers={"X-Filename": "w.png"})
+    cases.append(({"clip_path": None, "clip_upload": up.json()["upload_id"]}, "10000x10"))
+    for route in ("/v1/jobs", "/v1/check"):
+        for change, fragment in cases:
+            code, detail, took = post_json(backend, route, {**good, **change})
+            assert code == 400, (route, change, code, detail)
+            assert fragment in detail, (route, change, detail)
+            assert took < 1.0, (route, change, took)
+    assert_alive(backend, pid)
+    # The check reads the character as the job would: a truncated file or an EXR fails now.
+    for bad, fragment in ((media["truncated"], "truncated"), (media["exr"], "Cannot read the character")):
+        code, detail, _ = post_json(backend, "/v1/check", {**good, "character_path": str(bad)})
+        assert code == 400 and fragment in detail, (bad, code, detail)
+    assert_alive(backend, pid)
+
+
+def test_deep_json_huge_numbers_a_file_as_output_folder_and_a_bad_cursor(backend, media):
+    pid = backend.get("/v1/health").json()["pid"]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    deep_settings = json.dumps({"settings": {"loras": [[[[[[[[[[[]]]]]]]]]]]}}).encode()
+    good = {"character_path": str(media["character"]), "clip_path": str(media["clip"]), "settings": SETTINGS}
+    huge = 10**400
+    cases = [
+        (deep, "deeper than"),
+        (deep_settings, "deeper than"),
+        ({**good, "settings": {**SETTINGS, "guidance_scale": huge}}, "settings.guidance_scale"),
+        ({**good, "settings": {**SETTINGS, "steps": huge}}, "settings.steps"),
+        ({**good, "settings": {**SETTINGS, "person": [huge, 0.5]}}, "settings.person"),
+        ({**good, "settings": {**SETTINGS, "loras": [{"path": "/l.safetensors", "strength": huge}]}}, "LoRA"),
+        ({**good, "output_dir": str(media["a_file"])}, "is a file, not a folder"),
+    ]
+    for route in ("/v1/jobs", "/v1/check"):
+        for payload, fragment in cases:
+            code, detail, took = post_json(backend, route, payload)
+            assert code == 400 and fragment in detail, (route, fragment, code, detail[:300])
+            assert took < 1.0, (fragment, took)
+    assert media["a_file"].read_text() == "an artist's file"
+    r = backend.get("/v1/jobs", params={"after": "f" * 32})
+    assert r.status_code == 400 and "no job" in r.json()["detail"], r.text
+    assert backend.get("/v1/jobs").status_code == 200
+    assert_alive(backend, pid)
+
+
+def _serve(backend_python: str, data: Path, model: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [backend_python, "-m", "backend", "serve", "--data-dir", str(data), "--model-dir", str(model)]
+        + ["--ready-file", str(data / "ready.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(data),
+        env=dict(os.environ, PYTHONPATH=str(ROOT), WAN_ANIMATE_TOKEN="test-token"),
+    )
+
+
+def test_a_damaged_jobs_database_starts_nothing_and_says_which_file(tmp_path, backend_python, tiny_model):
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "jobs.sqlite3").write_bytes(os.urandom(8192))
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    db = sqlite3.connect(str(truncated / "jobs.sqlite3"))
+    db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, created REAL, request TEXT, status TEXT, state TEXT)")
+    db.executemany(
+        "INSERT INTO jobs VALUES (?, 0, ?, '{}', 'done')", [(str(i), "x" * 3000) for i in range(40)]
+    )
+    db.commit()
+    db.close()
+    raw = (truncated / "jobs.sqlite3").read_bytes()
+    (truncated / "jobs.sqlite3").write_bytes(raw[: len(raw) // 2])
+    for data in (garbage, truncated):
+        before = (data / "jobs.sqlite3").read_bytes()
+        proc = _serve(backend_python, data, tiny_model)
+        lines = [x for x in proc.stderr.splitlines() if x.strip()]
+        assert proc.returncode != 0 and not (data / "ready.json").exists(), proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr[-2000:]
+        assert str(data / "jobs.sqlite3") in lines[0] and "Move it aside" in lines[0], lines
+        assert (data / "jobs.sqlite3").read_bytes() == before  # left for the studio to look at
