@@ -109,3 +109,51 @@ RANGE_ENDS = pytest.mark.parametrize("bl", ["4.2", "5.0"])
 # For in-Blender tests of the add-on's own Python (the batch API, the compare layout) whose
 # Blender calls the range-wide tests already cover: the newest Blender only.
 NEWEST = pytest.mark.parametrize("bl", ["5.0"])
+
+
+_NEEDS_BLENDER = ("run_blender(", "render_clip(", "extension_zip")
+
+
+def _source(fn) -> str:
+    import inspect
+
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
+
+
+def _blender_words(module, cache: dict) -> tuple[str, ...]:
+    """The calls that start a Blender in ``module``: the shared ones, and its own helpers that
+    make them (followed twice, for a helper calling a helper)."""
+    if module not in cache:
+        import inspect
+
+        words = list(_NEEDS_BLENDER)
+        helpers = [f for n, f in vars(module).items() if inspect.isfunction(f) and not n.startswith("test")]
+        for _ in range(2):
+            for f in helpers:
+                if f.__name__ + "(" not in words and any(w in _source(f) for w in words):
+                    words.append(f.__name__ + "(")
+        cache[module] = tuple(words)
+    return cache[module]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Marks every test that starts a Blender (itself, through a helper or through a fixture,
+    such as a clip rendered in Blender) with ``blender``, so ``-m "not blender"`` runs the rest
+    in minutes."""
+    cache: dict = {}
+    for item in items:
+        fn = getattr(item, "function", None)
+        if fn is None:
+            continue
+        fns = [fn]
+        info = getattr(item, "_fixtureinfo", None)
+        for defs in info.name2fixturedefs.values() if info else ():
+            fns.extend(d.func for d in defs)
+        words = _blender_words(item.module, cache)
+        if "bl" in getattr(getattr(item, "callspec", None), "params", {}) or any(
+            any(w in _source(f) for w in words) for f in fns
+        ):
+            item.add_marker(pytest.mark.blender)

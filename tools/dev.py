@@ -37,7 +37,14 @@ TEST_EXTRAS = [
         for ln in (ROOT / "backend" / "requirements-cluster.txt").read_text().splitlines()
         if ln.strip() and not ln.startswith("#")
     ),
+    # What the official Wan2.2 code below imports for the parts the tests compare with.
+    "easydict==1.14",
+    "einops==0.8.2",
 ]
+# The official Wan2.2 code, the tests' reference for every step the backend mirrors
+# (tests/test_official_*.py). Without its declared dependencies: flash_attn, decord and
+# torchvision cannot run here and none of them is needed by the functions compared.
+ORACLE = ["wan22==2.2.11"]
 
 
 def venv_python(venv: Path) -> Path:
@@ -49,12 +56,16 @@ def run(cmd: list, **kw) -> None:
     subprocess.run([str(c) for c in cmd], check=True, **kw)
 
 
+def install_oracle(venv: Path) -> None:
+    run([venv_python(venv), "-m", "pip", "install", "-q", "--no-deps", *ORACLE])
+
+
 def setup() -> dict[str, Path]:
     DEV.mkdir(exist_ok=True)
     backend = DEV / "backend"
     marker = backend / ".complete"
     # The pins the environment was made from: a changed pin installs into the existing venv.
-    pins = (ROOT / "backend" / "requirements.txt").read_text() + "\n".join(TEST_EXTRAS)
+    pins = (ROOT / "backend" / "requirements.txt").read_text() + "\n".join(TEST_EXTRAS + ORACLE)
     if marker.exists() and marker.read_text() != pins:
         run(
             [
@@ -68,6 +79,7 @@ def setup() -> dict[str, Path]:
                 *TEST_EXTRAS,
             ]
         )
+        install_oracle(backend)
         marker.write_text(pins)
     if not marker.exists():
         env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -87,6 +99,7 @@ def setup() -> dict[str, Path]:
             env=env,
             cwd=ROOT,
         )
+        install_oracle(backend)
         marker.write_text(pins)
     pythons = {"backend": venv_python(backend)}
     for ver, spec in BLENDER_VERSIONS.items():
