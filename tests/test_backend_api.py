@@ -236,6 +236,8 @@ def test_a_job_cut_short_by_a_crash_resumes_in_the_restarted_backend(
         assert st["state"] == "done"
         job = json.loads((Path(st["result_dir"]) / "job.json").read_text())
         assert job["resumed_windows"] >= 1
+        # The result is as whole as an uninterrupted one: who was followed is shown too.
+        assert (Path(st["result_dir"]) / "performer.png").is_file()
     finally:
         b2.stop()
 
@@ -249,6 +251,7 @@ def test_a_rerun_with_another_seed_reuses_the_detected_keypoints(backend, astron
     jobs = [json.loads((Path(s["result_dir"]) / "job.json").read_text()) for s in (st1, st2, st3)]
     assert "cached" not in jobs[0]["estimator"]
     assert "cached" in jobs[1]["estimator"]
+    assert all((Path(s["result_dir"]) / "performer.png").is_file() for s in (st1, st2, st3))
     assert "cached" not in jobs[2]["estimator"]  # another range of the clip: detected afresh
     assert jobs[1]["timings_s"]["preprocessing"] < jobs[0]["timings_s"]["preprocessing"]
     kp = [json.loads((Path(s["result_dir"]) / "keypoints.json").read_text()) for s in (st1, st2)]

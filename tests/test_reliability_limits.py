@@ -162,3 +162,85 @@ def test_a_damaged_jobs_database_starts_nothing_and_says_which_file(tmp_path, ba
         assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr[-2000:]
         assert str(data / "jobs.sqlite3") in lines[0] and "Move it aside" in lines[0], lines
         assert (data / "jobs.sqlite3").read_bytes() == before  # left for the studio to look at
+
+
+def test_a_held_database_lock_freezes_neither_polls_nor_health(backend, media):
+    import sqlite3 as sql
+    import threading
+
+    good = {"character_path": str(media["character"]), "clip_path": str(media["clip"])}
+    job = backend.post("/v1/jobs", json={**good, "settings": {**SETTINGS, "steps": 8}}).json()["id"]
+    backend.wait(
+        job,
+        until=lambda st: st["stage"] == "denoising" or st["state"] != "running" and st["state"] != "queued",
+    )
+    other = sql.connect(str(backend.data_dir / "jobs.sqlite3"), isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another program (a backup, a sync client) holds the file
+    second: dict = {}
+    try:
+        submit = threading.Thread(
+            target=lambda: second.update(r=backend.post("/v1/jobs", json={**good, "settings": SETTINGS}))
+        )
+        submit.start()
+        time.sleep(1.0)  # the submit now waits on the lock
+        took = {}
+        for path in ("/openapi.json", "/v1/health", f"/v1/jobs/{job}"):
+            t0 = time.perf_counter()
+            r = backend.get(path)
+            took[path] = time.perf_counter() - t0
+            assert r.status_code == 200, (path, r.text[:300])
+        health = backend.get("/v1/health").json()
+        assert health["status"] == "degraded" and health["database"] == "locked", health
+        assert max(took.values()) < 0.5, took
+        assert submit.is_alive()  # still waiting: it is the lock that held it, not a failure
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    submit.join(60)
+    assert second["r"].status_code == 201, second["r"].text
+    for j in (job, second["r"].json()["id"]):
+        backend.post(f"/v1/jobs/{j}/cancel")
+        backend.wait(j)
+    assert backend.get("/v1/health").json()["database"] == "ok"
+
+
+def test_concurrent_uploads_cannot_together_pass_the_quota(tmp_path, backend_python, tiny_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    quota = 10 << 20
+    b = BackendProc(
+        backend_python,
+        tmp_path / "data",
+        tiny_model,
+        extra_args=["--upload-quota-gb", str(quota / (1 << 30))],
+    )
+    try:
+        blob = os.urandom(6 << 20)
+
+        def send(_):
+            try:
+                r = requests.post(
+                    b.url + "/v1/uploads",
+                    data=blob,
+                    headers={"Authorization": f"Bearer {b.token}", "X-Filename": "clip.mp4"},
+                    timeout=60,
+                )
+                return r.status_code
+            except requests.ConnectionError:
+                return "refused mid-body"
+
+        with ThreadPoolExecutor(6) as pool:
+            codes = list(pool.map(send, range(6)))
+        assert codes.count(200) == 1, codes
+        assert all(c in (200, 413, "refused mid-body") for c in codes), codes
+        kept = [p for p in (b.data_dir / "uploads").iterdir() if p.is_file()]
+        assert sum(p.stat().st_size for p in kept) <= quota and len(kept) == 1, kept
+        # Chunked (no declared length), past what is left: refused as it streams, nothing kept.
+        r = b.post("/v1/uploads", data=iter([blob]), headers={"X-Filename": "more.mp4"})
+        assert r.status_code == 413 and "quota" in r.json()["detail"], r.text
+        assert len([p for p in (b.data_dir / "uploads").iterdir() if p.is_file()]) == 1
+        assert b.get("/v1/health").json()["worker_alive"]
+    finally:
+        b.stop()

@@ -20,7 +20,12 @@ import numpy as np
 from ..engines import Engine, Engines, Generated, PreparedModel
 from ..preprocess.clip_reading import output_frame_sources
 from ..protocol import JobRequest
-from .conditioning_stage import JobConditioning, build_job_conditioning, write_performer_thumbnail
+from .conditioning_stage import (
+    PERFORMER_THUMBNAIL,
+    JobConditioning,
+    build_job_conditioning,
+    write_performer_thumbnail,
+)
 from .job_inputs import JobInputs, key_hash, load_inputs
 from .job_report import JobRecord, face_warning, job_json
 from .keypoint_cache import CACHED_LABEL, KeypointCache
@@ -98,6 +103,12 @@ class JobRunner:
             self._estimator_factory,
         )
         timings["preprocessing"] = time.perf_counter() - t0
+        thumbnail = self._thumbnail_copy(conditioning, req.settings.person)
+        if conditioning.performer is not None:
+            # Kept beside the keypoint cache now, not only in the result: a job resumed after a
+            # crash, or a re-run, reuses the keypoints without looking for the performer again.
+            thumbnail.mkdir(parents=True, exist_ok=True)
+            write_performer_thumbnail(thumbnail, conditioning, req.settings.person)
         warning = face_warning(conditioning.cond.face_from)
         if warning:
             progress.report(message=f"Note: {warning}")
@@ -107,10 +118,14 @@ class JobRunner:
         progress.check()
 
         result = self._write_result(
-            job_id, engine.name, req, inputs, model, conditioning, generated, progress, timings
+            job_id, engine.name, req, inputs, model, conditioning, generated, progress, timings, thumbnail
         )
         store.remove()  # the frames are in the result now; a re-run starts afresh
         return {**result, "warnings": ([warning] if warning else []) + (conditioning.warnings or [])}
+
+    def _thumbnail_copy(self, conditioning: JobConditioning, pick: list | None) -> Path:
+        text = conditioning.keypoints_text or ""
+        return self.cache.folder / "performer" / key_hash({"keypoints": text, "person": pick})
 
     def _check_inputs(self, engine: Engine, req: JobRequest, paths: dict[str, Path | None]) -> JobInputs:
         """Inputs are checked before the model loads so a bad file fails in a second, not a minute."""
@@ -186,6 +201,7 @@ class JobRunner:
         generated: Generated,
         progress: JobProgress,
         timings: dict[str, float],
+        thumbnail: Path,
     ) -> dict[str, Any]:
         """Frames in clip order at the output rate, conditioning frames, keypoints and job.json,
         into a partial folder renamed into place when complete."""
@@ -207,7 +223,10 @@ class JobRunner:
                 conditioning.keypoints_text,
                 progress.cancel_event,
             )
-            write_performer_thumbnail(result, conditioning, s.person)
+            if write_performer_thumbnail(result, conditioning, s.person) is None:
+                kept = thumbnail / PERFORMER_THUMBNAIL
+                if conditioning.keypoints_text and kept.is_file():
+                    shutil.copyfile(kept, result / PERFORMER_THUMBNAIL)
             timings["writing"] = time.perf_counter() - t0
             record = JobRecord(
                 job_id, engine_name, req, inputs, model, conditioning, generated, order, fps, timings

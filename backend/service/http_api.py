@@ -96,6 +96,7 @@ def create_app(
         description="Local backend for the Wan Animate Blender extension.",
     )
     app.state.worker = worker
+    space = UploadSpace(uploads, access.upload_quota)
     app.state.shutdown = threading.Event()
     expected = [(f"Bearer {t}".encode(), user) for t, user in access.tokens.items()]
 
@@ -152,9 +153,11 @@ def create_app(
         problem = engine.model_problem(Path(model_dir)) if loaded is None else None
         free = shutil.disk_usage(data_dir).free
         current = worker.current
-        ok = worker.alive and problem is None and worker.last_error is None
+        queued = store.count_now("queued")
+        ok = worker.alive and problem is None and worker.last_error is None and queued is not None
         return {
             "status": "ok" if ok else "degraded",
+            "database": "ok" if queued is not None else "locked",
             "version": __version__,
             "pid": os.getpid(),
             "worker_alive": worker.alive,
@@ -163,7 +166,7 @@ def create_app(
             "model_dir_problem": problem,
             "model_loaded": loaded is not None,
             "device": loaded.device if loaded else None,
-            "queued": store.count("queued"),
+            "queued": queued,
             "running": current.id if current else None,
             "free_disk_bytes": free,
             "unreadable_jobs": len(store.bad_rows),
@@ -191,30 +194,39 @@ def create_app(
         suffix = Path(request.headers.get("x-filename", "upload.bin")).suffix.lower()
         if not UPLOAD_ID.match("0" * 32 + suffix):
             suffix = ""  # an odd extension is not worth refusing the file for
-        used = sum(p.stat().st_size for p in uploads.iterdir() if p.is_file())
-        room = min(MAX_UPLOAD_BYTES, access.upload_quota - used)
         upload_id = f"{uuid.uuid4().hex}{suffix}"
         part = uploads / f"{upload_id}.part"
-        size = 0
         try:
-            with open(part, "wb") as f:
+            declared = max(0, int(request.headers.get("content-length", "0")))
+        except ValueError:
+            declared = 0
+        # The space is reserved before the first byte is written, and grows under the same lock
+        # as each chunk arrives: concurrent uploads cannot all pass a quota check made before any
+        # of them wrote.
+        held = await run_in_threadpool(space.reserve, declared)
+        size, pending = 0, bytearray()
+        try:
+            f = await run_in_threadpool(open, part, "wb")
+            try:
                 async for chunk in request.stream():
                     size += len(chunk)
-                    if size > room:
-                        raise HTTPException(
-                            413,
-                            "upload larger than 4 GiB"
-                            if size > MAX_UPLOAD_BYTES
-                            else f"the backend's upload quota ({access.upload_quota >> 30} GiB) is full; "
-                            "old uploads go after 24 hours",
-                        )
-                    f.write(chunk)
+                    if size > held:
+                        held = space.grow(held, size - held)
+                    pending += chunk
+                    if len(pending) >= 1 << 20:
+                        await run_in_threadpool(f.write, bytes(pending))
+                        pending.clear()
+                await run_in_threadpool(f.write, bytes(pending))
+            finally:
+                await run_in_threadpool(f.close)
             if size == 0:
                 raise HTTPException(400, "the upload is empty: send the file's bytes as the request body")
-            os.replace(part, uploads / upload_id)
+            await run_in_threadpool(space.finish, part, uploads / upload_id, held)
+            held = 0
         finally:
             # A client that went away mid-upload (or an error) leaves nothing behind.
-            part.unlink(missing_ok=True)
+            await run_in_threadpool(part.unlink, True)
+            space.release(held)
         return {"upload_id": upload_id, "bytes": size}
 
     # The job request's body, as POST /jobs and POST /check both take it (declared once for /openapi.json).
@@ -344,6 +356,70 @@ def create_app(
         return {"status": "stopping"}
 
     return app
+
+
+class UploadSpace:
+    """The upload quota, held under one lock: what finished uploads take on disk plus what the
+    uploads under way have reserved."""
+
+    def __init__(self, folder: Path, quota: int) -> None:
+        self.folder, self.quota = folder, quota
+        self._lock = threading.Lock()
+        self._reserved = 0
+        self._disk = 0  # finished uploads, counted at the last reserve
+
+    def _on_disk(self) -> int:
+        total = 0
+        for p in self.folder.iterdir():
+            try:
+                if p.suffix != ".part" and p.is_file():
+                    total += p.stat().st_size
+            except OSError:
+                continue
+        return total
+
+    def _refuse(self, size: int) -> HTTPException:
+        if size > MAX_UPLOAD_BYTES:
+            return HTTPException(413, "upload larger than 4 GiB")
+        return HTTPException(
+            413,
+            f"the backend's upload quota ({self.quota / (1 << 30):g} GiB) is full; old uploads go after 24 hours",
+        )
+
+    def reserve(self, n: int) -> int:
+        """Hold ``n`` bytes (the declared length; 0 when unknown) or refuse at once."""
+        if n > MAX_UPLOAD_BYTES:
+            raise self._refuse(n)
+        with self._lock:
+            if self._on_disk() + self._reserved + n > self.quota:
+                raise self._refuse(n)
+            self._reserved += n
+            self._disk = self._on_disk()
+        return n
+
+    def grow(self, held: int, more: int) -> int:
+        """An upload past what it reserved: hold ``more`` too, or refuse (what it held stays
+        held until its ``release``)."""
+        if held + more > MAX_UPLOAD_BYTES:
+            raise self._refuse(held + more)
+        with self._lock:
+            # Finished uploads change only in ``finish`` (under this lock) and cleaning, which
+            # only frees space: the count made at the last reserve stays an upper bound.
+            if self._disk + self._reserved + more > self.quota:
+                raise self._refuse(held + more)
+            self._reserved += more
+        return held + more
+
+    def finish(self, part: Path, final: Path, held: int) -> None:
+        with self._lock:
+            os.replace(part, final)
+            self._reserved -= held
+            self._disk += final.stat().st_size
+
+    def release(self, held: int) -> None:
+        if held:
+            with self._lock:
+                self._reserved -= held
 
 
 def _local_worker(runner: JobRunner):

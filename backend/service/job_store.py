@@ -46,6 +46,11 @@ class JobStore:
                 str(db_path), check_same_thread=False, isolation_level=None, timeout=SQLITE_BUSY_S
             )
             self._open()
+            # Its own connection, which gives up at once on a lock: health's view of the queue.
+            self._peek = sqlite3.connect(
+                str(db_path), check_same_thread=False, isolation_level=None, timeout=0
+            )
+            self._peek_lock = threading.Lock()
         except sqlite3.DatabaseError as exc:
             # OperationalError (a lock) is waited out in _retry; what reaches here is damage.
             raise StoreDamaged(
@@ -174,6 +179,18 @@ class JobStore:
             ).fetchall()
         )
         return [st for st in (self._parse(i, s) for i, s in rows) if st is not None]
+
+    def count_now(self, state: str) -> int | None:
+        """``count`` without waiting: None while another thread or program holds the database
+        (health answers at once, saying so, instead of waiting out the lock)."""
+        if not self._peek_lock.acquire(blocking=False):
+            return None
+        try:
+            return self._peek.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
+        except sqlite3.OperationalError:
+            return None
+        finally:
+            self._peek_lock.release()
 
     def count(self, state: str) -> int:
         return self._retry(
