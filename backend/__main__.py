@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         "--tokens-file",
         type=Path,
         default=None,
-        help="per-user tokens, one 'user token' per line (instead of the single launch token)",
+        help="per-user tokens, one 'user token' per line, 'user token admin' for those who see every "
+        "job and may stop the backend (instead of the single launch token); readable by its owner only",
     )
     s.add_argument(
         "--allowed-host",

@@ -480,6 +480,8 @@ class JobStatus:
     started: float | None = None
     finished_at: float | None = None
     updated: float = 0.0
+    # Who submitted it (the tokens file's user name): only they and admins see the job.
+    user: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -160,7 +160,8 @@ def test_uploads_odd_names_empty_bodies_aborts_and_files_paths(shared, carphone_
 
 def test_host_header_private_ready_file_and_tokens_file(tmp_path, backend_python, tiny_model):
     tokens = tmp_path / "tokens.txt"
-    tokens.write_text("# studio users\nana ana-token-0123456789\nbo bo-token-0123456789abc\n")
+    tokens.write_text("# studio users\nana ana-token-0123456789 admin\nbo bo-token-0123456789abc\n")
+    tokens.chmod(0o600)
     b = BackendProc(
         backend_python,
         tmp_path / "data",

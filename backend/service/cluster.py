@@ -158,8 +158,8 @@ class ClusterWorker:
         for job_id in list(self._running):
             self._cancel_running(job_id)
 
-    def submit(self, req: JobRequest) -> JobStatus:
-        st = self.store.add(req)
+    def submit(self, req: JobRequest, user: str | None = None) -> JobStatus:
+        st = self.store.add(req, user)
         self._wake.set()
         return st
 

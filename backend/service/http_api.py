@@ -53,6 +53,8 @@ class Access:
     """Who may call and from which names; what the caller's paths may reach."""
 
     tokens: dict[str, str]  # token -> user name
+    # Users who see and cancel every job and may shut the backend down; the others, only their own.
+    admins: set[str] = field(default_factory=lambda: {"default"})
     allowed_hosts: set[str] = field(default_factory=set)  # empty: any Host header
     # Remote use: input and output paths must lie under the uploads folder or one of these.
     confine_to: list[Path] | None = None
@@ -65,7 +67,7 @@ def _error(desc: str) -> dict[str, Any]:
 
 
 ERRORS = {401: _error("missing or wrong token"), 421: _error("the Host header names another address")}
-JOB_ERRORS = {**ERRORS, 404: _error("no such job")}
+JOB_ERRORS = {**ERRORS, 404: _error("no such job (or another user's)")}
 
 
 def create_app(
@@ -123,7 +125,7 @@ def create_app(
                 return await JSONResponse({"detail": "missing or wrong token"}, status_code=401)(
                     scope, receive, send
                 )
-            scope.setdefault("state", {})["user"] = matches[0]
+            scope.setdefault("state", {}).update(user=matches[0], admin=matches[0] in access.admins)
 
             async def send_with_allow(message) -> None:
                 if message["type"] == "http.response.start" and message["status"] == 405:
@@ -147,8 +149,11 @@ def create_app(
     async def store_busy(_request: Request, exc: StoreUnavailable):
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
+    def sees(request: Request, st) -> bool:
+        return request.state.admin or st.user == request.state.user
+
     @app.get(f"{API_PREFIX}/health", responses=ERRORS)
-    def health() -> dict:
+    def health(request: Request) -> dict:
         loaded = models.loaded
         problem = engine.model_problem(Path(model_dir)) if loaded is None else None
         free = shutil.disk_usage(data_dir).free
@@ -167,7 +172,11 @@ def create_app(
             "model_loaded": loaded is not None,
             "device": loaded.device if loaded else None,
             "queued": queued,
-            "running": current.id if current else None,
+            # Another user's running job is "busy", not named.
+            "running": current.id if current and sees(request, current) else None,
+            "busy": current is not None,
+            "user": request.state.user,
+            "admin": request.state.admin,
             "free_disk_bytes": free,
             "unreadable_jobs": len(store.bad_rows),
             **({"cluster": worker.cluster_health()} if cluster else {}),
@@ -268,7 +277,8 @@ def create_app(
         body = await read_body(request)
         # The checks read files and the store may wait out another program's lock: off the loop,
         # so polls and health answer meanwhile.
-        return await run_in_threadpool(lambda: worker.submit(parse_request(body)).to_json())
+        user = request.state.user
+        return await run_in_threadpool(lambda: worker.submit(parse_request(body), user).to_json())
 
     check_lock = threading.Lock()  # one clip check at a time: it shares the CPU with the job
 
@@ -300,34 +310,39 @@ def create_app(
 
     @app.get(f"{API_PREFIX}/jobs", responses=ERRORS)
     def list_jobs(
+        request: Request,
         limit: int = Query(100, ge=1, le=MAX_JOB_PAGE),  # noqa: B008 - FastAPI's idiom
         after: str | None = Query(None, max_length=64),  # noqa: B008
     ) -> list[dict]:
-        """Jobs in submission order, ``limit`` at a time; pass the last id as ``after`` for the next page."""
-        if after and store.get(after) is None:
+        """The caller's jobs (an admin's: everyone's) in submission order, ``limit`` at a time;
+        pass the last id as ``after`` for the next page."""
+        seen = store.get(after) if after else None
+        if after and (seen is None or not sees(request, seen)):
             # An empty page would read as "no more jobs".
             raise RequestError(
                 f"after={after!r:.80} is no job's id: pass the id of the last job of the previous page"
             )
-        return [j.to_json() for j in store.list(limit=limit, after=after)]
+        owner = None if request.state.admin else request.state.user
+        return [j.to_json() for j in store.list(limit=limit, after=after, owner=owner)]
 
-    def _job(job_id: str):
+    def _job(request: Request, job_id: str):
         st = worker.status(job_id)
-        if st is None:
-            raise HTTPException(404, f"no job {job_id}")
+        # Another user's job answers as one that does not exist: its id tells them nothing.
+        if st is None or not sees(request, st):
+            raise HTTPException(404, f"no job {job_id[:80]}")
         return st
 
     @app.get(f"{API_PREFIX}/jobs/{{job_id}}", responses=JOB_ERRORS)
-    def job_status(job_id: str) -> dict:
-        return _job(job_id).to_json()
+    def job_status(request: Request, job_id: str) -> dict:
+        return _job(request, job_id).to_json()
 
     @app.post(f"{API_PREFIX}/jobs/{{job_id}}/cancel", responses=JOB_ERRORS)
-    def cancel(job_id: str) -> dict:
-        _job(job_id)
+    def cancel(request: Request, job_id: str) -> dict:
+        _job(request, job_id)
         return worker.cancel(job_id).to_json()
 
-    def _result_root(job_id: str) -> Path:
-        st = _job(job_id)
+    def _result_root(request: Request, job_id: str) -> Path:
+        st = _job(request, job_id)
         if st.state != "done" or not st.result_dir:
             raise HTTPException(409, f"job {job_id} has no results (state {st.state})")
         return Path(st.result_dir).resolve()
@@ -336,22 +351,26 @@ def create_app(
         f"{API_PREFIX}/jobs/{{job_id}}/files",
         responses={**JOB_ERRORS, 409: _error("the job has no results yet")},
     )
-    def list_files(job_id: str) -> dict:
-        return {"files": result_files(_result_root(job_id))}
+    def list_files(request: Request, job_id: str) -> dict:
+        return {"files": result_files(_result_root(request, job_id))}
 
     @app.get(
         f"{API_PREFIX}/jobs/{{job_id}}/files/{{rel:path}}",
         responses={**JOB_ERRORS, 409: _error("the job has no results yet")},
     )
-    def fetch_file(job_id: str, rel: str):
-        root = _result_root(job_id)
+    def fetch_file(request: Request, job_id: str, rel: str):
+        root = _result_root(request, job_id)
         target = _result_file(root, rel)
         if target is None:
             raise HTTPException(404, f"no file {rel[:200]}")
         return FileResponse(target)
 
-    @app.post(f"{API_PREFIX}/shutdown", responses=ERRORS)
-    def shutdown() -> dict:
+    @app.post(
+        f"{API_PREFIX}/shutdown", responses={**ERRORS, 403: _error("only an admin may stop the backend")}
+    )
+    def shutdown(request: Request) -> dict:
+        if not request.state.admin:
+            raise HTTPException(403, "only an admin (role admin in the tokens file) may stop the backend")
         app.state.shutdown.set()
         return {"status": "stopping"}
 
@@ -548,20 +567,42 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def read_tokens(path: Path) -> dict[str, str]:
-    """``user token`` per line (# comments); the file should be readable by its owner only."""
+def read_tokens(path: Path) -> tuple[dict[str, str], set[str]]:
+    """``user token [admin]`` per line (# comments): the tokens and the admins' names. The file
+    must be readable by its owner only, and each token one user's."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except OSError as exc:
+        raise SystemExit(f"cannot read the tokens file {path}: {exc.strerror or exc}") from None
+    if sys.platform != "win32" and mode & 0o077:
+        # Anyone who can read it can act as every user in it.
+        raise SystemExit(
+            f"the tokens file {path} is readable by other users (mode {mode & 0o777:o}): run chmod 600 on it"
+        )
     tokens: dict[str, str] = {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    admins: set[str] = set()
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.split()
-        if len(parts) != 2 or len(parts[1]) < 16:
-            raise SystemExit(f"{path}:{n}: expected 'user token' with a token of 16 characters or more")
-        tokens[parts[1]] = parts[0]
+        if len(parts) not in (2, 3) or len(parts[1]) < 16 or parts[2:] not in ([], ["admin"]):
+            raise SystemExit(
+                f"{path}:{n}: expected 'user token' or 'user token admin' with a token of 16 characters or more"
+            )
+        user, token = parts[0], parts[1]
+        if token in tokens:
+            raise SystemExit(
+                f"{path}:{n}: {user} has the same token as {tokens[token]}: give each user a token of their own"
+            )
+        tokens[token] = user
+        if parts[2:]:
+            admins.add(user)
     if not tokens:
         raise SystemExit(f"{path} holds no tokens")
-    return tokens
+    return tokens, admins
 
 
 def write_private(path: Path, text: str) -> None:
@@ -623,7 +664,7 @@ def serve(
         print(exc, file=sys.stderr, flush=True)
         raise SystemExit(FOLDER_IN_USE_EXIT) from None
     token = token or os.environ.get("WAN_ANIMATE_TOKEN") or secrets.token_urlsafe(32)
-    tokens = read_tokens(tokens_file) if tokens_file else {token: "default"}
+    tokens, admins = read_tokens(tokens_file) if tokens_file else ({token: "default"}, {"default"})
     names = set(allowed_hosts or ())
     if _is_loopback(host):
         names |= set(LOOPBACK_NAMES)
@@ -633,6 +674,7 @@ def serve(
         names = set()  # listening everywhere: the studio names its hosts with --allowed-host
     access = Access(
         tokens=tokens,
+        admins=admins,
         allowed_hosts=names,
         # Off this machine a client's paths mean nothing to it, and must not reach the backend's
         # own files: inputs come as uploads or from the studio's roots, results go to those roots.

@@ -82,6 +82,9 @@ class JobStore:
                             "UPDATE jobs SET state = ? WHERE id = ?", (st.state, st.id)
                         )
                     )
+        if "owner" not in columns:
+            # Jobs from before users were recorded belong to no user: admins see them.
+            self._retry(lambda: self._db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT"))
         self._retry(
             lambda: self._db.execute("CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created)")
         )
@@ -121,13 +124,13 @@ class JobStore:
                 print(f"job database: skipping unreadable job {job_id}: {exc}", file=sys.stderr, flush=True)
             return None
 
-    def add(self, req: JobRequest) -> JobStatus:
+    def add(self, req: JobRequest, user: str | None = None) -> JobStatus:
         now = time.time()
-        st = JobStatus(id=uuid.uuid4().hex, created=now, updated=now)
+        st = JobStatus(id=uuid.uuid4().hex, created=now, updated=now, user=user)
         self._retry(
             lambda: self._db.execute(
-                "INSERT INTO jobs (id, created, request, status, state) VALUES (?, ?, ?, ?, ?)",
-                (st.id, now, json.dumps(req.to_json()), json.dumps(st.to_json()), st.state),
+                "INSERT INTO jobs (id, created, request, status, state, owner) VALUES (?, ?, ?, ?, ?, ?)",
+                (st.id, now, json.dumps(req.to_json()), json.dumps(st.to_json()), st.state, user),
             )
         )
         return st
@@ -159,12 +162,20 @@ class JobStore:
                 f"The stored request of job {job_id} cannot be read ({exc}); submit it again."
             ) from exc
 
-    def list(self, limit: int | None = None, after: str | None = None) -> list[JobStatus]:
-        """Jobs in submission order; ``after`` (a job id) and ``limit`` page through them."""
-        sql, args = "SELECT id, status FROM jobs", []
+    def list(
+        self, limit: int | None = None, after: str | None = None, owner: str | None = None
+    ) -> list[JobStatus]:
+        """Jobs in submission order; ``after`` (a job id) and ``limit`` page through them;
+        ``owner``: only that user's."""
+        sql, args, where = "SELECT id, status FROM jobs", [], []
         if after:
-            sql += " WHERE (created, id) > (SELECT created, id FROM jobs WHERE id = ?)"
+            where.append("(created, id) > (SELECT created, id FROM jobs WHERE id = ?)")
             args.append(after)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created, id"
         if limit is not None:
             sql += " LIMIT ?"

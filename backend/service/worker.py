@@ -57,8 +57,8 @@ class JobWorker:
         for ev in list(self._cancels.values()):
             ev.set()
 
-    def submit(self, req: JobRequest) -> JobStatus:
-        st = self.store.add(req)
+    def submit(self, req: JobRequest, user: str | None = None) -> JobStatus:
+        st = self.store.add(req, user)
         self._wake.set()
         return st
 
