@@ -58,7 +58,7 @@ def pipe(tiny_model):
     return p
 
 
-def _inputs(pipe, n: int, mode: str = "animate", colour_match: bool = False):
+def _inputs(pipe, n: int, mode: str = "animate", colour_match: bool = False, sampler: str = "dpm++"):
     from PIL import Image
 
     from backend.generation.window_loop import WindowInputs
@@ -87,6 +87,7 @@ def _inputs(pipe, n: int, mode: str = "animate", colour_match: bool = False):
         guidance_scale=1.0,
         seed=7,
         colour_match=colour_match,
+        sampler=sampler,
     )
 
 
@@ -106,7 +107,8 @@ def _run(pipe, inp, folder, on_step=None):
 def test_window_loop_gives_the_pipelines_frames(pipe, tmp_path, mode):
     import torch
 
-    inp = _inputs(pipe, 11, mode)  # 3 windows of 5 with a 1-frame overlap
+    # 3 windows of 5 with a 1-frame overlap; the pipeline runs its own scheduler (UniPC).
+    inp = _inputs(pipe, 11, mode, sampler="unipc")
     ours, _, _ = _run(pipe, inp, tmp_path / "w")
     with torch.inference_mode():
         theirs = pipe(

@@ -8,8 +8,13 @@ goes to disk, a re-run of the same job resumes after the last saved one, and col
 can be corrected at each hand-off before the next window is conditioned on it.
 
 The initial noise of window k is the k-th draw from one generator seeded with the job's seed,
-which is what the pipeline's own loop draws: with colour matching off, the frames are those
-``pipe(...)`` gives, and a resumed job gives the frames an uninterrupted one would have.
+which is what the official Wan2.2 ``WanAnimate.generate`` and the pipeline's own loop both draw,
+so a resumed job gives the frames an uninterrupted one would have. With colour matching off:
+- the default sampler ("dpm++") and negative prompt are the official generate's, and so are its
+  frames and latents (tests/test_official_generate.py, to float32 precision);
+- sampler "unipc" runs the pipeline's shipped scheduler, and the frames are those ``pipe(...)``
+  gives (tests/test_windows.py), apart from the negative prompt under guidance above 1, which is
+  the official one here and empty in the pipeline.
 """
 
 from __future__ import annotations
@@ -23,9 +28,18 @@ import numpy as np
 import torch
 
 from .colour_match import match_colours
+from .sampler import DEFAULT_SAMPLER, DEFAULT_SHIFT, make_sampler
 from .step_cache import StepCache
 from .window_plan import Window, bounce_index, plan_windows
 from .window_store import WindowStore
+
+# The official negative prompt (Wan2.2's shared config), which its generate uses when none is given;
+# diffusers' pipeline uses an empty one. It only matters with guidance above 1.
+OFFICIAL_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
+    "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
 
 
 @dataclass
@@ -46,6 +60,9 @@ class WindowInputs:
     seed: int
     colour_match: bool = True
     step_cache: float = 0.0
+    sampler: str = DEFAULT_SAMPLER  # sampler.SAMPLERS
+    shift: float = DEFAULT_SHIFT
+    negative_prompt: str = ""  # empty: the official one
 
 
 @dataclass
@@ -98,6 +115,7 @@ def generate_windows(
     t0 = time.perf_counter()
     prompt_embeds, negative_embeds = pipe.encode_prompt(
         prompt=inp.prompt,
+        negative_prompt=inp.negative_prompt or OFFICIAL_NEGATIVE_PROMPT,
         do_classifier_free_guidance=cfg,
         num_videos_per_prompt=1,
         max_sequence_length=512,
@@ -162,9 +180,9 @@ def generate_windows(
 
         t0 = time.perf_counter()
         latents = noise
-        pipe.scheduler.set_timesteps(inp.steps, device=device)
+        sampler = make_sampler(inp.sampler, pipe.scheduler, inp.steps, device, inp.shift)
         cache = StepCache(inp.step_cache, inp.steps)
-        for i, t in enumerate(pipe.scheduler.timesteps):
+        for i, t in enumerate(sampler.timesteps):
             noise_pred = cache.cached(i, latents)
             if noise_pred is None:
                 model_in = torch.cat([latents, reference_latents], dim=1).to(dtype)
@@ -189,7 +207,7 @@ def generate_windows(
                         )[0]
                     noise_pred = noise_uncond + inp.guidance_scale * (noise_pred - noise_uncond)
                 cache.computed(latents, noise_pred)
-            latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            latents = sampler.step(noise_pred, t, latents)
             on_step(win.index + 1, len(windows), i + 1, False)
         timings.denoise_s += time.perf_counter() - t0
         timings.skipped_steps += cache.skipped
