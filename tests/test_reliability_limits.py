@@ -127,10 +127,10 @@ def test_deep_json_huge_numbers_a_file_as_output_folder_and_a_bad_cursor(backend
     assert_alive(backend, pid)
 
 
-def _serve(backend_python: str, data: Path, model: Path) -> subprocess.CompletedProcess:
+def _serve(backend_python: str, data: Path, model: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [backend_python, "-m", "backend", "serve", "--data-dir", str(data), "--model-dir", str(model)]
-        + ["--ready-file", str(data / "ready.json")],
+        + ["--ready-file", str(data / "ready.json"), *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -244,3 +244,85 @@ def test_concurrent_uploads_cannot_together_pass_the_quota(tmp_path, backend_pyt
         assert b.get("/v1/health").json()["worker_alive"]
     finally:
         b.stop()
+
+
+def test_allowed_roots_hold_for_every_frame_lora_and_swapped_link(
+    tmp_path, backend_python, tiny_model, astronaut_png, carphone_clip
+):
+    shots, private = tmp_path / "shots", tmp_path / "private"
+    shots.mkdir()
+    private.mkdir()
+    secret = private / "secret.png"
+    Image.new("RGB", (64, 48), (255, 0, 0)).save(secret)
+    (private / "secret.mp4").write_bytes(carphone_clip.read_bytes())
+    character = shots / "character.png"
+    character.write_bytes(astronaut_png.read_bytes())
+    frames = shots / "plate"
+    frames.mkdir()
+    Image.new("RGB", (64, 48)).save(frames / "plate_0001.png")
+    (frames / "plate_0002.png").symlink_to(secret)  # a frame inside the root that is not
+    clip_link = shots / "clip.mp4"
+    clip_link.symlink_to(carphone_clip)  # fine now (carphone is copied in below), swapped later
+    inside_clip = shots / "real.mp4"
+    inside_clip.write_bytes(carphone_clip.read_bytes())
+    clip_link.unlink()
+    clip_link.symlink_to(inside_clip)
+    b = BackendProc(backend_python, tmp_path / "data", tiny_model, extra_args=["--allowed-root", str(shots)])
+    try:
+        good = {"character_path": str(character), "clip_path": str(inside_clip), "settings": SETTINGS}
+        outside = "is outside the folders this backend serves"
+        for route in ("/v1/jobs", "/v1/check"):
+            code, detail, _ = post_json(b, route, {**good, "clip_path": str(frames)})
+            assert code == 400 and outside in detail and "plate_0002" in detail, detail
+            # The same answer for a LoRA outside that exists and one that does not.
+            answers = []
+            for lora in (private / "secret.mp4", private / "none.safetensors"):
+                settings = {**SETTINGS, "loras": [{"path": str(lora), "strength": 1.0}]}
+                code, detail, _ = post_json(b, route, {**good, "settings": settings})
+                assert code == 400 and outside in detail, detail
+                answers.append(detail.replace(str(lora), "<path>"))
+            assert answers[0] == answers[1], answers
+        # A link that pointed inside when the job was queued and outside when it runs.
+        busy = b.post("/v1/jobs", json={**good, "settings": {**SETTINGS, "steps": 8}}).json()["id"]
+        b.wait(busy, until=lambda st: st["state"] == "running" or st["state"] in ("done", "failed"))
+        queued = b.post("/v1/jobs", json={**good, "clip_path": str(clip_link)})
+        assert queued.status_code == 201, queued.text
+        clip_link.unlink()
+        clip_link.symlink_to(private / "secret.mp4")
+        b.post(f"/v1/jobs/{busy}/cancel")
+        st = b.wait(queued.json()["id"])[0]
+        assert st["state"] == "failed" and outside in st["error"], st
+        assert st["result_dir"] is None
+        assert b.get("/v1/health").json()["worker_alive"]
+    finally:
+        b.stop()
+
+
+def test_a_bad_certificate_or_key_starts_nothing_and_names_the_file(tmp_path, backend_python, tiny_model):
+    pairs = []
+    for n in (1, 2):
+        key, cert = tmp_path / f"key{n}.pem", tmp_path / f"cert{n}.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key)]
+            + ["-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+            check=True,
+            capture_output=True,
+        )
+        pairs.append((cert, key))
+    (cert1, key1), (_, key2) = pairs
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    cases = [
+        (["--ssl-certfile", str(cert1)], str(cert1), "holds no private key"),
+        (["--ssl-certfile", str(cert1), "--ssl-keyfile", str(key2)], str(key2), "does not belong"),
+        (["--ssl-certfile", str(garbage), "--ssl-keyfile", str(key1)], str(garbage), "not a PEM certificate"),
+    ]
+    for n, (args, named, fault) in enumerate(cases):
+        data = tmp_path / f"data{n}"
+        data.mkdir()
+        proc = _serve(backend_python, data, tiny_model, *args)
+        lines = [x for x in proc.stderr.splitlines() if x.strip()]
+        assert proc.returncode != 0, proc.stderr[-2000:]
+        # The add-on waits for the ready file: none may promise an https URL that never answers.
+        assert not (data / "ready.json").exists()
+        assert len(lines) == 1 and named in lines[0] and fault in lines[0], lines

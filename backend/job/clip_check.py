@@ -32,17 +32,21 @@ def check_clip(
     model_dir: Path,
     estimator_factory=None,
     default_output: Path | None = None,
+    roots: list[Path] | None = None,
 ) -> dict:
     """The check's report: ``ok`` False (with ``error``) when a job would fail for want of a
     performer (the frames looked at are then kept, annotated, in the output folder as a failed
     job keeps them); ``warnings``; the followed person's box, skeleton and face box on the chosen
     frame; ``preview_png``: that frame annotated, base64."""
     s = req.settings
+    from .job_inputs import confine_request
+
+    confine_request(req, paths, roots)
     _check_character(paths)
     clip_path = paths.get("clip")
     if clip_path is None:
         return {"ok": True, "warnings": [], "people": None, "preview_png": None}
-    info = probe_clip(clip_path, fps=s.output_fps or None, apply_rotation=s.apply_rotation).view(
+    info = probe_clip(clip_path, fps=s.output_fps or None, apply_rotation=s.apply_rotation, roots=roots).view(
         s.clip_start, s.clip_frames, s.clip_speed
     )
     if not ENGINE_FEATURES[s.engine]["skeleton"]:

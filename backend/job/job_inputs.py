@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..preprocess.clip_reading import MODEL_FPS, ClipInfo
+from ..preprocess.clip_reading import MODEL_FPS, ClipInfo, inside, outside_message
 from ..protocol import JobRequest, JobSettings, RequestError
 from .result_folder import check_free_space, free_bytes_needed
 
@@ -25,6 +25,41 @@ def file_sha256(path: Path) -> str:
 def key_hash(key: dict[str, Any]) -> str:
     """A short stable name for a JSON-able key (window store and keypoint cache folders)."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def confine(path: Path | str, roots: list[Path] | None, label: str) -> None:
+    """Refuse ``path`` unless it resolves into ``roots`` (None: not confined). Called where a
+    file is opened, not only when the request came: a symlink swapped since points elsewhere."""
+    if roots is not None and not inside(Path(path), roots):
+        raise RequestError(outside_message(label, path))
+
+
+def request_loras(req: JobRequest) -> list[str]:
+    """The LoRA files a request names (the relighting one included)."""
+    s = req.settings
+    return [x["path"] for x in s.loras] + ([s.relight_lora] if s.relight_lora else [])
+
+
+def confine_request(req: JobRequest, paths: dict[str, Path | None], roots: list[Path] | None) -> None:
+    """Every file a job will read, and its output folder, inside ``roots`` as they resolve now.
+    ``roots[0]`` is the uploads folder, which takes no results."""
+    if roots is None:
+        return
+    for key, p in paths.items():
+        if p is not None:
+            confine(p, roots, INPUT_LABELS.get(key, key))
+    for lora in request_loras(req):
+        confine(lora, roots, "LoRA file")
+    if req.output_dir and not inside(Path(req.output_dir), roots[1:]):
+        raise RequestError(f"output_dir {req.output_dir} is outside the folders this backend may write.")
+
+
+INPUT_LABELS = {
+    "character": "character image",
+    "clip": "reference clip",
+    "keypoints": "saved keypoints file",
+    "face": "face image",
+}
 
 
 def resolve_inputs(req: JobRequest, uploads_dir: Path) -> dict[str, Path | None]:
@@ -82,11 +117,15 @@ def output_dir_problem(folder: Path) -> str | None:
     return None
 
 
-def load_inputs(req: JobRequest, paths: dict[str, Path | None], default_output: Path) -> JobInputs:
+def load_inputs(
+    req: JobRequest, paths: dict[str, Path | None], default_output: Path, roots: list[Path] | None = None
+) -> JobInputs:
+    """``roots``: remote use, the folders (uploads first) every file read must resolve into."""
     from ..preprocess.character_image import load_character
     from ..preprocess.clip_reading import clip_sha256, probe_clip
 
     s = req.settings
+    confine_request(req, paths, roots)
     for key, what in (("character", "character image"), ("face", "face image")):
         problem = paths.get(key) is not None and image_size_problem(paths[key], what)
         if problem:
@@ -96,9 +135,9 @@ def load_inputs(req: JobRequest, paths: dict[str, Path | None], default_output: 
     clip = None
     if clip_path:
         # An image sequence has no rate of its own: it plays at the output's (the scene's).
-        clip = probe_clip(clip_path, fps=s.output_fps or None, apply_rotation=s.apply_rotation).view(
-            s.clip_start, s.clip_frames, s.clip_speed
-        )
+        clip = probe_clip(
+            clip_path, fps=s.output_fps or None, apply_rotation=s.apply_rotation, roots=roots
+        ).view(s.clip_start, s.clip_frames, s.clip_speed)
     if s.mode == "replace" and clip is None:
         raise RequestError("replace mode needs a reference clip to put the character into")
     parent = Path(req.output_dir) if req.output_dir else default_output
@@ -107,11 +146,16 @@ def load_inputs(req: JobRequest, paths: dict[str, Path | None], default_output: 
         raise RequestError(problem)
     if clip is not None:
         check_free_space(parent, _disk_need(s, clip))
-    shas = {k: (clip_sha256(v) if k == "clip" else file_sha256(v)) for k, v in paths.items() if v is not None}
+    shas = {
+        k: (clip_sha256(v, roots) if k == "clip" else file_sha256(v))
+        for k, v in paths.items()
+        if v is not None
+    }
     saved = None
     if paths.get("keypoints") is not None:
         from ..protocol import read_keypoints_json
 
+        confine(paths["keypoints"], roots, INPUT_LABELS["keypoints"])
         saved = read_keypoints_json(paths["keypoints"])
     return JobInputs(paths, character, clip, shas, saved, parent)
 

@@ -45,8 +45,10 @@ class JobRunner:
         default_output: Path,
         estimator_factory=None,
         work_dir: Path | None = None,
+        roots: list[Path] | None = None,
     ) -> None:
         self.engine = engine
+        self.roots = roots  # remote use: every file a job reads resolves into these when opened
         self.model_dir = Path(model_dir)
         self.default_output = Path(default_output)
         # Finished windows of unfinished jobs live here until the job completes.
@@ -134,7 +136,7 @@ class JobRunner:
         problem = engine.model_problem(self.model_dir)
         if problem:
             raise RequestError(problem)
-        return load_inputs(req, paths, self.default_output)
+        return load_inputs(req, paths, self.default_output, self.roots)
 
     def _generate(
         self,

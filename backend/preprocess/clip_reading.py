@@ -58,6 +58,30 @@ class ClipError(ValueError):
     """A reference clip that cannot be used; the message says what to do."""
 
 
+def inside(path: Path, roots: Sequence[Path]) -> bool:
+    """``path``, every symlink in it followed as it is now, lies in one of ``roots``."""
+    try:
+        r = Path(path).resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(r == root or root in r.parents for root in roots)
+
+
+def outside_message(label: str, path: Path | str) -> str:
+    # The same words whether or not the file exists: the answer tells nothing of what is outside.
+    return f"The {label} {path} is outside the folders this backend serves; upload it instead."
+
+
+def _confine(path: Path, roots: Sequence[Path] | None, label: str) -> Path:
+    """``path`` as it resolves now, refused outside ``roots`` (None: anywhere). Called as each
+    file is opened: a symlink swapped after the request was checked points elsewhere by then."""
+    if roots is None:
+        return path
+    if not inside(path, roots):
+        raise ClipError(outside_message(label, path))
+    return Path(path).resolve()
+
+
 class InputTooLarge(ClipError):
     """An input whose header says it decodes to more than any job can use."""
 
@@ -126,6 +150,8 @@ class ClipInfo:
     # picture starts after the sound); 0 without sound. A property of the file, views keep it.
     video_start_offset_s: float = 0.0
     files: tuple[Path, ...] | None = None  # an image sequence's frames, in order
+    # Remote use: the folders every frame must resolve into when it is read (None: anywhere).
+    roots: tuple[Path, ...] | None = None
 
     @property
     def variable_rate(self) -> bool:
@@ -151,29 +177,35 @@ class ClipInfo:
         return model_frame_sources(self.frame_count, self.fps, model_fps)
 
 
-def probe_clip(path: Path, fps: float | None = None, apply_rotation: bool = True) -> ClipInfo:
+def probe_clip(
+    path: Path, fps: float | None = None, apply_rotation: bool = True, roots: Sequence[Path] | None = None
+) -> ClipInfo:
     """A movie, a folder of numbered images, or one image of a numbered sequence. ``fps``: the
     rate of an image sequence (default 30); movies carry their own timing and ignore it.
-    ``apply_rotation`` False: a rotated movie's frames as stored, as Blender 4.2 shows them."""
+    ``apply_rotation`` False: a rotated movie's frames as stored, as Blender 4.2 shows them.
+    ``roots``: the folders the clip and each frame must resolve into as they are opened."""
     path = Path(path)
+    kept = tuple(roots) if roots is not None else None
+    _confine(path, kept, "reference clip")
     if path.suffix.lower() == ".exr":
         raise ClipError(_EXR)
     if path.is_dir() or (path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()):
-        return _probe_sequence(path, fps or SEQUENCE_FPS)
+        return _probe_sequence(path, fps or SEQUENCE_FPS, kept)
     if not path.is_file():
         raise ClipError(f"Reference clip not found: {path}. Pick an existing movie file or image sequence.")
-    info = _probe_movie(path)
+    info = replace(_probe_movie(path, kept), roots=kept)
     if apply_rotation or not info.rotation:
         return info
     w, h = (info.height, info.width) if info.rotation % 2 else (info.width, info.height)
     return replace(info, rotation=0, width=w, height=h)
 
 
-def _open_movie(path: Path) -> av.container.InputContainer:
+def _open_movie(path: Path, roots: Sequence[Path] | None = None) -> av.container.InputContainer:
     import av
 
+    real = _confine(path, roots, "reference clip")
     try:
-        return av.open(str(path))
+        return av.open(str(real))
     except (av.FFmpegError, UnicodeDecodeError) as exc:
         raise ClipError(
             f"Cannot read the reference clip {path.name}: it is not a movie file FFmpeg can open "
@@ -182,10 +214,10 @@ def _open_movie(path: Path) -> av.container.InputContainer:
         ) from exc
 
 
-def _probe_movie(path: Path) -> ClipInfo:
+def _probe_movie(path: Path, roots: Sequence[Path] | None) -> ClipInfo:
     import av
 
-    with _open_movie(path) as container:
+    with _open_movie(path, roots) as container:
         if not container.streams.video:
             if container.streams.audio:
                 raise ClipError(
@@ -325,12 +357,13 @@ def _quarter_turns(frame: av.video.frame.VideoFrame, stream: av.video.stream.Vid
 _NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<num>\d+)(?P<ext>\.[A-Za-z0-9]+)$")
 
 
-def _probe_sequence(path: Path, fps: float) -> ClipInfo:
+def _probe_sequence(path: Path, fps: float, roots: tuple[Path, ...] | None) -> ClipInfo:
     from PIL import Image, UnidentifiedImageError
 
     files = _sequence_files(path)
     size = None
     for f in files:
+        _confine(f, roots, "reference clip's frame")
         try:
             with Image.open(f) as img:  # the header only: cheap for thousands of frames
                 here = img.size
@@ -349,7 +382,13 @@ def _probe_sequence(path: Path, fps: float) -> ClipInfo:
     if not 1.0 <= fps <= 240.0:
         raise ClipError(f"An image sequence's frame rate must be between 1 and 240 fps, not {fps}.")
     return ClipInfo(
-        path=path, width=size[0], height=size[1], fps=float(fps), frame_count=len(files), files=tuple(files)
+        path=path,
+        width=size[0],
+        height=size[1],
+        fps=float(fps),
+        frame_count=len(files),
+        files=tuple(files),
+        roots=roots,
     )
 
 
@@ -409,7 +448,7 @@ def _sequence_files(path: Path) -> list[Path]:
     return [numbered[n] for n in range(start, last + 1)]
 
 
-def clip_sha256(path: Path) -> str:
+def clip_sha256(path: Path, roots: Sequence[Path] | None = None) -> str:
     """The content hash a job records for its clip: a movie file's bytes (as for any input
     file), or an image sequence's frame names and bytes in order."""
     path = Path(path)
@@ -419,16 +458,16 @@ def clip_sha256(path: Path) -> str:
     for f in files:
         if is_sequence:
             h.update(f.name.encode() + b"\0")
-        with open(f, "rb") as data:
+        with open(_confine(f, roots, "reference clip's frame"), "rb") as data:
             for chunk in iter(lambda data=data: data.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
 
 
-def read_image_rgb8(path: Path) -> np.ndarray:
+def read_image_rgb8(path: Path, roots: Sequence[Path] | None = None) -> np.ndarray:
     """An image file as 8-bit RGB: 16-bit frames are scaled (65535 -> 255), not clipped;
     alpha is dropped, grey is repeated into the three channels."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = cv2.imread(str(_confine(path, roots, "reference clip's frame")), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ClipError(f"Cannot read the image {path.name}; it may be damaged. Render it again.")
     if img.dtype == np.uint16:
@@ -448,10 +487,10 @@ def iter_frames_rgb(info: ClipInfo, indices: Sequence[int] | None = None) -> Ite
         frame, at = None, -1
         for target in picks:
             if target != at:
-                frame, at = read_image_rgb8(info.files[info.decoded_index(target)]), target
+                frame, at = read_image_rgb8(info.files[info.decoded_index(target)], info.roots), target
             yield target, frame
         return
-    with _open_movie(info.path) as container:
+    with _open_movie(info.path, info.roots) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         decoded = container.decode(stream)

@@ -89,7 +89,8 @@ def create_app(
     store = JobStore(data_dir / "jobs.sqlite3")
     engines = Engines(models, Path(model_dir))
     engine = engines.get("wan-animate")  # health reports on the default engine's weights
-    runner = JobRunner(engines, Path(model_dir), data_dir / "results", estimator_factory)
+    roots = None if access.confine_to is None else [uploads, *access.confine_to]
+    runner = JobRunner(engines, Path(model_dir), data_dir / "results", estimator_factory, roots=roots)
     worker = (cluster or _local_worker(runner))(store, uploads, lambda: clean_uploads(uploads, store))
     clean_uploads(uploads, store)
     app = FastAPI(
@@ -302,6 +303,7 @@ def create_app(
                         Path(model_dir),
                         estimator_factory,
                         runner.default_output,
+                        roots,
                     )
                 except ClipError as exc:
                     raise RequestError(str(exc)) from exc
@@ -492,18 +494,38 @@ INPUTS = (
 
 
 def check_inputs(req: JobRequest, uploads: Path, confine_to: list[Path] | None) -> None:
-    """Files a request names exist (and, in remote use, lie where the backend may read)."""
+    """Files a request names exist (and, in remote use, lie where the backend may read: every
+    frame of a sequence and every LoRA too, each checked again when the job opens it)."""
+    from ..job.job_inputs import output_dir_problem, request_loras
+    from ..preprocess.clip_reading import (
+        IMAGE_EXTENSIONS,
+        ClipError,
+        _sequence_files,
+        inside,
+        outside_message,
+    )
+
     roots = None if confine_to is None else [uploads.resolve(), *confine_to]
     for label, path_field, upload_field in INPUTS:
         p, up = getattr(req, path_field), getattr(req, upload_field)
         if p:
-            if roots is not None and not _inside(Path(p), roots):
-                raise RequestError(
-                    f"The {label} {p} is outside the folders this backend serves; upload it instead."
-                )
+            if roots is not None and not inside(Path(p), roots):
+                raise RequestError(outside_message(label, p))
             # A reference clip may also be a folder of numbered images.
             if not (Path(p).is_file() or (label == "reference clip" and Path(p).is_dir())):
                 raise RequestError(f"The {label} was not found: {p}. Check the path, or upload the file.")
+            if (
+                roots is not None
+                and label == "reference clip"
+                and (Path(p).is_dir() or Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+            ):
+                try:
+                    frames = _sequence_files(Path(p))
+                except ClipError:
+                    frames = []  # the job names what is wrong with the sequence
+                for f in frames:
+                    if not inside(f, roots):
+                        raise RequestError(outside_message("reference clip's frame", f))
         if up and not (uploads / up).is_file():
             raise RequestError(
                 f"The upload {up} for the {label} is unknown (uploads go after 24 h); upload it again."
@@ -512,11 +534,13 @@ def check_inputs(req: JobRequest, uploads: Path, confine_to: list[Path] | None) 
         problem = where is not None and _size_problem(label, where)
         if problem:
             raise RequestError(problem)
-    if req.output_dir and roots is not None and not _inside(Path(req.output_dir), roots[1:]):
+    if roots is not None:
+        for lora in request_loras(req):
+            if not inside(Path(lora), roots):
+                raise RequestError(outside_message("LoRA file", lora))
+    if req.output_dir and roots is not None and not inside(Path(req.output_dir), roots[1:]):
         raise RequestError(f"output_dir {req.output_dir} is outside the folders this backend may write.")
     if req.output_dir:
-        from ..job.job_inputs import output_dir_problem
-
         problem = output_dir_problem(Path(req.output_dir))
         if problem:
             raise RequestError(problem)
@@ -532,14 +556,6 @@ def _size_problem(label: str, path: Path) -> str | None:
     if label in ("character image", "face image"):
         return image_size_problem(path, label)
     return None
-
-
-def _inside(p: Path, roots: list[Path]) -> bool:
-    try:
-        r = p.resolve()
-    except (OSError, RuntimeError):
-        return False
-    return any(r == root or root in r.parents for root in roots)
 
 
 def clean_uploads(uploads: Path, store: JobStore, keep_s: float = UPLOAD_KEEP_S) -> None:
@@ -631,6 +647,32 @@ def _windows_owner_only(path: Path) -> None:
         )
 
 
+def tls_problem(certfile: Path | None, keyfile: Path | None) -> str | None:
+    """What is wrong with a certificate and key pair, in one line naming the file; None if fine."""
+    import ssl
+
+    if certfile is None:
+        return "--ssl-keyfile needs --ssl-certfile (the certificate it belongs to)" if keyfile else None
+    for what, f in (("certificate", certfile), ("key", keyfile)):
+        if f is not None and not Path(f).is_file():
+            return f"the TLS {what} file {f} was not found"
+    try:
+        ssl.create_default_context(cafile=str(certfile))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        return f"the TLS certificate {certfile} is not a PEM certificate ({getattr(exc, 'reason', None) or exc})"
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        if "KEY_VALUES_MISMATCH" in str(reason):
+            return f"the TLS key {keyfile or certfile} does not belong to the certificate {certfile}"
+        if keyfile is None:
+            return f"the TLS certificate {certfile} holds no private key: give it with --ssl-keyfile"
+        return f"the TLS key {keyfile} is not a PEM private key without a passphrase ({reason})"
+    return None
+
+
 def serve(
     host: str,
     port: int,
@@ -657,6 +699,12 @@ def serve(
 
     from .folder_lock import FolderInUse, FolderLock
 
+    # Before the port is bound and the ready file written: a client must never be sent to an
+    # https URL of a backend about to die on its certificate.
+    problem = tls_problem(ssl_certfile, ssl_keyfile)
+    if problem:
+        print(problem, file=sys.stderr, flush=True)
+        raise SystemExit(2)
     lock = FolderLock(Path(data_dir))
     try:
         lock.acquire()
