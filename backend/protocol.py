@@ -39,6 +39,8 @@ ATTENTION_CHOICES = (
     "flash_attn_3",
     "sage",
 )
+# Samplers: "dpm++" is the official Wan2.2 generate's, "unipc" the diffusers pipeline's scheduler.
+SAMPLERS = ("dpm++", "unipc")
 # Model families a job can run on; "wan-animate" is Wan2.2-Animate.
 ENGINES = ("wan-animate", "wan-animate-2", "wan-animate-2-distilled")
 ENGINE_LABELS = {
@@ -145,6 +147,7 @@ _SETTING_RULES: dict[str, tuple[str, Any]] = {
     "compile": ("bool", None),
     "fp8": ("bool", None),
     "step_cache": ("number", (0.0, 1.0)),
+    "sampler": ("enum", SAMPLERS),
     "loras": ("loras", None),
 }
 _PATH_FIELDS = ("character_path", "clip_path", "keypoints_path", "face_path", "output_dir")
@@ -284,6 +287,7 @@ class JobSettings:
     compile: bool = False  # torch.compile the transformer blocks (the first window pays for it)
     fp8: bool = False  # transformer weights stored in fp8, computed in bf16: half the memory, close output
     step_cache: float = 0.0  # reuse a step's output when the predicted change is below this; 0 off
+    sampler: str = "dpm++"  # SAMPLERS (Wan2.2-Animate)
     # [{"path": ".../lora.safetensors", "strength": 1.0}], paths on the backend's machine.
     loras: list = field(default_factory=list)
 
