@@ -59,6 +59,13 @@ def contact_sheet(job_dir: Path, clip: Path, out: Path, columns: int = 6) -> Non
         rows.append(np.hstack([head, *[np.pad(c, ((2, 2), (2, 2), (0, 0))) for c in cells]]))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    # The character still the skeleton was retargeted onto, beside the rows it drove.
+    still = cv2.imread(str(job["inputs"]["character"]["path"]))
+    if still is not None:
+        side = tile(still, h=sum(r.shape[0] for r in rows))
+        side = np.pad(side, ((0, 0), (4, 4), (0, 0)), constant_values=30)
+        rows = [np.hstack([np.vstack(rows), side])]
+        width = rows[0].shape[1]
     banner = np.full((28, width, 3), 30, np.uint8)
     note = (
         "TINY RANDOM TEST MODEL: output is noise by design"
@@ -66,6 +73,7 @@ def contact_sheet(job_dir: Path, clip: Path, out: Path, columns: int = 6) -> Non
         else job["model"]["id"]
     )
     cv2.putText(banner, note, (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (80, 200, 255), 1, cv2.LINE_AA)
+    cv2.putText(banner, "character", (width - 140, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1)
     cv2.imwrite(str(out), np.vstack([banner, *rows]))
 
 

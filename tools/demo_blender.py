@@ -4,10 +4,16 @@ Generate, save the .blend. Arguments: one JSON object."""
 
 import importlib
 import json
+import math
 import sys
 from pathlib import Path
 
 import bpy
+from mathutils import Vector
+
+# The mannequin the tests render people with (tests/blender_scripts), reused as the character.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "blender_scripts"))
+from render_people import Figure, joints  # noqa: E402
 
 MODULE = "bl_ext.user_default.wan_animate"
 
@@ -28,14 +34,16 @@ def main() -> None:
     scene = bpy.context.scene
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 480, 480, 100
-    scene.display.shading.light = "STUDIO"
-    scene.display.shading.color_type = "OBJECT"
-    bpy.ops.mesh.primitive_monkey_add(location=(0, 0, 0.6))
-    bpy.context.active_object.color = (0.9, 0.5, 0.2, 1.0)
-    bpy.ops.mesh.primitive_cylinder_add(radius=0.45, depth=1.6, location=(0, 0, -0.8))
-    bpy.context.active_object.color = (0.2, 0.4, 0.9, 1.0)
-    bpy.ops.object.camera_add(location=(0, -6, 0), rotation=(1.5708, 0, 0))
+    shading = scene.display.shading
+    shading.light, shading.color_type, shading.show_shadows = "STUDIO", "MATERIAL", True
+    # The character: the tests' rendered mannequin (a person's proportions, with eyes, nose and
+    # mouth for the face crop), front-facing, framed head and shoulders as the reference clip
+    # frames its performer, so the skeleton retargeted onto it reads as a person of its proportions.
+    figure = Figure((0.85, 0.35, 0.2))
+    figure.pose(joints(0.04, 0.0, Vector((0.0, 0.0, 0.0))))
+    bpy.ops.object.camera_add(location=(0, -1.0, 1.5), rotation=(math.radians(90), 0, 0))
     scene.camera = bpy.context.active_object
+    scene.camera.data.lens = 40
 
     ed = scene.sequence_editor_create()
     coll = ed.strips if hasattr(ed, "strips") else ed.sequences
