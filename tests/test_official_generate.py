@@ -251,3 +251,29 @@ def test_windows_match_the_official_generate(setup, tmp_path, mode, overlap, n, 
         # The LoRA has to matter here, or its agreement would prove nothing.
         plain = run_project(setup, clip, mode, overlap, guidance, tmp_path / "plain")
         assert max(compare(pipe, official, plain)[0]) > 100 * LATENT_TOL
+
+
+def test_a_job_runs_the_chosen_sampler_and_says_so(
+    tmp_path, backend_python, tiny_model, astronaut_png, carphone_clip
+):
+    """Over the real HTTP API: the official sampler by default, the pipeline's on request, each
+    named in job.json; an unknown one refused before anything runs."""
+    from backend_proc import BackendProc, result_frames, result_json
+
+    settings = {"width": 64, "height": 48, "steps": 3, "segment_frames": 9, "overlap": 1, "clip_frames": 9}
+    body = {"character_path": str(astronaut_png), "clip_path": str(carphone_clip)}
+    b = BackendProc(backend_python, tmp_path / "data", tiny_model)
+    try:
+        jobs = {}
+        for sampler in (None, "unipc"):
+            extra = {"sampler": sampler} if sampler else {}
+            result = b.run_job({**body, "settings": {**settings, **extra}})
+            jobs[sampler] = result_frames(result), result_json(result)
+        (official, job), (unipc, job_unipc) = jobs[None], jobs["unipc"]
+        assert job["sampler"] == job["settings"]["sampler"] == "dpm++"
+        assert job_unipc["sampler"] == "unipc"
+        assert np.abs(official.astype(int) - unipc.astype(int)).max() > 5
+        r = b.post("/v1/jobs", json={**body, "settings": {**settings, "sampler": "euler"}})
+        assert r.status_code == 400 and "sampler" in r.json()["detail"]
+    finally:
+        b.stop()

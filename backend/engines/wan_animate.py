@@ -3,6 +3,7 @@ skeleton and face crops, animate and replace modes, the relighting LoRA in repla
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,7 +52,7 @@ class WanAnimateEngine:
         self.models.set_up_for_job(model, attention, loras)
         gb = {k: round(v / memory_plan.GIB, 2) for k, v in need.items()}
         return PreparedModel(
-            handle=_Loaded(model, need, available or 0, memory_mode),
+            handle=_Loaded(model, need, available or 0, memory_mode, s.sampler),
             device=model.device,
             tiny=model.tiny,
             face_size=int(model.pipe.transformer.config.motion_encoder_size),
@@ -73,6 +74,8 @@ class WanAnimateEngine:
                 "transformer_weight_bytes": model.weight_bytes,
                 "transformer_block_weight_bytes": model.block_weight_bytes,
                 "step_cache": s.step_cache,
+                # "dpm++": the official generate's sampler; "unipc": the diffusers pipeline's.
+                "sampler": s.sampler,
                 "loras": model.setup.lora_reports,
                 "relighting": self._relight_report(s, relight),
             },
@@ -84,6 +87,7 @@ class WanAnimateEngine:
         from ..generation.window_loop import assemble, generate_windows
 
         loaded: _Loaded = prepared.handle
+        inputs = dataclasses.replace(inputs, sampler=loaded.sampler)
         try:
             with torch.inference_mode():
                 plan, wt = generate_windows(loaded.model.pipe, inputs, store, on_step)
@@ -134,7 +138,9 @@ class WanAnimateEngine:
 
 
 class _Loaded:
-    """The loaded pipeline with the memory figures its out-of-memory advice quotes."""
+    """The loaded pipeline with the memory figures its out-of-memory advice quotes, and the job's
+    sampler (the window inputs carry what every engine shares)."""
 
-    def __init__(self, model, need: dict[str, int], available: int, memory_mode: str) -> None:
+    def __init__(self, model, need: dict[str, int], available: int, memory_mode: str, sampler: str) -> None:
         self.model, self.need, self.available, self.memory_mode = model, need, available, memory_mode
+        self.sampler = sampler

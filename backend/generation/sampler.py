@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-SAMPLERS = ("dpm++", "unipc")
-DEFAULT_SAMPLER = "dpm++"
+from ..protocol import SAMPLERS
+
+DEFAULT_SAMPLER = SAMPLERS[0]
 DEFAULT_SHIFT = 5.0
 
 
