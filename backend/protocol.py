@@ -39,7 +39,8 @@ ATTENTION_CHOICES = (
     "flash_attn_3",
     "sage",
 )
-# Samplers: "dpm++" is the official Wan2.2 generate's, "unipc" the diffusers pipeline's scheduler.
+# Samplers, both as the official Wan2.2 code runs them: "dpm++" its generate's default, "unipc"
+# its command line's.
 SAMPLERS = ("dpm++", "unipc")
 # Model families a job can run on; "wan-animate" is Wan2.2-Animate.
 ENGINES = ("wan-animate", "wan-animate-2", "wan-animate-2-distilled")
