@@ -198,19 +198,29 @@ def test_one_transformer_pass_matches_the_official_model(setup):
     assert float((theirs - ours).abs().max()) <= LATENT_TOL
 
 
+@pytest.mark.parametrize("sampler", ["dpm++", "unipc"])
 @pytest.mark.parametrize("steps", [4, 20])
-def test_dpm_solver_takes_the_official_steps(steps):
-    """The project's DPM-Solver++ against the official FlowDPMSolverMultistepScheduler as generate
-    sets it up (shift 1 in the scheduler, the shifted levels passed in), on a stand-in flow field;
-    20 steps is the default run, where the second-order steps dominate."""
-    from backend.generation.sampler import FlowDpmSolver
+def test_samplers_take_the_official_steps(sampler, steps):
+    """The project's samplers against the official schedulers as generate sets them up, on a
+    stand-in flow field; 20 steps is the default run, where the multistep updates dominate."""
+    from backend.generation.sampler import make_sampler
 
-    fm = oracle.official().fm_solvers
-    official = fm.FlowDPMSolverMultistepScheduler(
-        num_train_timesteps=1000, shift=1, use_dynamic_shifting=False
-    )
-    timesteps, _ = fm.retrieve_timesteps(official, device="cpu", sigmas=fm.get_sampling_sigmas(steps, 5.0))
-    ours = FlowDpmSolver(steps, 5.0)
+    fm, animate = oracle.official().fm_solvers, oracle.official().animate
+    if sampler == "dpm++":
+        official = fm.FlowDPMSolverMultistepScheduler(
+            num_train_timesteps=1000, shift=1, use_dynamic_shifting=False
+        )
+        timesteps, _ = fm.retrieve_timesteps(
+            official, device="cpu", sigmas=fm.get_sampling_sigmas(steps, 5.0)
+        )
+    else:
+        official = animate.FlowUniPCMultistepScheduler(
+            num_train_timesteps=1000, shift=1, use_dynamic_shifting=False
+        )
+        official.set_timesteps(steps, device="cpu", shift=5.0)
+        timesteps = official.timesteps
+    ours = make_sampler(sampler, steps, "cpu", 5.0)
+    # The model is told the same integer timesteps.
     assert torch.equal(ours.timesteps, timesteps)
     g = torch.Generator().manual_seed(1)
     target = torch.randn(2, 3, 4, generator=g)
@@ -223,23 +233,26 @@ def test_dpm_solver_takes_the_official_steps(steps):
     assert float((a - b).abs().max()) <= 1e-5
 
 
-# (mode, conditioning frames, clip frames, guidance, relighting): 2 or 3 windows of 9 frames,
-# the last one padded by the bounce through the clip.
+# (mode, conditioning frames, clip frames, guidance, relighting, sampler): 2 or 3 windows of 9
+# frames, the last one padded by the bounce through the clip.
 CASES = [
-    ("animate", 1, 13, 1.0, False),  # 2 windows
-    ("animate", 5, 12, 2.0, False),  # 2 windows, guidance with the blanked face
-    ("replace", 1, 19, 1.0, False),  # 3 windows
-    ("replace", 5, 12, 1.5, True),  # 2 windows, guidance, relighting LoRA
+    ("animate", 1, 13, 1.0, False, "dpm++"),  # 2 windows
+    ("animate", 5, 12, 2.0, False, "dpm++"),  # 2 windows, guidance with the blanked face
+    ("replace", 1, 19, 1.0, False, "dpm++"),  # 3 windows
+    ("replace", 5, 12, 1.5, True, "dpm++"),  # 2 windows, guidance, relighting LoRA
+    ("animate", 1, 13, 2.0, False, "unipc"),  # the official command line's sampler
 ]
 
 
-@pytest.mark.parametrize(("mode", "overlap", "n", "guidance", "relight"), CASES)
-def test_windows_match_the_official_generate(setup, tmp_path, mode, overlap, n, guidance, relight):
+@pytest.mark.parametrize(("mode", "overlap", "n", "guidance", "relight", "sampler"), CASES)
+def test_windows_match_the_official_generate(setup, tmp_path, mode, overlap, n, guidance, relight, sampler):
     pipe = setup.pipe
     clip = make_clip(n, mode == "replace", seed=n + overlap)
     lora_file = setup.lora if relight else None
-    official = run_official(pipe, setup.model, clip, mode, overlap, guidance, lora=lora_file)
-    project = run_project(setup, clip, mode, overlap, guidance, tmp_path / "w", lora=lora_file)
+    official = run_official(pipe, setup.model, clip, mode, overlap, guidance, lora=lora_file, solver=sampler)
+    project = run_project(
+        setup, clip, mode, overlap, guidance, tmp_path / "w", lora=lora_file, sampler=sampler
+    )
     lat, frames, levels = compare(pipe, official, project)
     expected_windows = -(-(n - overlap) // (SEGMENT - overlap))
     assert len(lat) == expected_windows
@@ -256,7 +269,7 @@ def test_windows_match_the_official_generate(setup, tmp_path, mode, overlap, n, 
 def test_a_job_runs_the_chosen_sampler_and_says_so(
     tmp_path, backend_python, tiny_model, astronaut_png, carphone_clip
 ):
-    """Over the real HTTP API: the official sampler by default, the pipeline's on request, each
+    """Over the real HTTP API: the official generate's sampler by default, UniPC on request, each
     named in job.json; an unknown one refused before anything runs."""
     from backend_proc import BackendProc, result_frames, result_json
 

@@ -74,7 +74,7 @@ class WanAnimateEngine:
                 "transformer_weight_bytes": model.weight_bytes,
                 "transformer_block_weight_bytes": model.block_weight_bytes,
                 "step_cache": s.step_cache,
-                # "dpm++": the official generate's sampler; "unipc": the diffusers pipeline's.
+                # "dpm++": the official generate's default sampler; "unipc": its command line's.
                 "sampler": s.sampler,
                 "loras": model.setup.lora_reports,
                 "relighting": self._relight_report(s, relight),

@@ -1,14 +1,17 @@
-"""The samplers a window can be denoised with.
+"""The samplers a window can be denoised with, both as the official Wan2.2 code runs them.
 
-"dpm++" is what the official Wan2.2 ``WanAnimate.generate`` runs by default: DPM-Solver++ (the
+"dpm++" is what the official ``WanAnimate.generate`` runs by default: DPM-Solver++ (the
 second-order multistep variant, arXiv 2211.01095) on flow-matching noise levels. The levels are
 ``shift * s / (1 + (shift - 1) * s)`` for ``s`` going evenly from 1 towards 0 (``steps`` values,
 ending at 0 after the last step); the model is told the level times 1000, truncated to an
 integer, as the official schedule does. A flow-matching model predicts ``noise - clean``, so at
 level ``sigma`` the clean estimate is ``x - sigma * output``.
 
-"unipc" is the scheduler that ships with the diffusers weights (UniPC, flow shift 5), which is
-what diffusers' WanAnimatePipeline runs.
+"unipc" is what the official command line (generate.py) runs unless told otherwise: UniPC on the
+same shift, with ``s`` going evenly from 0.999 (the training schedule's top level) to 0. It is
+diffusers' UniPC given those levels; left to its own, diffusers' (and so WanAnimatePipeline's)
+spans 1 to 0.001 instead, which moves every level and, at some steps, the timestep the model is
+told by one.
 """
 
 from __future__ import annotations
@@ -61,22 +64,27 @@ class FlowDpmSolver:
         return out.to(latents.dtype)
 
 
-class PipelineScheduler:
-    """The pipeline's own scheduler (diffusers' UniPC in the converted weights) behind the same
-    two calls, reset for each window."""
+class FlowUniPC:
+    """diffusers' UniPC on the official UniPC levels; a fresh one per window."""
 
-    def __init__(self, scheduler, steps: int, device=None) -> None:
-        self.scheduler = scheduler
-        scheduler.set_timesteps(steps, device=device)
-        self.timesteps = scheduler.timesteps
+    def __init__(self, steps: int, shift: float = DEFAULT_SHIFT, device=None) -> None:
+        from diffusers import UniPCMultistepScheduler
+
+        self.scheduler = UniPCMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift
+        )
+        # The official top level is 1 - 1/1000 as the training schedule holds it, in float32.
+        top = float(np.float32(1 - 1 / 1000))
+        self.scheduler.set_timesteps(sigmas=np.linspace(top, 0.0, steps + 1)[:-1], device=device)
+        self.timesteps = self.scheduler.timesteps
 
     def step(self, output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         return self.scheduler.step(output, t, latents, return_dict=False)[0]
 
 
-def make_sampler(name: str, scheduler, steps: int, device=None, shift: float = DEFAULT_SHIFT):
+def make_sampler(name: str, steps: int, device=None, shift: float = DEFAULT_SHIFT):
     if name == "dpm++":
         return FlowDpmSolver(steps, shift, device)
     if name == "unipc":
-        return PipelineScheduler(scheduler, steps, device)
+        return FlowUniPC(steps, shift, device)
     raise ValueError(f"sampler must be one of {SAMPLERS}, not {name!r}")

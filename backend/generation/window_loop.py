@@ -3,18 +3,16 @@
 diffusers' WanAnimatePipeline.__call__ runs every window in one call and returns the whole
 clip at the end: a crash or a cancel in window 9 of 10 loses all of it, and nothing can be
 done between windows. This loop drives the same pipeline components (its encoders, latent
-preparation, transformer, scheduler and VAE) window by window so that each finished window
+preparation, transformer and VAE) window by window so that each finished window
 goes to disk, a re-run of the same job resumes after the last saved one, and colour drift
 can be corrected at each hand-off before the next window is conditioned on it.
 
 The initial noise of window k is the k-th draw from one generator seeded with the job's seed,
-which is what the official Wan2.2 ``WanAnimate.generate`` and the pipeline's own loop both draw,
-so a resumed job gives the frames an uninterrupted one would have. With colour matching off:
-- the default sampler ("dpm++") and negative prompt are the official generate's, and so are its
-  frames and latents (tests/test_official_generate.py, to float32 precision);
-- sampler "unipc" runs the pipeline's shipped scheduler, and the frames are those ``pipe(...)``
-  gives (tests/test_windows.py), apart from the negative prompt under guidance above 1, which is
-  the official one here and empty in the pipeline.
+which is what the official Wan2.2 ``WanAnimate.generate`` (and the pipeline's own loop) draws,
+so a resumed job gives the frames an uninterrupted one would have. The samplers and the negative
+prompt are the official code's (sampler.py), not the pipeline's: with colour matching off, every
+window's latents and frames are those of the official generate, to float32 precision
+(tests/test_official_generate.py), with either sampler.
 """
 
 from __future__ import annotations
@@ -180,7 +178,7 @@ def generate_windows(
 
         t0 = time.perf_counter()
         latents = noise
-        sampler = make_sampler(inp.sampler, pipe.scheduler, inp.steps, device, inp.shift)
+        sampler = make_sampler(inp.sampler, inp.steps, device, inp.shift)
         cache = StepCache(inp.step_cache, inp.steps)
         for i, t in enumerate(sampler.timesteps):
             noise_pred = cache.cached(i, latents)
