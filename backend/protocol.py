@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path, PurePath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 API_PREFIX = "/v1"
@@ -119,19 +119,23 @@ MAX_JSON_DEPTH = 8
 MAX_REQUEST_BYTES = 1 << 20
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,10})?$")
 
-# (kind, extra) per setting. Kinds: int, number, bool, str, enum, person, loras.
+LORA_STRENGTH = (-4.0, 4.0)
+# (kind, extra) per setting: the one source of each setting's own rule, which check_setting
+# applies and job_request_schema publishes in /openapi.json (only rules between settings live in
+# JobSettings.validate alone). Kinds: int (lo, hi[, step, offset]: lo..hi and offset modulo step),
+# number (lo, hi[, least]: lo..hi, and 0 or at least ``least``), bool, str, enum, person, loras.
 _SETTING_RULES: dict[str, tuple[str, Any]] = {
     "mode": ("enum", MODES),
     "engine": ("enum", ENGINES),
-    "width": ("int", (16, MAX_SIDE)),
-    "height": ("int", (16, MAX_SIDE)),
+    "width": ("int", (16, MAX_SIDE, 16, 0)),
+    "height": ("int", (16, MAX_SIDE, 16, 0)),
     "steps": ("int", (1, 200)),
     "seed": ("int", (-(2**63), 2**64 - 1)),
-    "segment_frames": ("int", (5, MAX_SEGMENT_FRAMES)),
-    "overlap": ("int", (1, 5)),
+    "segment_frames": ("int", (5, MAX_SEGMENT_FRAMES, 4, 1)),
+    "overlap": ("enum", OVERLAPS),
     "guidance_scale": ("number", (0.0, 30.0)),
     "prompt": ("str", MAX_PROMPT_CHARS),
-    "output_fps": ("number", (0.0, 240.0)),
+    "output_fps": ("number", (0.0, 240.0, 1.0)),
     "clip_start": ("int", (0, MAX_CLIP_FRAMES)),
     "clip_frames": ("int", (0, MAX_CLIP_FRAMES)),
     "clip_speed": ("number", (0.01, 100.0)),
@@ -167,17 +171,29 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
 
 
+def _whole_number_setting(name: str) -> bool:
+    kind, extra = _SETTING_RULES[name]
+    return kind == "int" or (kind == "enum" and _is_int(extra[0]))
+
+
 def check_setting(name: str, v: Any) -> None:
     """Raise RequestError naming ``name`` when ``v`` has the wrong type or is out of range."""
     kind, extra = _SETTING_RULES[name]
     if kind == "int":
-        lo, hi = extra
+        lo, hi, step, offset = (*extra, 1, 0)[:4]
         if not _is_int(v) or not lo <= v <= hi:
             raise RequestError(f"settings.{name} must be a whole number from {lo} to {hi}, got {v!r:.80}")
+        if (v - offset) % step:
+            form = f"a positive multiple of {step}" if not offset else f"{step}n+{offset} (e.g. 77)"
+            raise RequestError(f"settings.{name} must be {form}, got {v}")
     elif kind == "number":
-        lo, hi = extra
+        lo, hi, least = (*extra, None)[:3]
         if not _is_number(v) or not lo <= v <= hi:
             raise RequestError(f"settings.{name} must be a number from {lo} to {hi}, got {v!r:.80}")
+        if least is not None and v and v < least:
+            raise RequestError(
+                f"settings.{name} must be between {least:g} and {hi:g} (or 0 for the clip's rate), got {v}"
+            )
     elif kind == "bool":
         if not isinstance(v, bool):
             raise RequestError(f"settings.{name} must be true or false, got {v!r:.80}")
@@ -202,10 +218,12 @@ def check_setting(name: str, v: Any) -> None:
                 and 0 < len(x["path"]) <= MAX_PATH_CHARS
                 and "\x00" not in x["path"]
                 and _is_number(x.get("strength", 1.0))
+                and LORA_STRENGTH[0] <= x.get("strength", 1.0) <= LORA_STRENGTH[1]
             )
         if not ok:
             raise RequestError(
                 f'settings.loras must be a list of at most {MAX_LORAS} {{"path": "...safetensors", "strength": 1.0}}'
+                f" (LoRA strength from {LORA_STRENGTH[0]:g} to {LORA_STRENGTH[1]:g})"
             )
 
 
@@ -239,13 +257,17 @@ def json_depth_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
     return None
 
 
+# POSIX, a drive letter, or UNC (\\server\share), and no NUL: the check and the published schema.
+ABSOLUTE_PATH = re.compile(r"^(/|[A-Za-z]:[\\/]|\\\\[^\\/\x00]+[\\/][^\\/\x00]+)[^\x00]*$")
+
+
 def check_path(name: str, v: Any) -> None:
     """A path field: text, no NUL, absolute (the backend's working folder means nothing to a client)."""
     if v is None:
         return
     if not isinstance(v, str) or not v or len(v) > MAX_PATH_CHARS or "\x00" in v:
         raise RequestError(f"{name} must be a file path (text, at most {MAX_PATH_CHARS} characters)")
-    if not PurePath(v).is_absolute() and not PureWindowsPath(v).is_absolute():
+    if not ABSOLUTE_PATH.match(v):
         raise RequestError(f"{name} must be an absolute path, got {v!r:.200}")
 
 
@@ -307,13 +329,6 @@ class JobSettings:
                 "Retargeting is for animate mode: in replace mode the character takes the "
                 "performer's place and size. Set retarget to auto or off."
             )
-        for x in self.loras:
-            if not -4.0 <= x.get("strength", 1.0) <= 4.0:
-                raise RequestError(f"LoRA strength must be between -4 and 4, got {x['strength']}")
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if v % 16:
-                raise RequestError(f"{name} must be a positive multiple of 16, got {v}")
         if self.width * self.height > MAX_PIXELS:
             raise RequestError(
                 f"{self.width}x{self.height} is larger than the backend makes (at most {MAX_PIXELS} pixels, "
@@ -322,14 +337,6 @@ class JobSettings:
         if max(self.width, self.height) > MAX_ASPECT * min(self.width, self.height):
             raise RequestError(
                 f"{self.width}x{self.height} is too narrow: one side may be at most {MAX_ASPECT:g} times the other."
-            )
-        if (self.segment_frames - 1) % 4:
-            raise RequestError(f"frames per window must be 4n+1 (e.g. 77), got {self.segment_frames}")
-        if self.overlap not in OVERLAPS:
-            raise RequestError(f"overlap must be 1 or 5 frames, got {self.overlap}")
-        if self.output_fps and not 1.0 <= self.output_fps <= 240.0:
-            raise RequestError(
-                f"output_fps must be between 1 and 240 (or 0 for the clip's rate), got {self.output_fps}"
             )
         if self.overlap == 5 and self.segment_frames < 10:
             raise RequestError("overlap 5 needs at least 13 frames per window")
@@ -374,6 +381,11 @@ class JobRequest:
         extra = set(data) - allowed
         if extra:
             raise RequestError(f"unknown request fields: {sorted(extra)[:20]}")
+        raw = dict(raw)
+        for k, v in raw.items():
+            # JSON Schema counts 5.0 as an integer; so does the backend, for whole-number settings.
+            if isinstance(v, float) and v.is_integer() and _whole_number_setting(k):
+                raw[k] = int(v)
         settings = JobSettings(**raw)
         settings.validate()
         for name in _PATH_FIELDS:
@@ -404,21 +416,52 @@ class JobRequest:
             )
 
 
+NO_NUL = r"^[^\x00]*$"  # text fields: a NUL would cut a path short in the C libraries below
+
+
+def _when(setting: str, values: list, then: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "if": {"properties": {setting: {"enum": values}}, "required": [setting]},
+        "then": {"properties": then},
+    }
+
+
+# Rules between two settings that JSON Schema can say (JobSettings.validate checks them too);
+# a setting left out takes its default, which passes each of them.
+_SETTING_PAIRS = [
+    _when(
+        "engine",
+        [e for e in ENGINES if "replace" not in ENGINE_FEATURES[e]["modes"]],
+        {"mode": {"const": "animate"}},
+    ),
+    _when("retarget", ["on"], {"mode": {"not": {"const": "replace"}}}),
+    _when("overlap", [5], {"segment_frames": {"minimum": 13}}),
+]
+
+
 def job_request_schema() -> dict[str, Any]:
     """The job request as JSON Schema, for /openapi.json: made from the same rules that check it."""
     defaults = JobSettings()
     props: dict[str, Any] = {}
     for name, (kind, extra) in _SETTING_RULES.items():
         if kind == "int":
-            p: dict[str, Any] = {"type": "integer", "minimum": extra[0], "maximum": extra[1]}
+            lo, hi, step, offset = (*extra, 1, 0)[:4]
+            p: dict[str, Any] = {"type": "integer", "minimum": lo, "maximum": hi}
+            if step > 1 and not offset:
+                p["multipleOf"] = step
+            elif step > 1:
+                p["enum"] = list(range(lo + (offset - lo) % step, hi + 1, step))
         elif kind == "number":
             p = {"type": "number", "minimum": extra[0], "maximum": extra[1]}
+            if len(extra) == 3:
+                p = {"anyOf": [{"const": 0}, {**p, "minimum": extra[2]}]}
         elif kind == "bool":
             p = {"type": "boolean"}
         elif kind == "str":
-            p = {"type": "string", "maxLength": extra}
+            p = {"type": "string", "maxLength": extra, "pattern": NO_NUL}
         elif kind == "enum":
-            p = {"enum": list(extra)}
+            # JSON Schema's enum holds 1.0 equal to 1; the check takes whole numbers only.
+            p = {"type": "integer", "enum": list(extra)} if _is_int(extra[0]) else {"enum": list(extra)}
         elif kind == "person":
             p = {
                 "anyOf": [
@@ -437,14 +480,26 @@ def job_request_schema() -> dict[str, Any]:
                 "maxItems": MAX_LORAS,
                 "items": {
                     "type": "object",
-                    "properties": {"path": {"type": "string"}, "strength": {"type": "number"}},
+                    "properties": {
+                        "path": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_PATH_CHARS,
+                            "pattern": NO_NUL,
+                        },
+                        "strength": {
+                            "type": "number",
+                            "minimum": LORA_STRENGTH[0],
+                            "maximum": LORA_STRENGTH[1],
+                        },
+                    },
                     "required": ["path"],
                     "additionalProperties": False,
                 },
             }
         p["default"] = getattr(defaults, name)
         props[name] = p
-    absolute = r"^(/|[A-Za-z]:[\\/]|\\\\)"  # POSIX, drive letter, or UNC
+    absolute = ABSOLUTE_PATH.pattern
     path = {
         "anyOf": [
             {"type": "null"},
@@ -457,10 +512,23 @@ def job_request_schema() -> dict[str, Any]:
         "title": "JobRequest",
         "additionalProperties": False,
         "properties": {
-            "settings": {"type": "object", "additionalProperties": False, "properties": props},
+            "settings": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": props,
+                "allOf": _SETTING_PAIRS,
+                "description": f"Besides each setting's own rule: width x height at most {MAX_PIXELS} pixels, "
+                f"and one side at most {MAX_ASPECT:g} times the other.",
+            },
             **{n: path for n in _PATH_FIELDS},
             **{n: upload for n in _UPLOAD_FIELDS},
-            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "shot"},
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_NAME_CHARS,
+                "pattern": NO_NUL,
+                "default": "shot",
+            },
         },
     }
 

@@ -326,3 +326,49 @@ def test_a_bad_certificate_or_key_starts_nothing_and_names_the_file(tmp_path, ba
         # The add-on waits for the ready file: none may promise an https URL that never answers.
         assert not (data / "ready.json").exists()
         assert len(lines) == 1 and named in lines[0] and fault in lines[0], lines
+
+
+def test_the_published_schema_is_the_rules_the_backend_applies(backend, media):
+    """Whatever /openapi.json allows is accepted (but for the two rules it names in words), and
+    what the backend refuses for a range or step the schema refuses too."""
+    import jsonschema
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    from backend.protocol import JobRequest, RequestError
+
+    spec = backend.get("/openapi.json").json()
+    schema = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator(schema)
+    files = {"character_path": str(media["character"]), "clip_path": str(media["clip"])}
+    for change in ({"width": 100}, {"overlap": 3}, {"segment_frames": 78}, {"output_fps": 0.5}):
+        body = {**files, "settings": {**SETTINGS, **change}}
+        assert not validator.is_valid(body), change
+        assert backend.post("/v1/jobs", json=body).status_code == 400, change
+    strong = {**files, "settings": {"loras": [{"path": "/a.safetensors", "strength": 9}]}}
+    assert not validator.is_valid(strong)
+    cross_field = ("larger than the backend makes", "too narrow")  # the schema's description says so
+    words = schema["properties"]["settings"]["description"]
+    assert "pixels" in words and "times the other" in words, words
+
+    refused, accepted = [], []
+    operation = schemathesis.openapi.from_dict(spec)["/v1/jobs"]["POST"]
+
+    @given(operation.as_strategy())
+    @settings(max_examples=300, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    def schema_valid_is_accepted(case):
+        body = {**(case.body or {}), **files}
+        for name in ("character_upload", "clip_upload", "keypoints_upload", "face_upload", "keypoints_path"):
+            body.pop(name, None)
+        body.pop("face_path", None)
+        assert validator.is_valid(body)
+        try:
+            JobRequest.from_json(body)
+            accepted.append(body)
+        except RequestError as exc:
+            refused.append(str(exc))
+            assert any(words in str(exc) for words in cross_field), (body, str(exc))
+
+    schema_valid_is_accepted()
+    assert len(accepted) >= 100, (len(accepted), refused[:5])
+    assert any(b.get("settings", {}).get("segment_frames", 77) != 77 for b in accepted)

@@ -241,7 +241,11 @@ def create_app(
 
     # The job request's body, as POST /jobs and POST /check both take it (declared once for /openapi.json).
     job_body = {
-        "responses": {**ERRORS, 400: _error("the request names the field to change")},
+        "responses": {
+            **ERRORS,
+            400: _error("the request names the field to change"),
+            413: _error("a body over 1 MiB"),
+        },
         "openapi_extra": {
             "requestBody": {
                 "required": True,
@@ -270,7 +274,10 @@ def create_app(
         if problem:
             raise RequestError(problem)
         req = JobRequest.from_json(payload)
-        check_inputs(req, uploads, access.confine_to)
+        try:
+            check_inputs(req, uploads, access.confine_to)
+        except OSError as exc:  # a name too long for the file system, a path through a file...
+            raise RequestError(f"a path in the request cannot be used: {exc.strerror or exc}") from None
         return req
 
     @app.post(f"{API_PREFIX}/jobs", status_code=201, **job_body)
@@ -310,7 +317,7 @@ def create_app(
 
         return await run_in_threadpool(run)
 
-    @app.get(f"{API_PREFIX}/jobs", responses=ERRORS)
+    @app.get(f"{API_PREFIX}/jobs", responses={**ERRORS, 400: _error("after names no job the caller may see")})
     def list_jobs(
         request: Request,
         limit: int = Query(100, ge=1, le=MAX_JOB_PAGE),  # noqa: B008 - FastAPI's idiom
@@ -659,7 +666,9 @@ def tls_problem(certfile: Path | None, keyfile: Path | None) -> str | None:
     try:
         ssl.create_default_context(cafile=str(certfile))
     except (ssl.SSLError, OSError, ValueError) as exc:
-        return f"the TLS certificate {certfile} is not a PEM certificate ({getattr(exc, 'reason', None) or exc})"
+        return (
+            f"the TLS certificate {certfile} is not a PEM certificate ({getattr(exc, 'reason', None) or exc})"
+        )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
