@@ -162,6 +162,17 @@ def test_a_damaged_jobs_database_starts_nothing_and_says_which_file(tmp_path, ba
         assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr[-2000:]
         assert str(data / "jobs.sqlite3") in lines[0] and "Move it aside" in lines[0], lines
         assert (data / "jobs.sqlite3").read_bytes() == before  # left for the studio to look at
+    # Damaged under a running backend (a sync tool wrote over it): each answer says so, no 500.
+    b = BackendProc(backend_python, tmp_path / "running", tiny_model)
+    try:
+        assert b.get("/v1/jobs").status_code == 200
+        (tmp_path / "running" / "jobs.sqlite3").write_bytes(os.urandom(8192))
+        r = b.get("/v1/jobs")
+        assert r.status_code == 503 and "is damaged" in r.json()["detail"], r.text
+        health = b.get("/v1/health").json()
+        assert health["database"] == "damaged" and health["status"] == "degraded" and health["worker_alive"]
+    finally:
+        b.stop()
 
 
 def test_a_held_database_lock_freezes_neither_polls_nor_health(backend, media):

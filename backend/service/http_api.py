@@ -150,6 +150,10 @@ def create_app(
     async def store_busy(_request: Request, exc: StoreUnavailable):
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
+    @app.exception_handler(StoreDamaged)
+    async def store_damaged(_request: Request, exc: StoreDamaged):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
     def sees(request: Request, st) -> bool:
         return request.state.admin or st.user == request.state.user
 
@@ -159,11 +163,11 @@ def create_app(
         problem = engine.model_problem(Path(model_dir)) if loaded is None else None
         free = shutil.disk_usage(data_dir).free
         current = worker.current
-        queued = store.count_now("queued")
-        ok = worker.alive and problem is None and worker.last_error is None and queued is not None
+        queued, database = store.count_now("queued")
+        ok = worker.alive and problem is None and worker.last_error is None and database == "ok"
         return {
             "status": "ok" if ok else "degraded",
-            "database": "ok" if queued is not None else "locked",
+            "database": database,
             "version": __version__,
             "pid": os.getpid(),
             "worker_alive": worker.alive,

@@ -53,10 +53,7 @@ class JobStore:
             self._peek_lock = threading.Lock()
         except sqlite3.DatabaseError as exc:
             # OperationalError (a lock) is waited out in _retry; what reaches here is damage.
-            raise StoreDamaged(
-                f"The job database {db_path} is damaged ({exc}). Move it aside (rename it) and start "
-                "the backend again: the jobs listed in it are lost, their results on disk are not."
-            ) from None
+            raise self._damaged(exc) from None
 
     def _open(self) -> None:
         # A truncated file opens and answers the first queries; the check reads every page.
@@ -107,6 +104,8 @@ class JobStore:
                 with self._lock:
                     return op()
             except sqlite3.OperationalError as exc:
+                if "malformed" in str(exc) or "not a database" in str(exc):
+                    raise self._damaged(exc) from None
                 if time.monotonic() > deadline:
                     raise StoreUnavailable(
                         f"The job database {self.path} stayed unavailable ({exc}). Close the program "
@@ -114,6 +113,15 @@ class JobStore:
                     ) from exc
                 time.sleep(wait)
                 wait = min(wait * 2, 2.0)
+            except sqlite3.DatabaseError as exc:
+                # Damaged under a running backend (replaced, truncated by a sync tool): said, not a 500.
+                raise self._damaged(exc) from None
+
+    def _damaged(self, exc: Exception) -> StoreDamaged:
+        return StoreDamaged(
+            f"The job database {self.path} is damaged ({exc}). Move it aside (rename it) and start "
+            "the backend again: the jobs listed in it are lost, their results on disk are not."
+        )
 
     def _parse(self, job_id: str, status: str) -> JobStatus | None:
         try:
@@ -191,15 +199,18 @@ class JobStore:
         )
         return [st for st in (self._parse(i, s) for i, s in rows) if st is not None]
 
-    def count_now(self, state: str) -> int | None:
-        """``count`` without waiting: None while another thread or program holds the database
-        (health answers at once, saying so, instead of waiting out the lock)."""
-        if not self._peek_lock.acquire(blocking=False):
-            return None
+    def count_now(self, state: str) -> tuple[int | None, str]:
+        """``count`` without waiting, and the database's state ("ok", "locked", "damaged"): health
+        answers at once, saying so, instead of waiting out another program's lock."""
+        if not self._peek_lock.acquire(timeout=1.0):  # held only for one indexed count
+            return None, "locked"
         try:
-            return self._peek.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
-        except sqlite3.OperationalError:
-            return None
+            row = self._peek.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()
+            return row[0], "ok"
+        except sqlite3.OperationalError as exc:
+            return None, "damaged" if "malformed" in str(exc) else "locked"
+        except sqlite3.DatabaseError:
+            return None, "damaged"
         finally:
             self._peek_lock.release()
 
