@@ -241,7 +241,7 @@ def test_samplers_take_the_official_steps(sampler, steps):
     assert float((a - b).abs().max()) <= 1e-5
 
 
-# (mode, conditioning frames, clip frames, guidance, relighting, sampler): 2 or 3 windows of 9
+# (mode, conditioning frames, clip frames, guidance, relighting, sampler): 1 to 3 windows of 9
 # frames, the last one padded by the bounce through the clip.
 CASES = [
     ("animate", 1, 13, 1.0, False, "dpm++"),  # 2 windows
@@ -249,6 +249,7 @@ CASES = [
     ("replace", 1, 19, 1.0, False, "dpm++"),  # 3 windows
     ("replace", 5, 12, 1.5, True, "dpm++"),  # 2 windows, guidance, relighting LoRA
     ("animate", 1, 13, 2.0, False, "unipc"),  # the official command line's sampler
+    ("replace", 1, 6, 1.0, False, "dpm++"),  # a clip shorter than one window
 ]
 
 
