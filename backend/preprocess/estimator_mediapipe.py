@@ -10,18 +10,20 @@ Mapping notes (what mediapipe lacks and how it is derived):
 - hands: mediapipe's 21 hand points are in OpenPose order already.
 Hands and face carry no per-point confidence in mediapipe: found means 1.0.
 
-Several people: Holistic sees one person and does not let us say which. On clips, OpenCV's
-people detector (``people_hog``) finds everyone and ``PersonTracker`` follows the performer
-(the largest at the start, or the one picked); once a frame shows two people, Holistic runs on
-a crop around the followed box only, so it cannot drift to someone else.
+Several people: Holistic sees one person and does not let us say which. On clips, the pose
+detector bundled with mediapipe, run over the whole frame in tiles (``people_pose``), finds
+everyone and ``PersonTracker`` follows the performer (the largest at the start, or the one
+picked) by position and clothes; once a frame shows two people, Holistic runs on a crop around
+the followed box only, so it cannot drift to someone else. Where the frame's boxes miss the
+performer, the detector looks again closely around where they should be.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .performer_pick import colours, look_distance
-from .person_track import PersonTracker
+from .performer_pick import box_look, colours, look_distance
+from .person_track import PersonTracker, iou
 from .pose_format import FACE_SLICE, LEFT_HAND_SLICE, NUM_WHOLEBODY, RIGHT_HAND_SLICE
 
 # Margin around the followed box for Holistic's crop: its detector wants the whole head and
@@ -72,7 +74,7 @@ class MediapipeEstimator:
         )
         self._detector = None
         if not static_images:
-            from .people_hog import PeopleDetector
+            from .people_pose import PeopleDetector
 
             self._detector = PeopleDetector()
             self.tracker = PersonTracker(None)
@@ -85,16 +87,33 @@ class MediapipeEstimator:
         self._holistic.close()
         if self._single is not None:
             self._single.close()
+        if self._detector is not None:
+            self._detector.close()
 
     def follow_from(self, frame: int, box: np.ndarray) -> None:
         """Follow the person in ``box`` from the ``frame``-th frame on (see PersonTracker)."""
         self.tracker.follow_from(frame, box)
         self._crowded = True  # a chosen person means others may be in view: crop to them
 
+    def person_at(self, rgb: np.ndarray, x: float, y: float) -> np.ndarray | None:
+        """The box of a person at pixel (``x``, ``y``) whom the look over the whole frame
+        missed (cut by the frame's edge, in a crowd): a closer look around the point, at the
+        scales of a person filling the frame's height down to a third of it."""
+        if self._detector is None:
+            return None
+        h = rgb.shape[0]
+        for tall in (0.8 * h, 0.4 * h):
+            box = np.array([x - tall / 4, y - tall / 2, x + tall / 4, y + tall / 2])
+            found = self._detector.detect_near(rgb, box, reach=1.6)
+            inside = (found[:, 0] <= x) & (x <= found[:, 2]) & (found[:, 1] <= y) & (y <= found[:, 3])
+            if inside.any():
+                return found[np.flatnonzero(inside)[np.argmax(found[inside, 4])]]
+        return None
+
     def people(self, rgb: np.ndarray) -> np.ndarray:
         """Everyone the detector sees in one frame, (N, 5) boxes, without touching the track.
-        The people detector sees whole upright bodies only; where it sees nobody, a still-image
-        pose model looks for one person (a close-up, someone cut by the frame edge)."""
+        Where it sees nobody, a still-image pose model looks for one person (its own detector
+        is the same, but its landmarks box a close-up better than the detector's torso does)."""
         boxes = self._detector.detect(rgb) if self._detector is not None else np.zeros((0, 5))
         if len(boxes):
             return boxes
@@ -137,8 +156,9 @@ class MediapipeEstimator:
             # as much as Holistic; looking for a second person now and then is enough.
             self.boxes.append(None)
             return self._landmarks(rgb)
-        people = self.people(rgb)
-        box = self.tracker.update(people)
+        people = self._near(rgb, self.people(rgb))
+        looks = [box_look(rgb, b) for b in people] if self._crowded or len(people) > 1 else None
+        box = self.tracker.update(people, looks)
         # A pick (follow_from) has set it already: the user saw several people.
         self._crowded = self._crowded or len(people) > 1
         # Alone, no box is recorded: Holistic saw the whole frame, and a box only sampled every
@@ -149,16 +169,13 @@ class MediapipeEstimator:
         if box is None:
             # The performer is gone and others are in view: nobody rather than someone else.
             return np.zeros((NUM_WHOLEBODY, 3), dtype=np.float64)
-        bw, bh = box[2] - box[0], box[3] - box[1]
-        x0 = int(max(0, np.floor(box[0] - CROP_MARGIN * bw)))
-        y0 = int(max(0, np.floor(box[1] - CROP_MARGIN * bh)))
-        x1 = int(min(w, np.ceil(box[2] + CROP_MARGIN * bw)))
-        y1 = int(min(h, np.ceil(box[3] + CROP_MARGIN * bh)))
-        if x1 - x0 < 8 or y1 - y0 < 8:
+        if box[4] == 0 and _behind(box, people):
+            # Unseen where someone nearer stands: mostly hidden, their limbs would be guesses
+            # (the keypoint filter bridges a short gap better).
             return np.zeros((NUM_WHOLEBODY, 3), dtype=np.float64)
-        out = self._landmarks(rgb[y0:y1, x0:x1])
-        placed = (out[:, :2] != 0).any(axis=1)
-        out[placed, :2] += (x0, y0)
+        out = self._crop_landmarks(rgb, box)
+        if out is None:
+            return np.zeros((NUM_WHOLEBODY, 3), dtype=np.float64)
         torso = out[TORSO]
         if (torso[:, 2] >= 0.5).all():
             look = _torso_colours(rgb, torso)
@@ -173,10 +190,50 @@ class MediapipeEstimator:
                     self.tracker.reject()
                 self.boxes[-1] = self.tracker.current
                 return np.zeros((NUM_WHOLEBODY, 3), dtype=np.float64)
-            self.boxes[-1] = moved
+            # The track may run past the frame's edge with someone cut by it; what is recorded
+            # (the replace mask's box) stays in the frame.
+            self.boxes[-1] = np.concatenate([np.clip(moved[:4], 0, [w, h, w, h]), moved[4:]])
             if look is not None:
                 self._look = look if self._look is None else 0.9 * self._look + 0.1 * look
         return out
+
+    def _crop_landmarks(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """Holistic on a crop around ``box``, in frame pixels. Where the crop reaches past the
+        frame's edge it is filled grey rather than cut: a body cut by the edge then is not also
+        at the edge of Holistic's view, where its detector rarely finds anyone."""
+        h, w = rgb.shape[:2]
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        x0 = int(np.floor(box[0] - CROP_MARGIN * bw))
+        y0 = int(max(0, np.floor(box[1] - CROP_MARGIN * bh)))
+        x1 = int(np.ceil(box[2] + CROP_MARGIN * bw))
+        y1 = int(min(h, np.ceil(box[3] + CROP_MARGIN * bh)))
+        if min(x1, w) - max(x0, 0) < 8 or y1 - y0 < 8:
+            return None
+        crop = rgb[y0:y1, max(0, x0) : min(w, x1)]
+        if x0 < 0 or x1 > w:
+            crop = np.pad(crop, ((0, 0), (max(0, -x0), max(0, x1 - w)), (0, 0)), constant_values=128)
+        out = self._landmarks(crop)
+        placed = (out[:, :2] != 0).any(axis=1)
+        out[placed, :2] += (x0, y0)
+        outside = (out[:, 0] < 0) | (out[:, 0] > w)
+        out[placed & outside, 2] = 0.0  # on the grey: out of the frame
+        return out
+
+    def _near(self, rgb: np.ndarray, people: np.ndarray) -> np.ndarray:
+        """``people``, and whoever a closer look finds where the performer should be when no
+        box is there: a small person the tiles cut, someone half behind another."""
+        expected = self.tracker.expected()
+        if expected is None or (len(people) and iou(expected, people).max() >= 0.3):
+            return people
+        new: list[np.ndarray] = []
+        # Two scales: the performer at about two fifths and at three fifths of the detector's
+        # view (a body cut by the frame's edge is found at the larger).
+        for reach in (2.5, 1.6):
+            near = self._detector.detect_near(rgb, expected, reach)
+            new = [b for b in near if not len(people) or iou(b, people).max() < 0.5]
+            if any(iou(expected, np.asarray(new).reshape(-1, 5)) >= 0.2):
+                break
+        return np.concatenate([people.reshape(-1, 5), np.asarray(new).reshape(-1, 5)]) if new else people
 
     def _landmarks(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
@@ -198,6 +255,19 @@ class MediapipeEstimator:
             if hand is not None:
                 out[sl] = [(p.x * w, p.y * h, _in_frame(p.x, p.y)) for p in hand.landmark]
         return out
+
+
+def _behind(box: np.ndarray, people: np.ndarray) -> bool:
+    """Whether most of ``box`` is covered by a nearer person's box (taller, or standing lower
+    in the frame: nearer the camera)."""
+    from .person_track import intersection
+
+    if not len(people):
+        return False
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
+    covered = intersection(box, people) > 0.5 * area
+    nearer = (people[:, 3] - people[:, 1] > 1.1 * (box[3] - box[1])) | (people[:, 3] > box[3])
+    return bool((covered & nearer).any())
 
 
 def _torso_colours(rgb: np.ndarray, torso: np.ndarray) -> np.ndarray | None:

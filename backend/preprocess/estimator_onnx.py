@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .performer_pick import box_look
 from .person_track import PersonTracker
 from .pose_format import NUM_WHOLEBODY
 
@@ -172,7 +173,9 @@ class OnnxPoseEstimator:
 
     def estimate(self, rgb: np.ndarray) -> np.ndarray:
         """One RGB frame -> the performer's (133, 3) keypoints; all-zero when nobody is there."""
-        box = self.tracker.update(self.detect(rgb))
+        people = self.detect(rgb)
+        # Clothes keep the track on the performer where boxes cross or the detector misses them.
+        box = self.tracker.update(people, [box_look(rgb, b) for b in people])
         self.boxes.append(box)
         if box is None:
             return np.zeros((NUM_WHOLEBODY, 3), dtype=np.float64)

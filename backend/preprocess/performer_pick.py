@@ -180,6 +180,13 @@ def _follow_pick(
     x, y = pick[0] * w, pick[1] * h
     seen = _sighting(p, sources[p], rgb, estimator.people(rgb))
     chosen = box_under(seen.boxes, x, y)
+    if chosen is None and hasattr(estimator, "person_at"):
+        # The look over the whole frame can miss someone the artist sees (cut by the frame's
+        # edge, small, half hidden): a closer look where they clicked.
+        found = estimator.person_at(rgb, x, y)
+        if found is not None:
+            seen.boxes = np.concatenate([seen.boxes, np.asarray(found, dtype=np.float64).reshape(1, 5)])
+            chosen = len(seen.boxes) - 1
     if chosen is None:
         where = (
             "nobody was found on that frame"

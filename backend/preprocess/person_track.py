@@ -4,9 +4,14 @@ The detector finds everyone in every frame; picking the largest box per frame wo
 between people as they cross or change size. Here the performer is chosen once (the largest
 person in the first frame with anyone in it, or the one nearest a point the user picked) and
 then followed: each frame takes the box that best overlaps where the performer is predicted
-to be (constant velocity from the last two sightings). A frame with no good match keeps the
-prediction for up to ``max_gap`` frames, then the track waits for a box close to where it was
-lost. Pure numpy: boxes are (x1, y1, x2, y2, score) rows.
+to be (constant velocity from the last two sightings). Where none overlaps (the detector
+boxed them differently, or a small person moved more than their width), a box of about their
+size near the prediction whose clothes look like theirs is taken. A frame with no match keeps
+the prediction for up to ``max_gap`` frames; then the track waits for the performer to be seen
+again: a person of their size who looks like them, anywhere in the frame (they may come back
+from behind someone, or from beyond the frame's edge), or, for a caller that gives no looks,
+near where they were lost. Pure numpy: boxes are (x1, y1, x2, y2, score) rows; looks are
+colour histograms (performer_pick.box_look) compared by ``look_distance``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ import numpy as np
 
 MIN_IOU = 0.2  # below this a box is someone else (or nobody)
 MAX_GAP = 15  # frames the prediction stands in for a lost performer (0.5 s at 30 fps)
+# Looks (0 same clothes, 1 nothing in common; Bhattacharyya on hue-saturation histograms):
+LOOK_OTHER = 0.55  # beyond this a box on the prediction holds someone else (who stepped in front)
+LOOK_NEAR = 0.3  # a box near the prediction within this is the performer, boxed differently
+LOOK_BACK = 0.3  # after a long absence, a box anywhere within this (and nearest) is them
+LOOK_RATE = 0.1  # how fast the performer's remembered look follows their sightings
 
 
 def intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -50,11 +60,40 @@ def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
+def _ahead(box: np.ndarray, velocity: np.ndarray, frames: int) -> np.ndarray:
+    """``box`` moved ``frames`` frames on at the centre's ``velocity``, its size kept: the
+    performer's box shrinks as they walk behind someone, and carrying that shrinking on turns
+    the prediction into nothing in a few frames."""
+    step = np.array([velocity[0] + velocity[2], velocity[1] + velocity[3]]) / 2
+    # A sprinter covers about a twentieth of their height a frame; faster is the box changing
+    # shape (someone cut by the edge, half hidden), which must not fling the prediction away.
+    top = 0.05 * max(box[3] - box[1], 1.0)
+    speed = float(np.hypot(*step))
+    if speed > top:
+        step *= top / speed
+    step *= frames
+    return box + np.array([step[0], step[1], step[0], step[1]])
+
+
+def _centre_distance(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    return np.hypot(
+        (boxes[:, 0] + boxes[:, 2] - box[0] - box[2]) / 2, (boxes[:, 1] + boxes[:, 3] - box[1] - box[3]) / 2
+    )
+
+
+def look_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """0 for the same colours, 1 for none in common (Bhattacharyya distance of histograms
+    that sum to 1)."""
+    bc = float(np.sqrt(np.clip(a, 0, None) * np.clip(b, 0, None)).sum())
+    return float(np.sqrt(max(0.0, 1.0 - bc)))
+
+
 class PersonTracker:
     def __init__(self, pick: tuple[float, float] | None = None, max_gap: int = MAX_GAP) -> None:
         """``pick``: a point (pixels) on the chosen performer in the first frame they appear."""
         self.pick = pick
         self.max_gap = max_gap
+        self.look: np.ndarray | None = None  # the performer's clothes, as last seen
         self._last: np.ndarray | None = None  # last box seen
         self._velocity = np.zeros(4)
         self._missed = 0
@@ -86,40 +125,86 @@ class PersonTracker:
         centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
         return int(np.argmin(np.hypot(centres[:, 0] - px, centres[:, 1] - py)))
 
-    def update(self, boxes: np.ndarray) -> np.ndarray | None:
-        """This frame's box for the performer (detected or predicted), or None."""
+    def expected(self) -> np.ndarray | None:
+        """Where the next update should find the performer: the prediction, or where they were
+        last seen once lost; None before the first sighting. For a closer look there when the
+        frame's boxes miss them."""
+        if self._last is None:
+            if self._seed is not None and self._frame + 1 >= self._seed[0]:
+                return self._seed[1].copy()
+            return None
+        if self._missed > self.max_gap:
+            return self._last.copy()
+        return _ahead(self._last, self._velocity, self._missed + 1)
+
+    def update(self, boxes: np.ndarray, looks: list[np.ndarray | None] | None = None) -> np.ndarray | None:
+        """This frame's box for the performer (detected or predicted), or None. ``looks``: per
+        box, its colours (or None); without them the track goes by position alone."""
         last = None if self._last is None else self._last.copy()
         self._before = (last, self._missed + 1, self._velocity.copy())
         self._frame += 1
         if self._seed is not None and self._last is None and self._frame < self._seed[0]:
             self._current = None  # before the performer's first sighting: nobody, not someone else
             return None
-        self._current = self._update(np.asarray(boxes, dtype=np.float64).reshape(-1, 5))
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+        looks = list(looks) if looks is not None and len(looks) == len(boxes) else [None] * len(boxes)
+        chosen = self._update(boxes, looks)
+        self._current = None if chosen is None else boxes[chosen] if isinstance(chosen, int) else chosen
+        if isinstance(chosen, int) and looks[chosen] is not None:
+            seen = looks[chosen]
+            self.look = seen.copy() if self.look is None else (1 - LOOK_RATE) * self.look + LOOK_RATE * seen
         return self._current
 
-    def _update(self, boxes: np.ndarray) -> np.ndarray | None:
+    def _update(self, boxes: np.ndarray, looks: list) -> int | np.ndarray | None:
+        """The index of the performer's box, a stand-in box (the prediction), or None."""
         if self._last is None:
             if len(boxes) == 0:
                 return None
             first = self._choose_first(boxes)
+            if first is None and self._seed is not None and self._frame == self._seed[0]:
+                # The seed was found on this very frame (by a closer look than this frame's):
+                # it stands for the performer's first sighting.
+                self._last = self._seed[1].copy()
+                return np.append(self._seed[1], 0.5)
             if first is None:
                 return None
-            chosen = boxes[first]
-            self._last = chosen[:4].copy()
-            return chosen
+            self._last = boxes[first, :4].copy()
+            return first
         if self._missed > self.max_gap:
-            return self._reacquire(boxes)
-        predicted = self._last + self._velocity * (self._missed + 1)
+            return self._reacquire(boxes, looks)
+        predicted = _ahead(self._last, self._velocity, self._missed + 1)
         if len(boxes):
             overlaps = iou(predicted, boxes)
+            if self.look is not None:
+                unlike = np.array(
+                    [lk is not None and look_distance(lk, self.look) > LOOK_OTHER for lk in looks]
+                )
+                overlaps[unlike] = 0.0
             best = int(np.argmax(overlaps))
-            if overlaps[best] >= MIN_IOU:
+            if overlaps[best] < MIN_IOU:
+                best = self._near_alike(predicted, boxes, looks)
+            if best is not None:
                 box = boxes[best]
                 self._velocity = (box[:4] - self._last) / (self._missed + 1)
                 self._last = box[:4].copy()
                 self._missed = 0
-                return box
+                return best
         return self._miss()
+
+    def _near_alike(self, predicted: np.ndarray, boxes: np.ndarray, looks: list) -> int | None:
+        """A box of about the performer's size within a body width (more after frames unseen)
+        of the prediction, that looks like them; the nearest such."""
+        if self.look is None:
+            return None
+        size = np.sqrt(_area(predicted[None])[0])
+        ratio = np.sqrt(_area(boxes)) / max(size, 1e-9)
+        reach = (predicted[2] - predicted[0]) * (1.0 + 0.2 * self._missed)
+        dist = _centre_distance(predicted, boxes)
+        alike = np.array([lk is not None and look_distance(lk, self.look) <= LOOK_NEAR for lk in looks])
+        ok = (ratio > 0.7) & (ratio < 1.4) & (dist < reach) & alike
+        if not ok.any():
+            return None
+        return int(np.flatnonzero(ok)[np.argmin(dist[ok])])
 
     def _miss(self) -> np.ndarray | None:
         """One more frame without the performer: the prediction stands in, up to ``max_gap``."""
@@ -128,7 +213,7 @@ class PersonTracker:
             # Lost for good: stop guessing and wait for the performer near where they went.
             self._velocity = np.zeros(4)
             return None
-        return np.append(self._last + self._velocity * self._missed, 0.0)  # score 0: a stand-in
+        return np.append(_ahead(self._last, self._velocity, self._missed), 0.0)  # score 0: a stand-in
 
     @property
     def lost(self) -> bool:
@@ -177,22 +262,32 @@ class PersonTracker:
         self._last, self._velocity, self._missed = last, velocity, gap - 1
         self._current = self._miss()
 
-    def _reacquire(self, boxes: np.ndarray) -> np.ndarray | None:
-        """After a long absence: the person of about the same size nearest the last sighting,
-        within three body heights of it."""
+    def _reacquire(self, boxes: np.ndarray, looks: list) -> int | None:
+        """After a long absence: of the people of about the performer's size, the one who looks
+        most like them, anywhere (clearly like them: someone else dressed alike is taken only
+        if nearer the last sighting too); with no looks to go by, the nearest within three body
+        heights of the last sighting."""
         if not len(boxes):
             return None
         last = self._last
         size = np.sqrt(_area(last[None])[0])
         ratio = np.sqrt(_area(boxes)) / max(size, 1e-9)
-        centre = np.array([(last[0] + last[2]) / 2, (last[1] + last[3]) / 2])
-        dist = np.hypot(
-            (boxes[:, 0] + boxes[:, 2]) / 2 - centre[0], (boxes[:, 1] + boxes[:, 3]) / 2 - centre[1]
-        )
-        ok = (ratio > 0.5) & (ratio < 2.0) & (dist < 3 * (last[3] - last[1]))
-        if not ok.any():
-            return None
-        best = int(np.flatnonzero(ok)[np.argmin(dist[ok])])
+        dist = _centre_distance(last, boxes)
+        sized = (ratio > 0.5) & (ratio < 2.0)
+        if self.look is not None and any(lk is not None for lk in looks):
+            d = np.array([1.0 if lk is None else look_distance(lk, self.look) for lk in looks])
+            ok = sized & (d <= LOOK_BACK)
+            if not ok.any():
+                return None
+            # Nearest among those about as alike as the most alike.
+            close = ok & (d <= d[ok].min() + 0.1)
+            best = int(np.flatnonzero(close)[np.argmin(dist[close])])
+        else:
+            ok = sized & (dist < 3 * (last[3] - last[1]))
+            if not ok.any():
+                return None
+            best = int(np.flatnonzero(ok)[np.argmin(dist[ok])])
         self._last = boxes[best, :4].copy()
+        self._velocity = np.zeros(4)
         self._missed = 0
-        return boxes[best]
+        return best
