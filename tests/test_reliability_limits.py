@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import requests
 from backend_proc import ROOT, BackendProc
 from PIL import Image
 
@@ -185,6 +186,8 @@ def test_a_held_database_lock_freezes_neither_polls_nor_health(backend, media):
         job,
         until=lambda st: st["stage"] == "denoising" or st["state"] != "running" and st["state"] != "queued",
     )
+    auth = {"Authorization": f"Bearer {backend.token}"}
+    waiting: list = []
     other = sql.connect(str(backend.data_dir / "jobs.sqlite3"), isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another program (a backup, a sync client) holds the file
     second: dict = {}
@@ -204,10 +207,23 @@ def test_a_held_database_lock_freezes_neither_polls_nor_health(backend, media):
         assert health["status"] == "degraded" and health["database"] == "locked", health
         assert max(took.values()) < 0.5, took
         assert submit.is_alive()  # still waiting: it is the lock that held it, not a failure
+        # More listings waiting on the lock than the shared thread pool holds: health still answers.
+        waiting = [
+            threading.Thread(target=lambda: requests.get(backend.url + "/v1/jobs", headers=auth, timeout=60))
+            for _ in range(45)
+        ]
+        for t in waiting:
+            t.start()
+        time.sleep(1.0)
+        t0 = time.perf_counter()
+        assert backend.get("/v1/health").json()["database"] == "locked"
+        assert time.perf_counter() - t0 < 0.5
     finally:
         other.execute("ROLLBACK")
         other.close()
     submit.join(60)
+    for t in waiting:
+        t.join(60)
     assert second["r"].status_code == 201, second["r"].text
     for j in (job, second["r"].json()["id"]):
         backend.post(f"/v1/jobs/{j}/cancel")

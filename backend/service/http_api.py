@@ -157,8 +157,19 @@ def create_app(
     def sees(request: Request, st) -> bool:
         return request.state.admin or st.user == request.state.user
 
+    health_threads: list = []  # a limiter of its own, made on the loop at the first call
+
     @app.get(f"{API_PREFIX}/health", responses=ERRORS)
-    def health(request: Request) -> dict:
+    async def health(request: Request) -> dict:
+        # Threads of its own: requests waiting out a database lock in the shared pool (40 at
+        # most) never queue health behind them.
+        import anyio
+
+        if not health_threads:
+            health_threads.append(anyio.CapacityLimiter(4))
+        return await anyio.to_thread.run_sync(read_health, request, limiter=health_threads[0])
+
+    def read_health(request: Request) -> dict:
         loaded = models.loaded
         problem = engine.model_problem(Path(model_dir)) if loaded is None else None
         free = shutil.disk_usage(data_dir).free
@@ -249,6 +260,7 @@ def create_app(
             **ERRORS,
             400: _error("the request names the field to change"),
             413: _error("a body over 1 MiB"),
+            503: _error("the job database is locked or damaged, or (check) other checks fill the queue"),
         },
         "openapi_extra": {
             "requestBody": {
@@ -293,6 +305,8 @@ def create_app(
         return await run_in_threadpool(lambda: worker.submit(parse_request(body), user).to_json())
 
     check_lock = threading.Lock()  # one clip check at a time: it shares the CPU with the job
+    checks_in_flight = [0]  # counted on the event loop, so without a lock
+    max_checks = 5  # one running, four waiting: more would hold the threads other requests run on
 
     @app.post(f"{API_PREFIX}/check", **job_body)
     async def check(request: Request) -> dict:
@@ -319,7 +333,17 @@ def create_app(
                 except ClipError as exc:
                     raise RequestError(str(exc)) from exc
 
-        return await run_in_threadpool(run)
+        if checks_in_flight[0] >= max_checks:
+            raise HTTPException(
+                503,
+                "the backend is busy with other clip checks; try again in a few seconds",
+                {"Retry-After": "5"},
+            )
+        checks_in_flight[0] += 1
+        try:
+            return await run_in_threadpool(run)
+        finally:
+            checks_in_flight[0] -= 1
 
     @app.get(f"{API_PREFIX}/jobs", responses={**ERRORS, 400: _error("after names no job the caller may see")})
     def list_jobs(
