@@ -93,3 +93,48 @@ def test_a_switch_to_someone_far_away_after_a_short_gap_is_a_jump():
     # A real walk through a short gap is no jump.
     walk = [_body(100 + 5 * i, 200) if not 30 <= i < 35 else none for i in range(60)]
     assert track_warnings(walk, sources, 0.3) == []
+
+
+def _look(rgb: tuple[int, int, int]) -> np.ndarray:
+    from backend.preprocess.performer_pick import colours
+
+    patch = np.zeros((20, 10, 3), np.uint8)
+    patch[:] = rgb
+    patch[::2, ::3] = (200, 200, 200)  # some texture, as clothes have
+    return colours(patch)
+
+
+RED_SHIRT, BLUE_SHIRT = _look((180, 30, 30)), _look((30, 40, 170))
+
+
+def test_someone_stepping_onto_the_followed_box_is_not_taken_for_them():
+    t = PersonTracker(None)
+    me = np.array([100, 50, 140, 150, 0.9])
+    for i in range(5):  # walking right, 4 px a frame
+        got = t.update(me[None] + [4 * i, 0, 4 * i, 0, 0], [RED_SHIRT])
+        assert got[4] > 0
+    # Hidden behind someone in blue standing where they should be: a stand-in, not the other.
+    other = np.array([118, 45, 162, 155, 0.9])
+    for _ in range(3):
+        got = t.update(other[None], [BLUE_SHIRT])
+        assert got is not None and got[4] == 0.0  # score 0: the prediction stands in
+    # Out again, boxed wider by the detector than before (no overlap to speak of): by the look.
+    back = np.array([150, 40, 210, 160, 0.8])
+    got = t.update(np.stack([other, back]), [BLUE_SHIRT, RED_SHIRT])
+    assert got is not None and got[0] == 150
+
+
+def test_after_a_long_absence_the_performer_is_found_again_by_their_look_not_nearness():
+    t = PersonTracker(None, max_gap=5)
+    me = np.array([100, 50, 140, 150, 0.9])
+    t.update(me[None], [RED_SHIRT])
+    stranger = np.array([110, 50, 150, 150, 0.9])  # where the performer left, dressed otherwise
+    for _ in range(20):
+        assert t.update(np.zeros((0, 5)), []) is None or t.current[4] == 0.0
+    for _ in range(5):
+        assert t.update(stranger[None], [BLUE_SHIRT]) is None
+    assert t.lost
+    # Back on the far side of the frame (from behind someone, through the frame's edge).
+    far = np.array([600, 60, 638, 155, 0.9])
+    got = t.update(np.stack([stranger, far]), [BLUE_SHIRT, RED_SHIRT])
+    assert got is not None and got[0] == 600 and not t.lost

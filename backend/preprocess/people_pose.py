@@ -116,7 +116,7 @@ class PeopleDetector:
 
     def _merge(self, rgb: np.ndarray, regions: list[tuple[tuple[int, int, int, int], bool]]) -> np.ndarray:
         h, w = rgb.shape[:2]
-        found = []  # (score, seen whole, hip, torso length, box)
+        found = []  # (score, seen whole, hip, torso length, box, shoulder)
         for (x0, y0, x1, y1), fine in regions:
             for score, hip, shoulder in self._run(rgb[y0:y1, x0:x1]):
                 if fine and score < FINE_SCORE:
@@ -125,7 +125,7 @@ class PeopleDetector:
                 torso = float(np.hypot(*(hip - shoulder)))
                 if torso < 2:
                     continue
-                box = _box(hip, torso)
+                box = _box(hip, shoulder, torso)
                 # A body cut by a tile's edge (not the frame's) is a partial view, its hips
                 # guessed: the same person whole in another tile is the better detection.
                 cut = (
@@ -134,7 +134,7 @@ class PeopleDetector:
                     or (box[2] > x1 and x1 < w)
                     or (box[3] > y1 and y1 < h)
                 )
-                found.append((score, not cut, hip, torso, box))
+                found.append((score, not cut, hip, torso, box, shoulder))
         found.sort(key=lambda f: (not f[1], -f[0]))
         kept: list[tuple] = []
         for f in found:
@@ -169,9 +169,17 @@ class PeopleDetector:
         return out
 
 
-def _box(hip: np.ndarray, torso: float) -> np.ndarray:
+def _box(hip: np.ndarray, shoulder: np.ndarray, torso: float) -> np.ndarray:
+    """The body's box, hung from the shoulders: on someone cut at the waist the detector guesses
+    the hips (below the frame, or on whatever is there), the shoulders it sees."""
+    cx = shoulder[0]
     return np.array(
-        [hip[0] - HALF_WIDTH * torso, hip[1] - UP * torso, hip[0] + HALF_WIDTH * torso, hip[1] + DOWN * torso]
+        [
+            cx - HALF_WIDTH * torso,
+            shoulder[1] - (UP - 1) * torso,
+            cx + HALF_WIDTH * torso,
+            hip[1] + DOWN * torso,
+        ]
     )
 
 
@@ -183,4 +191,6 @@ def _same(a: tuple, b: tuple) -> bool:
     ta, tb = a[3], b[3]
     if max(ta, tb) > 2.0 * min(ta, tb):
         return False
-    return float(np.hypot(*(a[2] - b[2]))) < SAME * min(ta, tb)
+    # Shoulders too: on someone cut at the waist, two views guess the hips apart.
+    apart = min(float(np.hypot(*(a[2] - b[2]))), float(np.hypot(*(a[5] - b[5]))))
+    return apart < SAME * min(ta, tb)
