@@ -98,6 +98,8 @@ class _Slot:
 class ClusterWorker:
     """The JobWorker's interface over a Ray cluster: submit, status, cancel, health."""
 
+    roots: list[Path] | None = None  # remote use: the folders the head reads a job's files from
+
     def __init__(
         self,
         ray: Any,
@@ -316,7 +318,7 @@ class ClusterWorker:
         transfer = _Transfer(self, st)
         try:
             req = self.store.request(st.id)
-            shipped = ship_inputs(req, self.uploads_dir)
+            shipped = ship_inputs(req, self.uploads_dir, self.roots)
             # The node writes into its own scratch folder; the head places the result.
             remote_req = {**req.to_json(), "output_dir": None}
             gen = slot.actor.run.options(num_returns="streaming").remote(st.id, remote_req, shipped)
@@ -458,17 +460,25 @@ class _Transfer:
         st.message = f"Done: {st.frame_count} frames" + "".join(f"; note: {w}" for w in notes)
 
 
-def ship_inputs(req: JobRequest, uploads_dir: Path) -> dict[str, tuple[str, list[tuple[str, bytes]]]]:
+def ship_inputs(
+    req: JobRequest, uploads_dir: Path, roots: list[Path] | None = None
+) -> dict[str, tuple[str, list[tuple[str, bytes]]]]:
     """The request's files as bytes, to travel through Ray's object store: role -> (the file
-    the job opens, every file that role needs). An image sequence travels whole."""
+    the job opens, every file that role needs). An image sequence travels whole. ``roots``
+    (remote use): each file is read only if it resolves into them now."""
+    from ..job.job_inputs import confine, confine_request
     from ..preprocess.clip_reading import IMAGE_EXTENSIONS, _sequence_files
 
     out: dict[str, tuple[str, list[tuple[str, bytes]]]] = {}
-    for role, path in resolve_inputs(req, uploads_dir).items():
+    paths = resolve_inputs(req, uploads_dir)
+    confine_request(req, paths, roots)
+    for role, path in paths.items():
         if path is None:
             continue
         if role == "clip" and (path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS):
             files = _sequence_files(path)
+            for f in files:
+                confine(f, roots, "reference clip's frame")
             out[role] = ("" if path.is_dir() else path.name, [(f.name, f.read_bytes()) for f in files])
         else:
             out[role] = (path.name, [(path.name, path.read_bytes())])

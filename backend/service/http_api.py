@@ -92,6 +92,8 @@ def create_app(
     roots = None if access.confine_to is None else [uploads, *access.confine_to]
     runner = JobRunner(engines, Path(model_dir), data_dir / "results", estimator_factory, roots=roots)
     worker = (cluster or _local_worker(runner))(store, uploads, lambda: clean_uploads(uploads, store))
+    if cluster:
+        worker.roots = roots  # the head reads the files it ships to the nodes
     clean_uploads(uploads, store)
     app = FastAPI(
         title="Wan-Animate backend",
@@ -742,14 +744,14 @@ def serve(
     if problem:
         print(problem, file=sys.stderr, flush=True)
         raise SystemExit(2)
+    token = token or os.environ.get("WAN_ANIMATE_TOKEN") or secrets.token_urlsafe(32)
+    tokens, admins = read_tokens(tokens_file) if tokens_file else ({token: "default"}, {"default"})
     lock = FolderLock(Path(data_dir))
     try:
         lock.acquire()
     except FolderInUse as exc:
         print(exc, file=sys.stderr, flush=True)
         raise SystemExit(FOLDER_IN_USE_EXIT) from None
-    token = token or os.environ.get("WAN_ANIMATE_TOKEN") or secrets.token_urlsafe(32)
-    tokens, admins = read_tokens(tokens_file) if tokens_file else ({token: "default"}, {"default"})
     names = set(allowed_hosts or ())
     if _is_loopback(host):
         names |= set(LOOPBACK_NAMES)
