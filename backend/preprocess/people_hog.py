@@ -1,11 +1,9 @@
-"""Person boxes for the embedded estimator, from the people detector that ships inside OpenCV
-(HOG features with a linear SVM trained on upright pedestrians).
+"""Person boxes from the people detector that ships inside OpenCV (HOG features with a linear
+SVM trained on upright pedestrians): the embedded estimator's detector before ``people_pose``,
+kept as the baseline that ``benchmarks/bench_people.py`` measures the pose detector against.
 
-mediapipe's bundled Holistic finds one person per frame and gives no say in which, so on a
-clip with several people it can jump between them. This detector sees everyone standing,
-which is what the tracker needs to follow one performer. It misses people who are not
-upright or are cut by the frame; a frame without the performer's box is bridged by the
-tracker, and a clip where it never sees two people runs Holistic on the whole frame as before.
+It sees upright whole bodies only: it misses people seen waist up, cut by the frame's edge or
+seated, and costs more than the pose detector's tiles on 720p frames.
 """
 
 from __future__ import annotations
