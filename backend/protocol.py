@@ -40,7 +40,7 @@ ATTENTION_CHOICES = (
     "sage",
 )
 # Samplers, both as the official Wan2.2 code runs them: "dpm++" its generate's default, "unipc"
-# its command line's.
+# its other solver.
 SAMPLERS = ("dpm++", "unipc")
 # Model families a job can run on; "wan-animate" is Wan2.2-Animate.
 ENGINES = ("wan-animate", "wan-animate-2", "wan-animate-2-distilled")

@@ -248,7 +248,7 @@ CASES = [
     ("animate", 5, 12, 2.0, False, "dpm++"),  # 2 windows, guidance with the blanked face
     ("replace", 1, 19, 1.0, False, "dpm++"),  # 3 windows
     ("replace", 5, 12, 1.5, True, "dpm++"),  # 2 windows, guidance, relighting LoRA
-    ("animate", 1, 13, 2.0, False, "unipc"),  # the official command line's sampler
+    ("animate", 1, 13, 2.0, False, "unipc"),  # the official generate's other solver
     ("replace", 1, 6, 1.0, False, "dpm++"),  # a clip shorter than one window
 ]
 

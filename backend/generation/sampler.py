@@ -7,8 +7,8 @@ ending at 0 after the last step); the model is told the level times 1000, trunca
 integer, as the official schedule does. A flow-matching model predicts ``noise - clean``, so at
 level ``sigma`` the clean estimate is ``x - sigma * output``.
 
-"unipc" is what the official command line (generate.py) runs unless told otherwise: UniPC on the
-same shift, with ``s`` going evenly from 0.999 (the training schedule's top level) to 0. It is
+"unipc" is the official ``WanAnimate.generate``'s other solver (``sample_solver="unipc"``): UniPC on
+the same shift, with ``s`` going evenly from 0.999 (the training schedule's top level) to 0. It is
 diffusers' UniPC given those levels; left to its own, diffusers' (and so WanAnimatePipeline's)
 spans 1 to 0.001 instead, which moves every level and, at some steps, the timestep the model is
 told by one.
