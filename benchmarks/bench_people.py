@@ -26,6 +26,8 @@ positives: detections matching nobody, per frame. ms/frame on this machine's cor
 Tracking: a pick on each person on the first frame they are whole, then the embedded
 estimator's pass (detector, tracker, Holistic on the crop) frame by frame: ``o`` a skeleton on
 the picked person, ``X`` on someone else, ``.`` none while they are in view, `` `` out of view.
+Both rows run today's tracker (clothes, steady crop); the HOG row has HOG's boxes and no closer
+look around the prediction or the pick.
 Clip check: backend.job.clip_check on a 1280x720 clip of the small/far scene.
 """
 
@@ -251,9 +253,10 @@ def follow_line(frames: list[np.ndarray], truth: list, person: int, detector: st
     x, y = (j[11][0] + j[12][0]) / 2, (j[5][1] + j[11][1]) / 2
     boxes = est.people(frames[start])
     under = box_under(boxes, x, y)
-    box = boxes[under] if under is not None else est.person_at(frames[start], x, y)
-    if detector == "HOG (before)" and under is None:
-        box = None
+    if under is not None:
+        box = boxes[under]
+    else:  # the closer look where the pick landed is the pose detector's
+        box = None if detector == "HOG (before)" else est.person_at(frames[start], x, y)
     if box is None:
         est.close()
         return "the pick lands on nobody"
