@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .protocol import default_data_dir, default_model_dir
 
@@ -13,7 +15,13 @@ from .protocol import default_data_dir, default_model_dir
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m backend", description="Wan-Animate backend")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    for add_arguments in (_serve_args, _setup_args, _env_tool_args, _download_args, _tiny_model_args):
+        add_arguments(sub)
+    args = ap.parse_args(argv)
+    return COMMANDS[args.cmd](args)
 
+
+def _serve_args(sub: Any) -> None:
     s = sub.add_parser("serve", help="run the HTTP backend")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     s.add_argument("--port", type=int, default=0, help="port; 0 picks a free one")
@@ -68,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         "--ray-gpus-per-job", type=float, default=1, help="cluster mode: how many of it one job holds"
     )
 
+
+def _setup_args(sub: Any) -> None:
     st = sub.add_parser("setup", help="create or update the backend's Python environment")
     where = st.add_mutually_exclusive_group(required=True)
     where.add_argument(
@@ -91,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--inherit", type=Path, default=None, help="a venv whose packages the new one also sees")
     st.add_argument("--extra", nargs="*", default=None, help="further packages to install (e.g. pytest)")
 
+
+def _env_tool_args(sub: Any) -> None:
     sub.add_parser("selftest", help="check this environment: imports, a tiny model one step")
     sub.add_parser("lock", help="regenerate backend/requirements.lock from requirements.txt (needs uv)")
     w = sub.add_parser("wheelhouse", help="download every wheel set-up needs, for 'setup --from DIR'")
@@ -100,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--accel", choices=("cpu", "cuda", "none"), default="cpu", help="which torch build")
     w.add_argument("--lock", type=Path, default=None)
 
+
+def _download_args(sub: Any) -> None:
     d = sub.add_parser("download", help="download the Wan-Animate weights")
     d.add_argument("--dir", type=Path, default=None)
     d.add_argument("--revision", default=None)
@@ -115,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         help="which model family; Animate-2 kinds go into the model folder's sub-folder of that name",
     )
 
+
+def _tiny_model_args(sub: Any) -> None:
     t = sub.add_parser("make-tiny-model", help="write a tiny random pipeline for tests and demos")
     t.add_argument("dir", type=Path)
     t.add_argument("--seed", type=int, default=0)
@@ -128,89 +144,101 @@ def main(argv: list[str] | None = None) -> int:
         help="which model family (Animate-2 kinds go into DIR/<engine>, as `download --engine` puts them)",
     )
 
-    args = ap.parse_args(argv)
-    if args.cmd == "setup":
-        return _setup(args)
-    elif args.cmd == "selftest":
-        from .env.selftest import main as selftest
 
-        return selftest()
-    elif args.cmd == "lock":
-        from .env.lockfile import generate_lock
+def _selftest(_args: argparse.Namespace) -> int:
+    from .env.selftest import main as selftest
 
-        print(generate_lock())
-    elif args.cmd == "wheelhouse":
-        from .env.lockfile import LOCK
-        from .env.setup_env import make_wheelhouse
+    return selftest()
 
-        make_wheelhouse(args.dir, args.lock or LOCK, args.platform, args.python_version, args.accel)
-    elif args.cmd == "download":
-        from .env.download import download_engine, download_weights
 
-        try:
-            if args.engine != "wan-animate":
-                download_engine(args.dir or default_model_dir(), args.engine, revision=args.revision)
-                return 0
-            download_weights(
-                args.dir or default_model_dir(),
-                revision=args.revision,
-                preprocessing=not args.no_preprocessing,
-            )
-        except Exception as exc:  # noqa: BLE001 - the hub, the network or the disk: the message says what to do
-            print(
-                f"download failed: {type(exc).__name__}: {exc}\nCheck the internet connection (a proxy is "
-                "read from HTTPS_PROXY; a mirror of the model hub from HF_ENDPOINT). Run the download again "
-                "to resume where it stopped.",
-                file=sys.stderr,
-                flush=True,
-            )
-            return 1
-    elif args.cmd == "make-tiny-model":
-        from .env.tiny_model import make_tiny_animate2, make_tiny_model
+def _lock(_args: argparse.Namespace) -> int:
+    from .env.lockfile import generate_lock
 
+    print(generate_lock())
+    return 0
+
+
+def _wheelhouse(args: argparse.Namespace) -> int:
+    from .env.lockfile import LOCK
+    from .env.setup_env import make_wheelhouse
+
+    make_wheelhouse(args.dir, args.lock or LOCK, args.platform, args.python_version, args.accel)
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .env.download import download_engine, download_weights
+
+    try:
         if args.engine != "wan-animate":
-            print(make_tiny_animate2(args.dir, args.engine, args.seed))
-        else:
-            print(make_tiny_model(args.dir, args.seed, sam2=args.sam2))
-    elif args.cmd == "serve":
-        if args.threads:
-            os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-            import torch
-
-            torch.set_num_threads(args.threads)
-        from .model import sequence_parallel
-
-        device, leader = args.device, None
-        if sequence_parallel.world_size() > 1:
-            # Under torchrun: rank 0 is the backend, the others only join the transformer's calls.
-            rank_device = sequence_parallel.init_process_group()
-            if sequence_parallel.rank() != 0:
-                sequence_parallel.follow(rank_device)
-                _leave()
-            device, leader = str(rank_device), sequence_parallel.Leader(args.parallel_mode)
-        from .service.http_api import serve
-
-        serve(
-            args.host,
-            args.port,
-            args.data_dir or default_data_dir(),
-            args.model_dir or default_model_dir(),
-            None,
-            args.ready_file,
-            device,
-            args.parent_pid,
-            leader,
-            tokens_file=args.tokens_file,
-            allowed_hosts=args.allowed_host,
-            allowed_roots=args.allowed_root,
-            ssl_certfile=args.ssl_certfile,
-            ssl_keyfile=args.ssl_keyfile,
-            upload_quota_gb=args.upload_quota_gb,
-            ray_address=args.ray,
-            ray_resource=args.ray_resource,
-            ray_gpus_per_job=args.ray_gpus_per_job,
+            download_engine(args.dir or default_model_dir(), args.engine, revision=args.revision)
+            return 0
+        download_weights(
+            args.dir or default_model_dir(),
+            revision=args.revision,
+            preprocessing=not args.no_preprocessing,
         )
-        _leave()
+    except Exception as exc:  # noqa: BLE001 - the hub, the network or the disk: the message says what to do
+        print(
+            f"download failed: {type(exc).__name__}: {exc}\nCheck the internet connection (a proxy is "
+            "read from HTTPS_PROXY; a mirror of the model hub from HF_ENDPOINT). Run the download again "
+            "to resume where it stopped.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    return 0
+
+
+def _make_tiny_model(args: argparse.Namespace) -> int:
+    from .env.tiny_model import make_tiny_animate2, make_tiny_model
+
+    if args.engine != "wan-animate":
+        print(make_tiny_animate2(args.dir, args.engine, args.seed))
+    else:
+        print(make_tiny_model(args.dir, args.seed, sam2=args.sam2))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.threads:
+        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from .model import sequence_parallel
+
+    device, leader = args.device, None
+    if sequence_parallel.world_size() > 1:
+        # Under torchrun: rank 0 is the backend, the others only join the transformer's calls.
+        rank_device = sequence_parallel.init_process_group()
+        if sequence_parallel.rank() != 0:
+            sequence_parallel.follow(rank_device)
+            _leave()
+        device, leader = str(rank_device), sequence_parallel.Leader(args.parallel_mode)
+    from .service.http_api import serve
+
+    serve(
+        args.host,
+        args.port,
+        args.data_dir or default_data_dir(),
+        args.model_dir or default_model_dir(),
+        None,
+        args.ready_file,
+        device,
+        args.parent_pid,
+        leader,
+        tokens_file=args.tokens_file,
+        allowed_hosts=args.allowed_host,
+        allowed_roots=args.allowed_root,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        upload_quota_gb=args.upload_quota_gb,
+        ray_address=args.ray,
+        ray_resource=args.ray_resource,
+        ray_gpus_per_job=args.ray_gpus_per_job,
+    )
+    _leave()
     return 0
 
 
@@ -267,6 +295,16 @@ def _leave() -> None:
     sys.stderr.flush()
     os._exit(0)
 
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": _serve,
+    "setup": _setup,
+    "selftest": _selftest,
+    "lock": _lock,
+    "wheelhouse": _wheelhouse,
+    "download": _download,
+    "make-tiny-model": _make_tiny_model,
+}
 
 if __name__ == "__main__":
     sys.exit(main())
