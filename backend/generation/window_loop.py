@@ -96,142 +96,218 @@ def _apply_colour(video: torch.Tensor, gain: np.ndarray, offset: np.ndarray) -> 
 
 
 def generate_windows(
-    pipe, inp: WindowInputs, store: WindowStore, on_step: StepHook
+    pipe: Any, inp: WindowInputs, store: WindowStore, on_step: StepHook
 ) -> tuple[list[Window], WindowTimings]:
     """Generate every window not already in ``store``; the frames are read back from it."""
-    n = len(inp.pose)
-    windows, padded = plan_windows(n, inp.segment, inp.overlap)
+    windows, _padded = plan_windows(len(inp.pose), inp.segment, inp.overlap)
     timings = WindowTimings()
     done = store.finished(len(windows))
     timings.resumed_windows = done
     if done == len(windows):
         return windows, timings
+    t0 = time.perf_counter()
+    enc = _encode_once(pipe, inp)
+    timings.encode_s += time.perf_counter() - t0
+    prev_tail: torch.Tensor | None = None
+    for win in windows:
+        # Drawn even for a saved window: window k's noise is the k-th draw of the seed's stream.
+        noise = pipe.prepare_latents(
+            1, enc.z_dim, inp.height, inp.width, inp.segment, torch.float32, enc.device, enc.generator
+        )
+        if win.index < done:
+            if win.index == done - 1:
+                prev_tail = store.tail(win.index).to(enc.device)
+            continue
+        t0 = time.perf_counter()
+        cond = _condition_window(pipe, inp, enc, win, prev_tail)
+        timings.encode_s += time.perf_counter() - t0
 
+        t0 = time.perf_counter()
+        latents, skipped = _denoise_window(
+            pipe, inp, enc, cond, noise, lambda steps, w=win: on_step(w.index + 1, len(windows), steps, False)
+        )
+        timings.denoise_s += time.perf_counter() - t0
+        timings.skipped_steps += skipped
+
+        on_step(win.index + 1, len(windows), inp.steps, True)
+        t0 = time.perf_counter()
+        out = _decode_window(pipe, enc, latents)
+        timings.decode_s += time.perf_counter() - t0
+        if inp.colour_match and prev_tail is not None:
+            out = _match_previous_tail(out, prev_tail, inp.overlap, timings)
+        prev_tail = _save_window(store, win, out, inp.overlap)
+        del out, latents, cond
+    return windows, timings
+
+
+@dataclass
+class _Encoded:
+    """What every window shares, encoded once per job."""
+
+    device: Any
+    dtype: torch.dtype
+    guided: bool  # guidance above 1: an unconditional pass per step
+    prompt_embeds: torch.Tensor
+    negative_embeds: torch.Tensor | None
+    image_embeds: torch.Tensor
+    reference: torch.Tensor  # the character image's latents
+    face_size: int
+    generator: torch.Generator  # the seed's one stream: the reference, then each window's draws
+    z_dim: int
+    latents_mean: torch.Tensor
+    latents_std: torch.Tensor
+
+
+@dataclass
+class _WindowCond:
+    face: torch.Tensor
+    pose_latents: torch.Tensor
+    reference_latents: torch.Tensor  # the reference image's, then the previous tail's / background's
+
+
+def _encode_once(pipe: Any, inp: WindowInputs) -> _Encoded:
     device = pipe._execution_device
     dtype = pipe.transformer.dtype
-    cfg = inp.guidance_scale > 1.0
-    t0 = time.perf_counter()
+    guided = inp.guidance_scale > 1.0
     prompt_embeds, negative_embeds = pipe.encode_prompt(
         prompt=inp.prompt,
         negative_prompt=inp.negative_prompt or OFFICIAL_NEGATIVE_PROMPT,
-        do_classifier_free_guidance=cfg,
+        do_classifier_free_guidance=guided,
         num_videos_per_prompt=1,
         max_sequence_length=512,
         device=device,
     )
-    prompt_embeds = prompt_embeds.to(dtype)
-    if negative_embeds is not None:
-        negative_embeds = negative_embeds.to(dtype)
     image_embeds = pipe.encode_image(inp.image, device).to(dtype)
     image_pixels = pipe.vae_image_processor.preprocess(
         inp.image, height=inp.height, width=inp.width, resize_mode="fill"
     ).to(device, dtype=torch.float32)
     generator = torch.Generator(device="cpu").manual_seed(int(inp.seed))
     reference = pipe.prepare_reference_image_latents(image_pixels, 1, generator=generator, device=device)
-    face_size = int(pipe.transformer.config.motion_encoder_size)
-    replace = inp.mode == "replace"
-    timings.encode_s += time.perf_counter() - t0
-
-    def window_video(frames: list, win: Window, h: int, w: int, processor=None) -> torch.Tensor:
-        # Only this window's frames are ever resized and moved to the device, so a long clip
-        # costs no more accelerator memory than a short one.
-        picked = [frames[bounce_index(i, len(frames))] for i in range(win.start, win.end)]
-        proc = processor or pipe.video_processor
-        return proc.preprocess_video(picked, height=h, width=w).to(device, dtype=torch.float32)
-
     z_dim = pipe.vae.config.z_dim
-    latents_mean = torch.tensor(pipe.vae.config.latents_mean).view(1, z_dim, 1, 1, 1)
-    latents_std = torch.tensor(pipe.vae.config.latents_std).view(1, z_dim, 1, 1, 1)
-    prev_tail: torch.Tensor | None = None
-    for win in windows:
-        # Drawn even for a saved window: window k's noise is the k-th draw of the seed's stream.
-        noise = pipe.prepare_latents(
-            1, z_dim, inp.height, inp.width, inp.segment, torch.float32, device, generator
-        )
-        if win.index < done:
-            if win.index == done - 1:
-                prev_tail = store.tail(win.index).to(device)
-            continue
-        t0 = time.perf_counter()
-        face_seg = window_video(inp.face, win, face_size, face_size).to(dtype)
-        pose_seg = window_video(inp.pose, win, inp.height, inp.width)
-        pose_latents = pipe.prepare_pose_latents(pose_seg, 1, generator=generator, device=device).to(dtype)
-        cond = pipe.prepare_prev_segment_cond_latents(
-            prev_tail,
-            background_video=window_video(inp.background, win, inp.height, inp.width) if replace else None,
-            mask_video=window_video(inp.mask, win, inp.height, inp.width, pipe.video_processor_for_mask)
-            if replace
-            else None,
-            batch_size=1,
-            segment_frame_length=inp.segment,
-            start_frame=win.start,
-            height=inp.height,
-            width=inp.width,
-            prev_segment_cond_frames=inp.overlap,
-            task=inp.mode,
-            generator=generator,
-            device=device,
-        )
-        reference_latents = torch.cat([reference, cond], dim=2)
-        del pose_seg
-        timings.encode_s += time.perf_counter() - t0
+    return _Encoded(
+        device=device,
+        dtype=dtype,
+        guided=guided,
+        prompt_embeds=prompt_embeds.to(dtype),
+        negative_embeds=None if negative_embeds is None else negative_embeds.to(dtype),
+        image_embeds=image_embeds,
+        reference=reference,
+        face_size=int(pipe.transformer.config.motion_encoder_size),
+        generator=generator,
+        z_dim=z_dim,
+        latents_mean=torch.tensor(pipe.vae.config.latents_mean).view(1, z_dim, 1, 1, 1),
+        latents_std=torch.tensor(pipe.vae.config.latents_std).view(1, z_dim, 1, 1, 1),
+    )
 
-        t0 = time.perf_counter()
-        latents = noise
-        sampler = make_sampler(inp.sampler, inp.steps, device, inp.shift)
-        cache = StepCache(inp.step_cache, inp.steps)
-        for i, t in enumerate(sampler.timesteps):
-            noise_pred = cache.cached(i, latents)
-            if noise_pred is None:
-                model_in = torch.cat([latents, reference_latents], dim=1).to(dtype)
-                common = dict(
-                    hidden_states=model_in,
-                    timestep=t.expand(latents.shape[0]),
-                    encoder_hidden_states_image=image_embeds,
-                    pose_hidden_states=pose_latents,
-                    return_dict=False,
-                )
-                with pipe.transformer.cache_context("cond"):
-                    noise_pred = pipe.transformer(
-                        encoder_hidden_states=prompt_embeds, face_pixel_values=face_seg, **common
-                    )[0]
-                if cfg:
-                    # The unconditional pass blanks the face: guidance strengthens the expression.
-                    with pipe.transformer.cache_context("uncond"):
-                        noise_uncond = pipe.transformer(
-                            encoder_hidden_states=negative_embeds,
-                            face_pixel_values=face_seg * 0 - 1,
-                            **common,
-                        )[0]
-                    noise_pred = noise_uncond + inp.guidance_scale * (noise_pred - noise_uncond)
-                cache.computed(latents, noise_pred)
-            latents = sampler.step(noise_pred, t, latents)
-            on_step(win.index + 1, len(windows), i + 1, False)
-        timings.denoise_s += time.perf_counter() - t0
-        timings.skipped_steps += cache.skipped
 
-        on_step(win.index + 1, len(windows), inp.steps, True)
-        t0 = time.perf_counter()
-        latents = latents.to(pipe.vae.dtype)
-        latents = latents * latents_std.to(latents) + latents_mean.to(latents)
-        # The first latent frame holds the reference image, not output.
-        out = pipe.vae.decode(latents[:, :, 1:], return_dict=False)[0]
-        timings.decode_s += time.perf_counter() - t0
+def _window_video(
+    pipe: Any, device: Any, frames: list, win: Window, h: int, w: int, processor: Any = None
+) -> torch.Tensor:
+    # Only this window's frames are ever resized and moved to the device, so a long clip
+    # costs no more accelerator memory than a short one.
+    picked = [frames[bounce_index(i, len(frames))] for i in range(win.start, win.end)]
+    proc = processor or pipe.video_processor
+    return proc.preprocess_video(picked, height=h, width=w).to(device, dtype=torch.float32)
 
-        if inp.colour_match and prev_tail is not None:
-            # This window's first frames re-generate the previous (already matched) window's
-            # tail, so matching them to it chains every window back to the first one.
-            found = match_colours(_unit(prev_tail), _unit(out[:, :, : inp.overlap]))
-            if found is None:
-                timings.colour_gains.append(None)  # the overlap was not followed: left as is
-            else:
-                gain, offset, _score = found
-                out = _apply_colour(out, gain, offset)
-                timings.colour_gains.append([round(float(g), 4) for g in gain])
-        prev_tail = out[:, :, -inp.overlap :].clone()
-        store.save(win.index, _to_uint8(out[:, :, win.keep_from :]), prev_tail)
-        del out, latents
-    return windows, timings
+
+def _condition_window(
+    pipe: Any, inp: WindowInputs, enc: _Encoded, win: Window, prev_tail: torch.Tensor | None
+) -> _WindowCond:
+    device, h, w = enc.device, inp.height, inp.width
+    face = _window_video(pipe, device, inp.face, win, enc.face_size, enc.face_size).to(enc.dtype)
+    pose = _window_video(pipe, device, inp.pose, win, h, w)
+    pose_latents = pipe.prepare_pose_latents(pose, 1, generator=enc.generator, device=device).to(enc.dtype)
+    replace = inp.mode == "replace"
+    cond = pipe.prepare_prev_segment_cond_latents(
+        prev_tail,
+        background_video=_window_video(pipe, device, inp.background, win, h, w) if replace else None,
+        mask_video=_window_video(pipe, device, inp.mask, win, h, w, pipe.video_processor_for_mask)
+        if replace
+        else None,
+        batch_size=1,
+        segment_frame_length=inp.segment,
+        start_frame=win.start,
+        height=h,
+        width=w,
+        prev_segment_cond_frames=inp.overlap,
+        task=inp.mode,
+        generator=enc.generator,
+        device=device,
+    )
+    return _WindowCond(face, pose_latents, torch.cat([enc.reference, cond], dim=2))
+
+
+def _denoise_window(
+    pipe: Any,
+    inp: WindowInputs,
+    enc: _Encoded,
+    cond: _WindowCond,
+    latents: torch.Tensor,
+    on_step: Callable[[int], None],
+) -> tuple[torch.Tensor, int]:
+    """The window's latents after every step, and how many transformer passes the cache saved."""
+    sampler = make_sampler(inp.sampler, inp.steps, enc.device, inp.shift)
+    cache = StepCache(inp.step_cache, inp.steps)
+    for i, t in enumerate(sampler.timesteps):
+        noise_pred = cache.cached(i, latents)
+        if noise_pred is None:
+            noise_pred = _predict_noise(pipe, inp.guidance_scale, enc, cond, latents, t)
+            cache.computed(latents, noise_pred)
+        latents = sampler.step(noise_pred, t, latents)
+        on_step(i + 1)
+    return latents, cache.skipped
+
+
+def _predict_noise(
+    pipe: Any, guidance: float, enc: _Encoded, cond: _WindowCond, latents: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
+    common = dict(
+        hidden_states=torch.cat([latents, cond.reference_latents], dim=1).to(enc.dtype),
+        timestep=t.expand(latents.shape[0]),
+        encoder_hidden_states_image=enc.image_embeds,
+        pose_hidden_states=cond.pose_latents,
+        return_dict=False,
+    )
+    with pipe.transformer.cache_context("cond"):
+        noise_pred = pipe.transformer(
+            encoder_hidden_states=enc.prompt_embeds, face_pixel_values=cond.face, **common
+        )[0]
+    if not enc.guided:
+        return noise_pred
+    # The unconditional pass blanks the face: guidance strengthens the expression.
+    with pipe.transformer.cache_context("uncond"):
+        noise_uncond = pipe.transformer(
+            encoder_hidden_states=enc.negative_embeds, face_pixel_values=cond.face * 0 - 1, **common
+        )[0]
+    return noise_uncond + guidance * (noise_pred - noise_uncond)
+
+
+def _decode_window(pipe: Any, enc: _Encoded, latents: torch.Tensor) -> torch.Tensor:
+    latents = latents.to(pipe.vae.dtype)
+    latents = latents * enc.latents_std.to(latents) + enc.latents_mean.to(latents)
+    # The first latent frame holds the reference image, not output.
+    return pipe.vae.decode(latents[:, :, 1:], return_dict=False)[0]
+
+
+def _match_previous_tail(
+    out: torch.Tensor, prev_tail: torch.Tensor, overlap: int, timings: WindowTimings
+) -> torch.Tensor:
+    # This window's first frames re-generate the previous (already matched) window's tail, so
+    # matching them to it chains every window back to the first one.
+    found = match_colours(_unit(prev_tail), _unit(out[:, :, :overlap]))
+    if found is None:
+        timings.colour_gains.append(None)  # the overlap was not followed: left as is
+        return out
+    gain, offset, _score = found
+    timings.colour_gains.append([round(float(g), 4) for g in gain])
+    return _apply_colour(out, gain, offset)
+
+
+def _save_window(store: WindowStore, win: Window, out: torch.Tensor, overlap: int) -> torch.Tensor:
+    """Save the window's new frames; its tail (which the next window re-generates) comes back."""
+    tail = out[:, :, -overlap:].clone()
+    store.save(win.index, _to_uint8(out[:, :, win.keep_from :]), tail)
+    return tail
 
 
 def assemble(store: WindowStore, windows: list[Window], n_frames: int) -> list[np.ndarray]:
