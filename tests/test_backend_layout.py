@@ -1,6 +1,7 @@
 """The backend's shape, checked from its own source: one stage per folder, imports that
-flow one way (service -> job -> engines -> generation / preprocess -> model -> protocol),
-no cycle, a stdlib-only protocol, and a job flow whose functions read in one screen."""
+flow one way (service -> job -> engines -> generation / preprocess -> model -> protocol, with
+env beside the flow using model), no cycle, a stdlib-only protocol, and functions that read
+in one screen."""
 
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ MAY_IMPORT = {
     "engines": {"model", "generation"},
     "generation": set(),
     "preprocess": set(),
-    "model": {"env"},
+    "model": set(),
     "env": {"model"},
 }
-JOB_FLOW_MAX_LINES = 80
+MAX_FUNCTION_LINES = 80
+# Longer still, in files other work is changing now; each comes off this list once split (the
+# test below fails while a listed function is already short, so the list cannot go stale).
+NOT_YET_SPLIT = {"preprocess/conditioning.py:build_conditioning", "protocol.py:job_request_schema"}
 
 
 def backend_graph() -> dict[str, set[str]]:
@@ -59,12 +63,21 @@ def test_protocol_is_stdlib_only_and_the_only_backend_module_the_addon_imports()
     assert used == {"backend.protocol"}, used
 
 
-def test_job_flow_functions_read_in_one_screen():
-    long = []
-    for path in sorted((BACKEND / "job").glob("*.py")):
+def function_lengths() -> dict[str, int]:
+    """Every function and method in backend/, as ``folder/file.py:name`` -> lines."""
+    lengths: dict[str, int] = {}
+    for path in sorted(BACKEND.rglob("*.py")):
+        where = path.relative_to(BACKEND).as_posix()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                n = node.end_lineno - node.lineno + 1
-                if n > JOB_FLOW_MAX_LINES:
-                    long.append(f"{path.name}:{node.name} ({n} lines)")
+                key = f"{where}:{node.name}"
+                lengths[key] = max(lengths.get(key, 0), node.end_lineno - node.lineno + 1)
+    return lengths
+
+
+def test_every_backend_function_reads_in_one_screen():
+    lengths = function_lengths()
+    long = {k: n for k, n in lengths.items() if n > MAX_FUNCTION_LINES and k not in NOT_YET_SPLIT}
     assert not long, long
+    split = sorted(k for k in NOT_YET_SPLIT if lengths.get(k, 0) <= MAX_FUNCTION_LINES)
+    assert not split, f"take these off NOT_YET_SPLIT: {split}"

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..generation.colour_match import match_colours
 from ..model import memory_plan
-from ..model.animate2_layout import ENGINE_FOLDERS, TINY_MARKER
+from ..model.animate2_layout import ENGINE_FOLDERS
+from ..model.model_folder import folder_source, is_tiny_model
 from ..protocol import ENGINE_FEATURES, ENGINE_LABELS, JobSettings, RequestError
 from .engine import Generated, PreparedModel, StepHook
 
@@ -31,7 +32,6 @@ PIPELINE_CLASSES = {
 }
 INDEX_FILE = "modular_model_index.json"
 PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "image_encoder", "scheduler")
-SOURCE_FILE = "wan_animate_source.json"  # written by `download`: repo id and revision
 # What the reference-extraction pass is told the driving video is (the pipeline's own default).
 DEFAULT_PROMPT = "视频中的人在做动作"
 
@@ -153,10 +153,8 @@ class WanAnimate2Engine:
                 # The generation self-attention runs on flex attention, which only stays in memory
                 # at video sizes when compiled; one graph serves every block.
                 pipe.transformer.compile_repeated_blocks(fullgraph=False)
-            source = (
-                json.loads((folder / SOURCE_FILE).read_text()) if (folder / SOURCE_FILE).is_file() else {}
-            )
-            tiny = (folder / TINY_MARKER).is_file()
+            source = folder_source(folder)
+            tiny = is_tiny_model(folder)
             self._warm = _Warm(
                 pipe=pipe,
                 key=key,

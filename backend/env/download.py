@@ -11,7 +11,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..model.model_store import HF_REPO_ID, SOURCE_FILE
+from ..model.model_folder import SOURCE_FILE
+from ..model.model_store import HF_REPO_ID
 
 # The official preprocessing models and the relighting LoRA live in the original (non-Diffusers)
 # repository; only these files of it are fetched (about 3 GB, not its 80 GB of weights).

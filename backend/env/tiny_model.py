@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-TINY_MARKER = "wan_animate_tiny_model.json"
+from ..model.model_folder import TINY_MARKER
+
 # Where replace mode looks for SAM2 (backend/preprocess/segment_sam2.py, SAM2_FOLDER).
 SAM2_FOLDER = "sam2"
 
@@ -18,42 +20,71 @@ def make_tiny_model(target: Path, seed: int = 0, sam2: bool = False) -> Path:
     """``sam2``: also a tiny random SAM2 in ``target/sam2``, so replace masks take SAM2's path
     (without it they come from the embedded mediapipe fallback, as with weights lacking SAM2)."""
     import torch
-    from diffusers import (
-        AutoencoderKLWan,
-        UniPCMultistepScheduler,
-        WanAnimatePipeline,
-        WanAnimateTransformer3DModel,
-    )
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        CLIPVisionModel,
-        T5Tokenizer,
-        UMT5Config,
-        UMT5EncoderModel,
-    )
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanAnimatePipeline
 
     target = Path(target)
     if target.exists() and any(target.iterdir()):
         raise FileExistsError(f"{target} is not empty; choose a new folder for the tiny model")
 
     torch.manual_seed(seed)
+    # Made in this order: each part's random weights are the next draws of the seed's stream.
+    tokenizer, text_encoder = _tiny_text_encoder()
+    image_processor, image_encoder = _tiny_image_encoder()
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
+    )
+    pipe = WanAnimatePipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=scheduler,
+        image_processor=image_processor,
+        image_encoder=image_encoder,
+        transformer=_tiny_animate_transformer(),
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(target)
+    if sam2:
+        make_tiny_sam2(target / SAM2_FOLDER, seed)
+    (target / TINY_MARKER).write_text(
+        json.dumps(
+            {
+                "tiny_random_model": True,
+                "seed": seed,
+                "note": "Random weights for tests and demos; outputs are not meaningful.",
+            },
+            indent=2,
+        )
+    )
+    return target
+
+
+def _tiny_text_encoder() -> tuple[Any, Any]:
+    from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
+
     # A small word-piece vocabulary is enough: prompts only need to tokenize.
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     pieces += [(f"\u2581{c}", -float(i)) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")]
     pieces += [(c, -30.0 - i) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz0123456789")]
     tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0)
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=len(pieces),
-            d_model=32,
-            d_kv=8,
-            d_ff=32,
-            num_layers=1,
-            num_heads=2,
-            relative_attention_num_buckets=8,
-        )
+    config = UMT5Config(
+        vocab_size=len(pieces),
+        d_model=32,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        relative_attention_num_buckets=8,
     )
+    return tokenizer, UMT5EncoderModel(config)
+
+
+def _tiny_image_encoder() -> tuple[Any, Any]:
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
     image_encoder = CLIPVisionModel(
         CLIPVisionConfig(
             hidden_size=8,
@@ -65,11 +96,15 @@ def make_tiny_model(target: Path, seed: int = 0, sam2: bool = False) -> Path:
             projection_dim=8,
         )
     )
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    vae = AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
-    )
-    transformer = WanAnimateTransformer3DModel(
+    return CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ), image_encoder
+
+
+def _tiny_animate_transformer() -> Any:
+    from diffusers import WanAnimateTransformer3DModel
+
+    return WanAnimateTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
         attention_head_dim=12,
@@ -93,37 +128,6 @@ def make_tiny_model(target: Path, seed: int = 0, sam2: bool = False) -> Path:
         inject_face_latents_blocks=1,
         motion_encoder_batch_size=4,
     )
-    scheduler = UniPCMultistepScheduler(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
-    )
-    pipe = WanAnimatePipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        scheduler=scheduler,
-        image_processor=image_processor,
-        image_encoder=image_encoder,
-        transformer=transformer,
-    )
-    target.mkdir(parents=True, exist_ok=True)
-    pipe.save_pretrained(target)
-    if sam2:
-        make_tiny_sam2(target / SAM2_FOLDER, seed)
-    (target / TINY_MARKER).write_text(
-        json.dumps(
-            {
-                "tiny_random_model": True,
-                "seed": seed,
-                "note": "Random weights for tests and demos; outputs are not meaningful.",
-            },
-            indent=2,
-        )
-    )
-    return target
-
-
-def is_tiny_model(model_dir: Path) -> bool:
-    return (Path(model_dir) / TINY_MARKER).is_file()
 
 
 def make_tiny_sam2(target: Path, seed: int = 0) -> Path:
@@ -187,7 +191,6 @@ def make_tiny_animate2(target: Path, engine: str = "wan-animate-2", seed: int = 
     from transformers import CLIPVisionConfig, CLIPVisionModel, T5Tokenizer, UMT5Config, UMT5EncoderModel
 
     from ..model.animate2_layout import ENGINE_FOLDERS, HF_REPO_IDS
-    from ..model.animate2_layout import TINY_MARKER as ANIMATE2_TINY_MARKER
 
     folder = Path(target) / ENGINE_FOLDERS[engine]
     if folder.exists() and any(folder.iterdir()):
@@ -239,7 +242,7 @@ def make_tiny_animate2(target: Path, engine: str = "wan-animate-2", seed: int = 
         if isinstance(value, list) and len(value) == 3 and isinstance(value[2], dict):
             value[2]["pretrained_model_name_or_path"] = HF_REPO_IDS[engine]
     index_file.write_text(json.dumps(index, indent=2))
-    (folder / ANIMATE2_TINY_MARKER).write_text(
+    (folder / TINY_MARKER).write_text(
         json.dumps({"tiny_random_model": True, "engine": engine, "seed": seed}, indent=2)
     )
     return folder

@@ -9,4 +9,3 @@ HF_REPO_IDS = {
     "wan-animate-2": "Wan-AI/Wan2.2-Animate-2-14B-Diffusers",
     "wan-animate-2-distilled": "Wan-AI/Wan2.2-Animate-2-14B-Distilled-Diffusers",
 }
-TINY_MARKER = "wan_animate_tiny_model.json"

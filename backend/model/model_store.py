@@ -11,13 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..env.tiny_model import is_tiny_model
 from ..protocol import MODEL_FOLDER_PARTS, RequestError
 from .lora_adapters import LoraSpec, TransformerSetup, set_up_transformer
+from .model_folder import folder_source, is_tiny_model
 
 REQUIRED_PARTS = MODEL_FOLDER_PARTS
 HF_REPO_ID = "Wan-AI/Wan2.2-Animate-14B-Diffusers"
-SOURCE_FILE = "wan_animate_source.json"  # written by `download`: repo id and revision
 
 
 @dataclass(frozen=True)
@@ -173,9 +172,7 @@ class ModelStore:
                 return sum(p.numel() * p.element_size() for p in module.parameters())
 
             weight_bytes, block_bytes = held(pipe.transformer), held(pipe.transformer.blocks)
-            source = {}
-            if (model_dir / SOURCE_FILE).is_file():
-                source = json.loads((model_dir / SOURCE_FILE).read_text())
+            source = folder_source(model_dir)
             tiny = is_tiny_model(model_dir)
             self._loaded = LoadedModel(
                 pipe=pipe,
