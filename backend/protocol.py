@@ -107,6 +107,7 @@ MAX_PROMPT_CHARS = 2000
 MAX_PATH_CHARS = 4096
 MAX_NAME_CHARS = 100
 MAX_LORAS = 16
+MAX_CAST = 8  # performers replaced in one job, one pass each
 MAX_CLIP_FRAMES = 10_000_000
 # What an input (clip frame, character or face image) may decode to, read from its header before
 # any pixel is decoded: a 406-byte PNG of 10000x10 grew the backend to 6.4 GB. No job uses more
@@ -123,7 +124,8 @@ LORA_STRENGTH = (-4.0, 4.0)
 # (kind, extra) per setting: the one source of each setting's own rule, which check_setting
 # applies and job_request_schema publishes in /openapi.json (only rules between settings live in
 # JobSettings.validate alone). Kinds: int (lo, hi[, step, offset]: lo..hi and offset modulo step),
-# number (lo, hi[, least]: lo..hi, and 0 or at least ``least``), bool, str, enum, person, loras.
+# number (lo, hi[, least]: lo..hi, and 0 or at least ``least``), bool, str, enum, person, loras,
+# cast.
 _SETTING_RULES: dict[str, tuple[str, Any]] = {
     "mode": ("enum", MODES),
     "engine": ("enum", ENGINES),
@@ -154,6 +156,7 @@ _SETTING_RULES: dict[str, tuple[str, Any]] = {
     "step_cache": ("number", (0.0, 1.0)),
     "sampler": ("enum", SAMPLERS),
     "loras": ("loras", None),
+    "cast": ("cast", None),
 }
 _PATH_FIELDS = ("character_path", "clip_path", "keypoints_path", "face_path", "output_dir")
 _UPLOAD_FIELDS = ("character_upload", "clip_upload", "keypoints_upload", "face_upload")
@@ -224,6 +227,38 @@ def check_setting(name: str, v: Any) -> None:
             raise RequestError(
                 f'settings.loras must be a list of at most {MAX_LORAS} {{"path": "...safetensors", "strength": 1.0}}'
                 f" (LoRA strength from {LORA_STRENGTH[0]:g} to {LORA_STRENGTH[1]:g})"
+            )
+    elif kind == "cast":
+        _check_cast(v)
+
+
+_CAST_FIELDS = {"person", "person_frame", "character_path", "character_upload"}
+
+
+def _check_cast(v: Any) -> None:
+    form = (
+        f'settings.cast must be a list of at most {MAX_CAST} {{"person": [x, y], "person_frame": 0, '
+        '"character_path": "..." or "character_upload": "..."}'
+    )
+    if not isinstance(v, list) or len(v) > MAX_CAST:
+        raise RequestError(form)
+    for n, m in enumerate(v, 1):
+        if not isinstance(m, dict) or not set(m) <= _CAST_FIELDS or m.get("person") is None:
+            raise RequestError(f"{form}; row {n} is not")
+        try:
+            check_setting("person", m["person"])
+            check_setting("person_frame", m.get("person_frame", 0))
+            check_path("character_path", m.get("character_path"))
+        except RequestError as exc:
+            raise RequestError(f"settings.cast row {n}: {exc}") from None
+        upload = m.get("character_upload")
+        if upload is not None and not (isinstance(upload, str) and UPLOAD_ID.match(upload)):
+            raise RequestError(
+                f"settings.cast row {n}: character_upload must be an id returned by POST /v1/uploads"
+            )
+        if (m.get("character_path") is None) == (upload is None):
+            raise RequestError(
+                f"settings.cast row {n} needs its character: character_path or character_upload"
             )
 
 
@@ -313,12 +348,28 @@ class JobSettings:
     sampler: str = "dpm++"  # SAMPLERS (Wan2.2-Animate)
     # [{"path": ".../lora.safetensors", "strength": 1.0}], paths on the backend's machine.
     loras: list = field(default_factory=list)
+    # Replace mode, several performers: [{"person": [x, y], "person_frame": n, "character_path"
+    # or "character_upload"}], one replace pass per row in this order, each on the plate the row
+    # before made; empty: one performer (``person``) as ever.
+    cast: list = field(default_factory=list)
 
     def validate(self) -> None:
         # Types and ranges first, so every later check compares values of the right kind.
         for name in _SETTING_RULES:
             check_setting(name, getattr(self, name))
         engine = ENGINE_FEATURES[self.engine]
+        if self.cast and ("replace" not in engine["modes"] or self.mode != "replace"):
+            raise RequestError(
+                "A cast replaces each performer in turn, which is replace mode"
+                + (
+                    f", and {ENGINE_LABELS[self.engine]} has none: choose Wan2.2-Animate as the engine."
+                    if "replace" not in engine["modes"]
+                    else ": set the mode to replace."
+                )
+            )
+        rows = [json.dumps(m, sort_keys=True) for m in self.cast]
+        if len(set(rows)) < len(rows):
+            raise RequestError("Two cast rows are the same: give each performer one row.")
         if self.mode not in engine["modes"]:
             raise RequestError(
                 f"{ENGINE_LABELS[self.engine]} has no {self.mode} mode. Choose Wan2.2-Animate as the engine "
@@ -386,6 +437,8 @@ class JobRequest:
             # JSON Schema counts 5.0 as an integer; so does the backend, for whole-number settings.
             if isinstance(v, float) and v.is_integer() and _whole_number_setting(k):
                 raw[k] = int(v)
+        if isinstance(raw.get("cast"), list):
+            raw["cast"] = [_whole_frame(m) for m in raw["cast"]]
         settings = JobSettings(**raw)
         settings.validate()
         for name in _PATH_FIELDS:
@@ -403,7 +456,7 @@ class JobRequest:
 
     def validate(self) -> None:
         self.settings.validate()
-        if not (self.character_path or self.character_upload):
+        if not (self.character_path or self.character_upload or self.settings.cast):
             raise RequestError("a character image is required (character_path or character_upload)")
         if not (self.clip_path or self.clip_upload or self.keypoints_path or self.keypoints_upload):
             raise RequestError(
@@ -414,6 +467,13 @@ class JobRequest:
                 f"{ENGINE_LABELS[self.settings.engine]} is driven by a video, not by pose points: give a "
                 "reference clip (for a Blender animation, render it as a playblast), or choose Wan2.2-Animate."
             )
+
+
+def _whole_frame(member: Any) -> Any:
+    f = member.get("person_frame") if isinstance(member, dict) else None
+    if isinstance(f, float) and f.is_integer():
+        return {**member, "person_frame": int(f)}
+    return member
 
 
 NO_NUL = r"^[^\x00]*$"  # text fields: a NUL would cut a path short in the C libraries below
@@ -436,7 +496,38 @@ _SETTING_PAIRS = [
     ),
     _when("retarget", ["on"], {"mode": {"not": {"const": "replace"}}}),
     _when("overlap", [5], {"segment_frames": {"minimum": 13}}),
+    {
+        "if": {"properties": {"cast": {"minItems": 1}}, "required": ["cast"]},
+        "then": {"properties": {"mode": {"const": "replace"}}, "required": ["mode"]},
+    },
 ]
+
+
+def _cast_schema() -> dict[str, Any]:
+    text = {"type": "string", "minLength": 1, "maxLength": MAX_PATH_CHARS}
+    return {
+        "type": "array",
+        "maxItems": MAX_CAST,
+        "items": {
+            "type": "object",
+            "properties": {
+                "person": {
+                    "type": "array",
+                    "items": {"type": "number", "minimum": 0, "maximum": 1},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
+                "person_frame": {"type": "integer", "minimum": 0, "maximum": MAX_CLIP_FRAMES},
+                "character_path": {**text, "pattern": ABSOLUTE_PATH.pattern},
+                "character_upload": {"type": "string", "pattern": UPLOAD_ID.pattern},
+            },
+            "required": ["person"],
+            "oneOf": [{"required": ["character_path"]}, {"required": ["character_upload"]}],
+            "additionalProperties": False,
+        },
+        # Two rows on the same person (different points) are found when the clip is read.
+        "uniqueItems": True,
+    }
 
 
 def job_request_schema() -> dict[str, Any]:
@@ -474,6 +565,8 @@ def job_request_schema() -> dict[str, Any]:
                     },
                 ]
             }
+        elif kind == "cast":
+            p = _cast_schema()
         else:
             p = {
                 "type": "array",

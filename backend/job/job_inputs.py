@@ -74,8 +74,15 @@ def resolve_inputs(req: JobRequest, uploads_dir: Path) -> dict[str, Path | None]
         assert path is not None
         return Path(path)
 
+    cast = {
+        f"cast_{n}": one(m.get("character_path"), m.get("character_upload"), f"character of cast row {n + 1}")
+        for n, m in enumerate(req.settings.cast)
+    }
     out: dict[str, Path | None] = {
-        "character": one(req.character_path, req.character_upload, "character"),
+        # A cast names a character per row; the first stands for the job's own.
+        "character": one(req.character_path, req.character_upload, "character")
+        if (req.character_path or req.character_upload)
+        else cast["cast_0"],
         "clip": one(req.clip_path, req.clip_upload, "reference clip")
         if (req.clip_path or req.clip_upload)
         else None,
@@ -84,7 +91,7 @@ def resolve_inputs(req: JobRequest, uploads_dir: Path) -> dict[str, Path | None]
         out["keypoints"] = one(req.keypoints_path, req.keypoints_upload, "saved keypoints")
     if req.face_path or req.face_upload:
         out["face"] = one(req.face_path, req.face_upload, "face image")
-    return out
+    return {**out, **cast}
 
 
 @dataclass

@@ -82,10 +82,13 @@ class JobRunner:
         progress: JobProgress,
         frames_dir: Path,
     ) -> dict[str, Any]:
+        if req.settings.cast:  # several performers: one replace pass each (cast_job.py)
+            from .cast_job import run_cast
+
+            return run_cast(self, job_id, req, paths, progress, frames_dir)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        # Engines: the request's engine setting picks one; a single Engine runs every job.
-        engine = self.engine.get(req.settings.engine) if isinstance(self.engine, Engines) else self.engine
+        engine = self.engine_for(req)
         inputs = self._check_inputs(engine, req, paths)
         timings["inputs"] = time.perf_counter() - t0
 
@@ -105,12 +108,7 @@ class JobRunner:
             self._estimator_factory,
         )
         timings["preprocessing"] = time.perf_counter() - t0
-        thumbnail = self._thumbnail_copy(conditioning, req.settings.person)
-        if conditioning.performer is not None:
-            # Kept beside the keypoint cache now, not only in the result: a job resumed after a
-            # crash, or a re-run, reuses the keypoints without looking for the performer again.
-            thumbnail.mkdir(parents=True, exist_ok=True)
-            write_performer_thumbnail(thumbnail, conditioning, req.settings.person)
+        thumbnail = self.keep_thumbnail(conditioning, req.settings.person)
         warning = face_warning(conditioning.cond.face_from)
         if warning:
             progress.report(message=f"Note: {warning}")
@@ -124,6 +122,19 @@ class JobRunner:
         )
         store.remove()  # the frames are in the result now; a re-run starts afresh
         return {**result, "warnings": ([warning] if warning else []) + (conditioning.warnings or [])}
+
+    def engine_for(self, req: JobRequest) -> Engine:
+        # Engines: the request's engine setting picks one; a single Engine runs every job.
+        return self.engine.get(req.settings.engine) if isinstance(self.engine, Engines) else self.engine
+
+    def keep_thumbnail(self, conditioning: JobConditioning, pick: list | None) -> Path:
+        thumbnail = self._thumbnail_copy(conditioning, pick)
+        if conditioning.performer is not None:
+            # Kept beside the keypoint cache now, not only in the result: a job resumed after a
+            # crash, or a re-run, reuses the keypoints without looking for the performer again.
+            thumbnail.mkdir(parents=True, exist_ok=True)
+            write_performer_thumbnail(thumbnail, conditioning, pick)
+        return thumbnail
 
     def _thumbnail_copy(self, conditioning: JobConditioning, pick: list | None) -> Path:
         text = conditioning.keypoints_text or ""
@@ -146,7 +157,9 @@ class JobRunner:
         model: PreparedModel,
         conditioning: JobConditioning,
         progress: JobProgress,
+        cast_key: dict | None = None,
     ) -> tuple[Generated, Any]:
+        """``cast_key``: a cast pass's row and the plate it read, so each pass resumes its own windows."""
         from ..generation.window_loop import WindowInputs
         from ..generation.window_store import WindowStore
 
@@ -168,6 +181,7 @@ class JobRunner:
             # The cached label is left out: cached keypoints are the estimator's own.
             "estimator": conditioning.estimator.removesuffix(CACHED_LABEL),
             "model": model.identity,
+            **({"cast": cast_key} if cast_key else {}),
         }
         store = WindowStore(self.work_dir / key_hash(window_key), window_key)
         windows = engine.count_windows(len(pose), s)

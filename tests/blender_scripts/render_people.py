@@ -122,7 +122,8 @@ def render(a: dict) -> dict:
     scene.render.resolution_x, scene.render.resolution_y = w, h
     scene.render.resolution_percentage = 100
     bpy.ops.mesh.primitive_plane_add(size=30)
-    bpy.context.active_object.data.materials.append(material("floor", (0.6, 0.6, 0.58)))
+    floor = bpy.context.active_object
+    floor.data.materials.append(material("floor", (0.6, 0.6, 0.58)))
     bpy.ops.object.camera_add(
         location=(0, -a.get("distance", 4.6), a.get("camera_height", 1.0)), rotation=(math.radians(88), 0, 0)
     )
@@ -147,7 +148,30 @@ def render(a: dict) -> dict:
         truth.append(frame_truth)
         scene.render.filepath = str(out / f"frame_{f:04d}.png")
         bpy.ops.render.render(write_still=True)
+        if a.get("silhouettes"):
+            _silhouettes(scene, out, f, [fig for fig, _ in people], floor)
     return {"truth": truth, "frames": sorted(p.name for p in out.glob("frame_*.png"))}
+
+
+def _silhouettes(scene, out: Path, f: int, figures: list, floor) -> None:
+    """Each person rendered alone on a transparent film: their silhouette is the alpha
+    (silhouette_<person>_<frame>.png), the answer key for masks. The frame itself is
+    rendered before, with the scene as it was."""
+    settings = scene.render.image_settings
+    kept = settings.color_mode
+    scene.render.film_transparent, settings.color_mode = True, "RGBA"
+    floor.hide_render = True
+    for n, fig in enumerate(figures):
+        for other in figures:
+            for obj, _how in other.parts:
+                obj.hide_render = other is not fig
+        scene.render.filepath = str(out / f"silhouette_{n}_{f:04d}.png")
+        bpy.ops.render.render(write_still=True)
+    for fig in figures:
+        for obj, _how in fig.parts:
+            obj.hide_render = False
+    floor.hide_render = False
+    scene.render.film_transparent, settings.color_mode = False, kept
 
 
 if __name__ == "__main__":
