@@ -203,7 +203,6 @@ def test_a_crash_in_pass_two_resumes_there_with_the_same_frames(
     finally:
         b.proc.wait()
         b.log.close()
-    assert b.get  # the old process is gone; a new one takes the same data folder
     b2 = BackendProc(backend_python, tmp_path / "data", tiny_model)
     try:
         assert b2.get(f"/v1/jobs/{job_id}").json()["state"] == "failed"
@@ -215,3 +214,28 @@ def test_a_crash_in_pass_two_resumes_there_with_the_same_frames(
     assert first["resumed_windows"] == first["windows"]  # pass 1 read back whole
     assert 1 <= second["resumed_windows"] < second["windows"]
     assert (result_frames(again) == result_frames(result)).all()
+
+
+def test_the_clip_check_resolves_every_row_and_refuses_two_on_one_person(backend, scene):
+    clip, truth, _sil, characters = scene
+    picks = _picks(truth)
+    body = {"clip_path": str(clip), **_body(characters, picks)}
+    rep = backend.post("/v1/check", json=body).json()
+    assert rep["ok"], rep
+    for person, row in enumerate(rep["cast"]):
+        x1, y1, x2, y2 = row["box"]
+        hips = truth[row["clip_frame"]][person][11]
+        assert x1 <= hips[0] <= x2 and y1 <= hips[1] <= y2, (person, row["box"])
+    # The faces are a few pixels tall here: each row is told, by its number.
+    assert any(w.startswith("Cast row 1:") and "face" in w for w in rep["warnings"]), rep["warnings"]
+    assert any(w.startswith("Cast row 2:") and "face" in w for w in rep["warnings"]), rep["warnings"]
+    # Row 2 on the first performer too (their shoulders, not their hips): refused, naming both rows.
+    j = truth[0][0]
+    shoulders = ((j[5][0] + j[6][0]) / 2 / W, (j[5][1] + j[6][1]) / 2 / H)
+    same = {"clip_path": str(clip), **_body(characters, [picks[0], (shoulders, 0)])}
+    rep = backend.post("/v1/check", json=same).json()
+    assert not rep["ok"] and "rows 1 and 2 pick the same person" in rep["error"], rep
+    # A row on nobody fails the check with its row named.
+    nobody = {"clip_path": str(clip), **_body(characters, [picks[0], ((0.5, 0.05), 0)])}
+    rep = backend.post("/v1/check", json=nobody).json()
+    assert not rep["ok"] and rep["error"].startswith("Cast row 2:"), rep

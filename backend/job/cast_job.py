@@ -30,6 +30,8 @@ from .job_report import face_warning
 from .progress import PREPROCESS_SPAN, PREPROCESS_START, WINDOWS_SPAN, WINDOWS_START, JobProgress
 from .result_folder import partial_result_dir, publish_result
 
+# Two rows whose followed boxes overlap this much (intersection over union) follow one person.
+CAST_PICK_SAME = 0.6
 CAST_FOLDER = "cast_{}"  # each pass's own result inside the job's (1-based, as the sidebar's rows)
 
 
@@ -192,7 +194,9 @@ def refuse_same_person(conds: list[JobConditioning]) -> None:
                 for i in range(len(conds[a].cond.sources))
                 if (x := _box_at(conds[a], i)) is not None and (y := _box_at(conds[b], i)) is not None
             ]
-            same = [iou(np.asarray(x[:4], float), np.asarray([y[:4]], float))[0] > 0.6 for x, y in both]
+            same = [
+                iou(np.asarray(x[:4], float), np.asarray([y[:4]], float))[0] > CAST_PICK_SAME for x, y in both
+            ]
             if same and sum(same) > len(same) / 2:
                 raise RequestError(
                     f"Cast rows {a + 1} and {b + 1} follow the same person: pick row {b + 1} on its own "

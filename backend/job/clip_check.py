@@ -34,6 +34,70 @@ def check_clip(
     default_output: Path | None = None,
     roots: list[Path] | None = None,
 ) -> dict:
+    """The check's report (see _check_one); a cast is checked row by row (check_cast)."""
+    if req.settings.cast:
+        return check_cast(req, paths, model_dir, estimator_factory, default_output, roots)
+    return _check_one(req, paths, model_dir, estimator_factory, default_output, roots)
+
+
+def check_cast(
+    req: JobRequest,
+    paths: dict[str, Path | None],
+    model_dir: Path,
+    estimator_factory=None,
+    default_output: Path | None = None,
+    roots: list[Path] | None = None,
+) -> dict:
+    """Every cast row checked as the one-performer job its pass is: each pick resolved to a
+    person (the first row that fails fails the check), two rows on one person refused, and
+    each row's warnings (small face, frames without them) named by row. ``cast``: the rows'
+    reports; the preview is the first row's."""
+    from dataclasses import replace
+
+    from .cast_job import CAST_PICK_SAME
+
+    own = {k: p for k, p in paths.items() if not k.startswith("cast_")}
+    rows = []
+    for n, row in enumerate(req.settings.cast):
+        settings = replace(
+            req.settings, cast=[], person=list(row["person"]), person_frame=row.get("person_frame", 0)
+        )
+        one = replace(req, settings=settings, character_path=row.get("character_path"), character_upload=None)
+        report = _check_one(
+            one, {**own, "character": paths[f"cast_{n}"]}, model_dir, estimator_factory, default_output, roots
+        )
+        if not report["ok"]:
+            return {**report, "error": f"Cast row {n + 1}: {report['error']}", "cast": rows + [report]}
+        rows.append(report)
+    for a in range(len(rows)):
+        for b in range(a + 1, len(rows)):
+            ra, rb = rows[a], rows[b]
+            if ra.get("box") and rb.get("box") and ra.get("clip_frame") == rb.get("clip_frame"):
+                if _iou(ra["box"], rb["box"]) > CAST_PICK_SAME:
+                    error = (
+                        f"Cast rows {a + 1} and {b + 1} pick the same person (clip frame {ra['clip_frame']}): "
+                        f"pick row {b + 1} on its own performer."
+                    )
+                    return {**rb, "ok": False, "error": error, "cast": rows}
+    warnings = [f"Cast row {n + 1}: {w}" for n, r in enumerate(rows) for w in r["warnings"]]
+    return {**rows[0], "warnings": warnings, "cast": rows}
+
+
+def _iou(a: list, b: list) -> float:
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _check_one(
+    req: JobRequest,
+    paths: dict[str, Path | None],
+    model_dir: Path,
+    estimator_factory=None,
+    default_output: Path | None = None,
+    roots: list[Path] | None = None,
+) -> dict:
     """The check's report: ``ok`` False (with ``error``) when a job would fail for want of a
     performer (the frames looked at are then kept, annotated, in the output folder as a failed
     job keeps them); ``warnings``; the followed person's box, skeleton and face box on the chosen
