@@ -53,7 +53,9 @@ ENGINE_LABELS = {
 # refuses the rest before a model loads. fps: the rate it generates at; segment_frames: its
 # window length; skeleton: driven by a drawn skeleton (editable guides, pose points, retargeting);
 # guidance: it samples with classifier-free guidance (the distilled model does not);
-# guidance_scale: the scale it is made for (1.0 turns classifier-free guidance off).
+# guidance_scale: the scale it is made for (1.0 turns classifier-free guidance off); ignores: the
+# settings it has no use for (Wan-Animate-2 runs its own scheduler on flex attention in bf16,
+# with no LoRA loader or step cache), refused unless left at their defaults.
 ENGINE_FEATURES: dict[str, dict[str, Any]] = {
     "wan-animate": {
         "modes": MODES,
@@ -64,6 +66,7 @@ ENGINE_FEATURES: dict[str, dict[str, Any]] = {
         "segment_frames": 77,
         "steps": 20,
         "guidance_scale": 1.0,
+        "ignores": (),
     },
     "wan-animate-2": {
         "modes": ("animate",),
@@ -74,6 +77,7 @@ ENGINE_FEATURES: dict[str, dict[str, Any]] = {
         "segment_frames": 81,
         "steps": 40,
         "guidance_scale": 3.0,
+        "ignores": ("loras", "fp8", "step_cache", "attention", "sampler"),
     },
     "wan-animate-2-distilled": {
         "modes": ("animate",),
@@ -84,6 +88,8 @@ ENGINE_FEATURES: dict[str, dict[str, Any]] = {
         "segment_frames": 81,
         "steps": 4,
         "guidance_scale": 1.0,
+        # It samples without guidance whatever the scale.
+        "ignores": ("loras", "fp8", "step_cache", "attention", "sampler", "guidance_scale"),
     },
 }
 # Pose estimators: "auto" is ViTPose when its models are in <model>/process_checkpoint, else mediapipe.
@@ -375,6 +381,13 @@ class JobSettings:
                 f"{ENGINE_LABELS[self.engine]} has no {self.mode} mode. Choose Wan2.2-Animate as the engine "
                 f"for {self.mode} mode, or switch the mode to {engine['modes'][0]}."
             )
+        ignored = [n for n, v in ignored_defaults(self.engine).items() if getattr(self, n) != v]
+        if ignored:
+            raise RequestError(
+                f"{ENGINE_LABELS[self.engine]} does not use {', '.join(ignored)}: leave "
+                + ", ".join(f"{n} at {json.dumps(ignored_defaults(self.engine)[n])}" for n in ignored)
+                + " or choose Wan2.2-Animate as the engine."
+            )
         if self.retarget == "on" and self.mode == "replace":
             raise RequestError(
                 "Retargeting is for animate mode: in replace mode the character takes the "
@@ -391,6 +404,12 @@ class JobSettings:
             )
         if self.overlap == 5 and self.segment_frames < 10:
             raise RequestError("overlap 5 needs at least 13 frames per window")
+
+
+def ignored_defaults(engine: str) -> dict[str, Any]:
+    """The settings ``engine`` has no use for, each with the default a request must leave it at."""
+    defaults = asdict(JobSettings())
+    return {name: defaults[name] for name in ENGINE_FEATURES[engine]["ignores"]}
 
 
 @dataclass
@@ -493,6 +512,11 @@ _SETTING_PAIRS = [
         "engine",
         [e for e in ENGINES if "replace" not in ENGINE_FEATURES[e]["modes"]],
         {"mode": {"const": "animate"}},
+    ),
+    *(
+        _when("engine", [e], {n: {"const": v} for n, v in ignored_defaults(e).items()})
+        for e in ENGINES
+        if ENGINE_FEATURES[e]["ignores"]
     ),
     _when("retarget", ["on"], {"mode": {"not": {"const": "replace"}}}),
     _when("overlap", [5], {"segment_frames": {"minimum": 13}}),

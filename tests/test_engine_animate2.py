@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.protocol import JobSettings
 from tests.backend_proc import BackendProc, result_frames, result_json
 
 # A tiny shot: 20 clip frames (carphone is 30 fps) are 16 frames at Animate-2's 24 fps, three
@@ -76,6 +77,32 @@ def test_replace_mode_with_animate2_is_refused_before_anything_loads(whole_run, 
     assert r.status_code == 400
     message = json.dumps(r.json())
     assert "Wan-Animate-2 has no replace mode" in message and "Wan2.2-Animate" in message
+
+
+@pytest.mark.parametrize(
+    ("engine", "setting", "value"),
+    [
+        ("wan-animate-2", "fp8", True),
+        ("wan-animate-2", "loras", [{"path": "/nowhere/style.safetensors", "strength": 1.0}]),
+        ("wan-animate-2", "step_cache", 0.1),
+        ("wan-animate-2", "attention", "sdpa"),
+        ("wan-animate-2", "sampler", "unipc"),
+        ("wan-animate-2-distilled", "guidance_scale", 3.0),
+    ],
+)
+def test_a_setting_the_engine_does_not_use_is_refused_at_submit(
+    whole_run, astronaut_png, carphone_clip, engine, setting, value
+):
+    b, _result, _seen = whole_run
+    settings = {"engine": engine, setting: value}
+    if engine != "wan-animate-2":
+        settings.setdefault("guidance_scale", 1.0)
+    r = b.post("/v1/jobs", json=body(astronaut_png, carphone_clip, **settings))
+    assert r.status_code == 400, r.text
+    detail = r.json()["detail"]
+    assert f"does not use {setting}" in detail and "Wan2.2-Animate" in detail, detail
+    # Wan2.2-Animate uses every one of them.
+    JobSettings(**{setting: value, "guidance_scale": 3.0}).validate()
 
 
 def test_animate2_without_weights_names_the_download(tmp_path, backend_python, astronaut_png, carphone_clip):

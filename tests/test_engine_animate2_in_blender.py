@@ -88,6 +88,8 @@ def test_animate2_from_the_sidebar(
     assert job["engine"] == "wan-animate-2" and job["settings"]["engine"] == "wan-animate-2"
     assert job["settings"]["segment_frames"] == 81 and job["settings"]["guidance_scale"] == 3.0
     assert job["settings"]["prompt"] == "a monkey waves"
+    # The machine's fp8 and the sidebar's step cache were on: not sent to an engine without them.
+    assert job["settings"]["fp8"] is False and job["settings"]["step_cache"] == 0.0
     assert job["estimator"].startswith("none")  # driven by the clip's frames, no pose pass
     # Ten frames at 30 fps last 1/3 s: eight frames at the scene's 24 fps.
     assert strip["elements"] == job["frame_count"] == 8

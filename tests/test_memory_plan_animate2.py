@@ -42,3 +42,15 @@ def test_reference_cache_is_planned_and_auto_streams_blocks_where_needed():
     assert memory_plan.choose(need, 141 * GIB, memory_plan.ANIMATE2_MODES) == "resident"
     # A 24 GB card cannot hold even one segment's cache at 720p.
     assert memory_plan.choose(need, 24 * GIB, memory_plan.ANIMATE2_MODES) is None
+
+
+def test_animate2_plans_the_bf16_weights_it_loads():
+    # Animate-2 has no fp8 storage (the request's fp8 is refused), so its plan never halves the
+    # weights: at 832x480 the whole model and the cache need more than 90% of 80 GB, and "auto"
+    # streams the blocks instead of trying to keep them all on the card.
+    need = memory_plan.animate2_needs(FULL, 832, 480, 81)
+    assert need["resident"] == memory_plan.needs(FULL, 832, 480, 81)["resident"] + (
+        memory_plan.reference_cache_bytes(FULL, 832, 480, 81)
+    )
+    assert 70 < need["resident"] / GIB < 80
+    assert memory_plan.choose(need, 80 * GIB, memory_plan.ANIMATE2_MODES) == "group_offload"

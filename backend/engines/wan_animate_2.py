@@ -379,7 +379,7 @@ def _memory_mode(s: JobSettings, device: str, available: int | None, folder: Pat
     if not device.startswith("cuda") or available is None:
         return "resident"
     sizes = memory_plan.model_sizes(folder)
-    need = memory_plan.animate2_needs(sizes, s.width, s.height, s.segment_frames, s.fp8)
+    need = memory_plan.animate2_needs(sizes, s.width, s.height, s.segment_frames)
     return memory_plan.choose(need, available, memory_plan.ANIMATE2_MODES) or "group_offload"
 
 

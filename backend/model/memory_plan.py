@@ -109,13 +109,12 @@ def reference_cache_bytes(sizes: ModelSizes, width: int, height: int, frames: in
     return 2 * reference_tokens * sizes.dim * 2 * sizes.layers
 
 
-def animate2_needs(
-    sizes: ModelSizes, width: int, height: int, frames: int, fp8: bool = False
-) -> dict[str, int]:
+def animate2_needs(sizes: ModelSizes, width: int, height: int, frames: int) -> dict[str, int]:
     """Estimated peak bytes of Animate-2's modes: Wan2.2-Animate's shape (the same block
-    layout) plus the reference cache, which streaming the blocks does not move."""
+    layout) plus the reference cache, which streaming the blocks does not move. Its weights are
+    always held in bf16 (the engine has no fp8 storage)."""
     cache = reference_cache_bytes(sizes, width, height, frames)
-    base = needs(sizes, width, height, frames, fp8)
+    base = needs(sizes, width, height, frames)
     return {mode: base[mode] + cache for mode in ANIMATE2_MODES}
 
 

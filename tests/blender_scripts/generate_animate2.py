@@ -147,8 +147,13 @@ def run(a):
     # Generate on a short clip, at the tiny model's pace (the window and guidance as defaulted).
     s.quality, s.steps, s.prompt = "preview", 2, "a monkey waves"
     s.clip_path = a["short_clip"]
+    # Left on for Wan2.2-Animate jobs: settings Animate-2 has no use for stay behind.
+    bpy.context.preferences.addons[MODULE].preferences.fp8 = True
+    s.step_cache = 0.1
     before = {x.name for x in strips(scene)}
     out["generate_result"] = sorted(bpy.ops.wan_animate.generate())
+    bpy.context.preferences.addons[MODULE].preferences.fp8 = False
+    s.step_cache = 0.0
     out["generate_status"] = s.status
     out["generate_strips"] = new_strips(scene, before)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import bpy
 
-from ...backend.protocol import JobRequest, JobSettings
+from ...backend.protocol import JobRequest, JobSettings, ignored_defaults
 from ..core import engine_choice, performer_pick
 from ..core.backend_process import BackendConfig
 from ..core.client import BackendClient, BackendError
@@ -117,6 +117,9 @@ def job_settings(
         current = {n: values[n] for n in engine_choice.ENGINE_DEFAULT_NAMES}
         switched = engine_choice.switched_defaults(sidebar_engine, values["engine"], current)
         values.update({n: v for n, v in switched.items() if n not in overrides})
+    # The backend refuses a setting the engine has no use for: the sidebar's and the machine's
+    # values for the other engine stay behind (a script that names one is told).
+    values.update({n: v for n, v in ignored_defaults(values["engine"]).items() if n not in overrides})
     width, height = plan_output_size(size_from[0], size_from[1], values.pop("quality"))
     values.setdefault("width", width)
     values.setdefault("height", height)
