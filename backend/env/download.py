@@ -225,14 +225,3 @@ def fetch_sam2(revision: str, files: dict[str, dict], target: Path) -> None:
         if f["repo"] == SAM2_REPO_ID:
             fetch_file(SAM2_REPO_ID, revision, name.removeprefix(prefix), f["size"], folder)
     shutil.rmtree(folder / PARTIAL_DIR, ignore_errors=True)
-
-
-def download_preprocessing(
-    target: Path, repo_id: str = PREPROCESS_REPO_ID, revision: str | None = None
-) -> Path:
-    """YOLOv10m and ViTPose-H (ONNX) into ``target/process_checkpoint``, and the relighting LoRA."""
-    from huggingface_hub import snapshot_download
-
-    print(f"downloading the preprocessing models and relighting LoRA from {repo_id}", flush=True)
-    snapshot_download(repo_id, revision=revision, allow_patterns=PREPROCESS_PATTERNS, local_dir=Path(target))
-    return Path(target)

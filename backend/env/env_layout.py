@@ -16,11 +16,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..protocol import ENV_POINTER, LEGACY_ENV, active_env_python, env_folder, env_pointer, venv_python
+from ..protocol import ENV_POINTER, active_env_python, env_folder, env_pointer, venv_python
 
 POINTER = ENV_POINTER
 ENVS = "envs"
-LEGACY = LEGACY_ENV
 
 
 @dataclass(frozen=True)

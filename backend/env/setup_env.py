@@ -132,11 +132,6 @@ def explain_failure(lines: Sequence[str]) -> str | None:
     return None
 
 
-def run_step(k: int, n: int, title: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
-    print(f"[{k}/{n}] {title}", flush=True)
-    run_logged(cmd, title, env)
-
-
 def run_logged(cmd: list[str], title: str, env: dict[str, str] | None = None, tail: int = 400) -> None:
     """Run ``cmd``, echoing its output; raise with advice from its output when it fails."""
     lines: list[str] = []

@@ -28,11 +28,9 @@ from ..protocol import JobRequest, JobStatus
 from .job_store import JobStore
 from .worker import record_failure, stage_reporter
 
-RAY_PIN = "ray==2.60.0"  # as in backend/requirements-cluster.txt
 # A job lost with its node this many times in a row fails instead of being retried forever.
 MAX_NODE_LOSSES = 3
 POLL_S = 0.5
-ACTOR_NAME = "WanAnimateNode"
 
 
 class ClusterUnavailable(RuntimeError):
