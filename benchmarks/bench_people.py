@@ -238,8 +238,17 @@ def follow_line(frames: list[np.ndarray], truth: list, person: int, detector: st
     from backend.preprocess.person_track import box_under
 
     h, w = frames[0].shape[:2]
+
+    def torso_in_view(fr: list) -> list:
+        return [
+            fr[person][i] for i in (5, 6, 11, 12) if 0 <= fr[person][i][0] < w and 0 <= fr[person][i][1] < h
+        ]
+
+    # The first frame they are whole, else the first with most of their torso in view (someone
+    # cut by the edge is clicked where they show).
     start = next(
-        (n for n, fr in enumerate(truth) if all(0 <= x < w and 0 <= y < h for x, y in fr[person].values())), 0
+        (n for n, fr in enumerate(truth) if all(0 <= x < w and 0 <= y < h for x, y in fr[person].values())),
+        next((n for n, fr in enumerate(truth) if len(torso_in_view(fr)) >= 3), 0),
     )
     est = MediapipeEstimator()
     if detector == "HOG (before)":
@@ -249,8 +258,7 @@ def follow_line(frames: list[np.ndarray], truth: list, person: int, detector: st
         est._detector = PeopleDetector()
         est._detector.close = lambda: None
         est._near = lambda rgb, people: people  # HOG had no closer look
-    j = truth[start][person]
-    x, y = (j[11][0] + j[12][0]) / 2, (j[5][1] + j[11][1]) / 2
+    x, y = np.mean(torso_in_view(truth[start]) or [list(truth[start][person].values())[0]], axis=0)
     boxes = est.people(frames[start])
     under = box_under(boxes, x, y)
     if under is not None:
@@ -301,6 +309,8 @@ def main() -> int:
     ap.add_argument("--bpy", help="a bpy interpreter for the rendered cases")
     ap.add_argument("--checkpoint", type=Path, help="the official process_checkpoint folder")
     ap.add_argument("--no-track", action="store_true")
+    ap.add_argument("--no-table", action="store_true", help="skip the detector table")
+    ap.add_argument("--scenes", nargs="*", choices=list(SCENES), help="rendered scenes (default: all)")
     args = ap.parse_args()
     bpy = args.bpy or dict(
         item.split("=", 1)
@@ -310,7 +320,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rendered = {}
         if bpy:
-            for name in SCENES:
+            for name in args.scenes or SCENES:
                 rendered[name] = render(name, Path(tmp), bpy)
         else:
             print("no bpy interpreter (--bpy or WAN_DEV_BPY_PYTHONS): rendered cases skipped")
@@ -320,7 +330,8 @@ def main() -> int:
             boxes = [[b for b, seen in (joint_box(p, w, h) for p in fr) if seen] for fr in truth]
             cases[name] = (frames[::2], boxes[::2])
         cases.update(real_photos())
-        detector_table(cases, detectors(args.checkpoint))
+        if not args.no_table:
+            detector_table(cases, detectors(args.checkpoint))
         if rendered and not args.no_track:
             print("\nFollowing a picked person (o on them, X on someone else, . nobody while in view):")
             for name, (frames, truth) in rendered.items():
@@ -328,7 +339,7 @@ def main() -> int:
                     for det in ("HOG (before)", "pose, tiled (now)"):
                         line = follow_line(frames, truth, person, det)
                         print(f"{name:<16} person {person} {det:<18} {line}")
-        if rendered:
+        if "small/far" in rendered:
             frames = rendered["small/far"][0]
             print(f"\nclip check, 1280x720, {len(frames)} frames: {clip_check_time(frames, Path(tmp)):.1f} s")
     return 0
