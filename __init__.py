@@ -14,12 +14,13 @@ _classes: list = []
 def register() -> None:
     import bpy
 
-    from .operators import backend_ops, check_ops, generate, guide_ops, lora_ops, pick_ops
+    from .operators import backend_ops, cast_ops, check_ops, generate, guide_ops, lora_ops, pick_ops
     from .panels import preferences, properties, sidebar
 
     _classes[:] = [
         preferences.WANANIM_AddonPreferences,
         properties.WANANIM_Lora,
+        properties.WANANIM_CastMember,
         properties.WANANIM_Settings,
         generate.WANANIM_OT_generate,
         generate.WANANIM_OT_cancel,
@@ -33,6 +34,7 @@ def register() -> None:
         lora_ops.WANANIM_OT_add_lora,
         lora_ops.WANANIM_OT_remove_lora,
         *pick_ops.CLASSES,
+        *cast_ops.CLASSES,
         *check_ops.CLASSES,
         sidebar.WANANIM_PT_view3d,
         sidebar.WANANIM_PT_sequencer,

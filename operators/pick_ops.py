@@ -29,12 +29,9 @@ def _clip(context) -> tuple[str, int]:
     return bpy.path.abspath(strip.filepath), int(strip.frame_start)
 
 
-class WANANIM_OT_pick_performer(bpy.types.Operator):
-    """Click on the performer in the reference clip (shown in an Image Editor), at any frame"""
-
-    bl_idname = "wan_animate.pick_performer"
-    bl_label = "Pick Performer"
-    bl_options = {"REGISTER", "UNDO"}
+class PickClick:
+    """The click on the clip's frame, shared by Pick Performer and each cast row's pick: the
+    subclass's execute() takes x, y and frame."""
 
     x: bpy.props.FloatProperty(
         name="X", min=0.0, max=1.0, description="0 at the left of the frame, 1 at the right"
@@ -43,14 +40,6 @@ class WANANIM_OT_pick_performer(bpy.types.Operator):
         name="Y", min=0.0, max=1.0, description="0 at the top of the frame, 1 at the bottom"
     )
     frame: bpy.props.IntProperty(name="Movie Frame", min=0, description="The clip's frame (0 = its first)")
-
-    def execute(self, context):
-        s = context.scene.wan_animate
-        s.performer_point = (self.x, self.y)
-        s.performer_frame = self.frame
-        s.pick_performer = True
-        self.report({"INFO"}, "Performer picked: " + performer_pick.describe((self.x, self.y), self.frame))
-        return {"FINISHED"}
 
     def invoke(self, context, event):
         try:
@@ -111,6 +100,22 @@ class WANANIM_OT_pick_performer(bpy.types.Operator):
                 context.workspace.status_text_set(None)
                 return self.execute(context)
         return {"PASS_THROUGH"}
+
+
+class WANANIM_OT_pick_performer(PickClick, bpy.types.Operator):
+    """Click on the performer in the reference clip (shown in an Image Editor), at any frame"""
+
+    bl_idname = "wan_animate.pick_performer"
+    bl_label = "Pick Performer"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        s = context.scene.wan_animate
+        s.performer_point = (self.x, self.y)
+        s.performer_frame = self.frame
+        s.pick_performer = True
+        self.report({"INFO"}, "Performer picked: " + performer_pick.describe((self.x, self.y), self.frame))
+        return {"FINISHED"}
 
 
 class WANANIM_OT_clear_performer(bpy.types.Operator):

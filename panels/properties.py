@@ -17,6 +17,38 @@ class WANANIM_Lora(bpy.types.PropertyGroup):
     enabled: bpy.props.BoolProperty(name="Use", default=True)
 
 
+class WANANIM_CastMember(bpy.types.PropertyGroup):
+    """One performer of a cast and the character that replaces them (Replace Performer)."""
+
+    picked: bpy.props.BoolProperty(name="Picked", default=False)
+    point: bpy.props.FloatVectorProperty(
+        name="Performer",
+        description="Where this performer is on the picked frame (0-1 from the left, 0-1 from the top)",
+        size=2,
+        min=0.0,
+        max=1.0,
+        default=(0.5, 0.5),
+    )
+    frame: bpy.props.IntProperty(
+        name="Pick Frame", description="The clip's frame this performer was picked on (0 = its first)", min=0
+    )
+    character_source: bpy.props.EnumProperty(
+        name="Character",
+        items=[
+            ("FILE", "Image File", "A character image on disk"),
+            ("RENDER", "Render Camera", "A still rendered from this row's camera (or the scene's)"),
+        ],
+        default="FILE",
+    )
+    character_image: bpy.props.StringProperty(name="Character Image", subtype="FILE_PATH")
+    camera: bpy.props.PointerProperty(
+        name="Camera",
+        type=bpy.types.Object,
+        poll=lambda _self, obj: obj.type == "CAMERA",
+        description="The camera the character still is rendered from (empty: the scene's)",
+    )
+
+
 def _engine_changed(self, _context) -> None:
     # Steps, frames per window and guidance the artist left at the previous engine's defaults
     # follow the new engine, so the panel shows what the job will use.
@@ -151,6 +183,8 @@ class WANANIM_Settings(bpy.types.PropertyGroup):
         max=1.0,
     )
     loras: bpy.props.CollectionProperty(type=WANANIM_Lora)
+    # Replace Performer with several performers: one row each, replaced in this order in one job.
+    cast: bpy.props.CollectionProperty(type=WANANIM_CastMember)
     relight_strength: bpy.props.FloatProperty(
         name="Relighting",
         description="Replace mode: strength of the relighting LoRA that matches the character to the plate's light (0: off)",

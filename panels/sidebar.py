@@ -106,6 +106,7 @@ def draw_panel(layout, context) -> None:
         col = layout.column(align=True)
         col.prop(s, "relight_strength")
         col.prop(s, "relight_lora", text="")
+        draw_cast(layout, context, running)
     if active is not None and "wan_animate_result" in active:
         layout.operator("wan_animate.compare", icon="SEQ_SPLITVIEW")
     guide_objs = guides.guide_armatures(context.scene) if skeleton else []
@@ -126,6 +127,36 @@ def draw_panel(layout, context) -> None:
         # A backend in cluster mode says where shots run and what waits.
         for line in CLUSTER_LINES.lines(lambda: job.session._client().health())[:6]:
             layout.label(text=line[:120], icon="NETWORK_DRIVE")
+
+
+def draw_cast(layout, context, running: bool) -> None:
+    """The cast: one row per performer, replaced in this order in one job; none or one row
+    replaces one performer as Replace Performer always has."""
+    s = context.scene.wan_animate
+    box = layout.box()
+    box.enabled = not running
+    row = box.row(align=True)
+    row.label(text="Cast" if len(s.cast) > 1 else "Cast (add rows for several performers)")
+    row.operator("wan_animate.cast_add", text="", icon="ADD")
+    for i, member in enumerate(s.cast):
+        col = box.column(align=True)
+        row = col.row(align=True)
+        row.label(text=f"{i + 1}.")
+        row.operator("wan_animate.cast_pick", text="Pick", icon="EYEDROPPER").index = i
+        up = row.operator("wan_animate.cast_move", text="", icon="TRIA_UP")
+        up.index, up.direction = i, "UP"
+        down = row.operator("wan_animate.cast_move", text="", icon="TRIA_DOWN")
+        down.index, down.direction = i, "DOWN"
+        row.operator("wan_animate.cast_remove", text="", icon="X").index = i
+        if member.picked:
+            col.label(text=performer_pick.describe(tuple(member.point), member.frame), icon="USER")
+        else:
+            col.label(text="Not picked yet", icon="ERROR")
+        col.prop(member, "character_source", text="")
+        if member.character_source == "FILE":
+            col.prop(member, "character_image", text="")
+        else:
+            col.prop(member, "camera", text="")
 
 
 class _SidebarPanel:

@@ -22,6 +22,14 @@ A Shot takes every setting the sidebar has, under JobSettings' names, e.g.
     api.Shot("sh040", clip="/shots/sh040/ref.mp4", engine="wan-animate-2",
              prompt="seen from the left")   # Wan-Animate-2's steps, window and guidance
 
+A cast replaces several performers of the clip, each by its own character, in one job (one
+replace pass per member, in order; Wan2.2-Animate only):
+
+    api.Shot("sh050", clip="/shots/sh050/ref.mp4", cast=[
+        api.CastMember(pick=(0.3, 0.6), character="/chars/hero.png"),
+        api.CastMember(pick=(0.7, 0.55), person_frame=40, character="/chars/villain.png"),
+    ])
+
 A Shot's settings are its own (the defaults below), not the scene's sidebar; speed and
 memory settings left at None come from the add-on preferences, as in the sidebar. New
 fields go at the end, so shots written positionally keep their meaning.
@@ -36,6 +44,17 @@ from pathlib import Path
 from typing import Any
 
 from .core import engine_choice
+
+
+@dataclass
+class CastMember:
+    """One performer of a cast: a point on them (x, y, 0..1 of the frame) on movie frame
+    ``person_frame`` (0 = its first), and the character that replaces them (None: a still
+    rendered from the scene's active camera)."""
+
+    pick: tuple[float, float]
+    person_frame: int = 0
+    character: str | None = None
 
 
 @dataclass
@@ -74,6 +93,8 @@ class Shot:
     engine: str = "wan-animate"
     prompt: str = ""  # empty: the engine's own
     guidance_scale: float | None = None  # None: the engine's default (3.0 for base Wan-Animate-2)
+    # Several performers replaced in one job (replace mode), one CastMember each; empty: none.
+    cast: list[CastMember] = field(default_factory=list)
 
     def settings(self) -> dict[str, Any]:
         """The shot's settings as job_builder.job_settings keywords."""
@@ -83,6 +104,8 @@ class Shot:
         out.update({k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) is not None})
         for k, v in engine_choice.engine_defaults(self.engine).items():
             out[k] = v if getattr(self, k) is None else getattr(self, k)
+        if self.cast:
+            out["mode"] = "replace"
         return out
 
 
@@ -134,14 +157,18 @@ def run_batch(
             clip = Path(bpy.path.abspath(shot.clip))
             if not clip.is_file():
                 raise inputs.InputError(f"The reference clip was not found: {clip}")
-            if shot.character:
+            cast = [_member_character(scene, shot, n, m) for n, m in enumerate(shot.cast, 1)]
+            if cast:
+                character = Path(cast[0]["character_path"])
+            elif shot.character:
                 character = Path(bpy.path.abspath(shot.character))
                 if not character.is_file():
                     raise inputs.InputError(f"The character image was not found: {character}")
             else:
                 character = inputs.render_character_still(scene, user_dir("stills"), stem=shot.name)
+            extra = {"cast": cast} if cast else {}
             settings = job_builder.job_settings(
-                scene, job_builder.character_size(character), context, **shot.settings()
+                scene, job_builder.character_size(character), context, **shot.settings(), **extra
             )
             req = job_builder.job_request(context, settings, shot.name)
             session = job_builder.make_session(context, req, character, clip)
@@ -188,6 +215,25 @@ def run_batch(
         if running:
             time.sleep(poll_s)
     return [r for r in results if r is not None]
+
+
+def _member_character(scene, shot: Shot, n: int, member: CastMember) -> dict[str, Any]:
+    import bpy
+
+    from .blender import inputs
+    from .blender.folders import user_dir
+
+    if member.character:
+        character = Path(bpy.path.abspath(member.character))
+        if not character.is_file():
+            raise inputs.InputError(f"Cast member {n}: the character image was not found: {character}")
+    else:
+        character = inputs.render_character_still(scene, user_dir("stills"), stem=f"{shot.name}_cast{n}")
+    return {
+        "person": tuple(member.pick),
+        "person_frame": member.person_frame,
+        "character_path": str(character),
+    }
 
 
 def _warnings(st) -> list[str]:

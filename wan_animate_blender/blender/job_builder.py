@@ -54,6 +54,42 @@ def scene_character(scene: Any, override: str = "") -> Path:
     return character
 
 
+def row_character(scene: Any, member: Any, n: int) -> Path:
+    """A cast row's character: its image, or a still rendered from its camera (the scene's
+    active camera when the row names none)."""
+    if member.character_source == "RENDER":
+        kept = scene.camera
+        scene.camera = member.camera or kept
+        try:
+            return inputs.render_character_still(scene, user_dir("stills"), stem=f"cast_{n}")
+        finally:
+            scene.camera = kept
+    if not member.character_image:
+        raise inputs.InputError(f"Cast row {n}: choose a character image, or switch it to Render Camera.")
+    character = Path(bpy.path.abspath(member.character_image))
+    if not character.is_file():
+        raise inputs.InputError(f"Cast row {n}: the character image was not found: {character}.")
+    return character
+
+
+def scene_cast(scene: Any) -> tuple[list[dict[str, Any]], Path | None]:
+    """The sidebar's cast as ``cast`` rows for job_settings, and the first row's character
+    (the job's own); ([], None) without rows. Every row must be picked: a cast follows each
+    performer by their pick, never the largest person."""
+    rows = []
+    for n, member in enumerate(scene_settings(scene).cast, 1):
+        if not member.picked:
+            raise inputs.InputError(f"Cast row {n} has no performer: use its Pick button, or remove the row.")
+        rows.append(
+            {
+                "person": tuple(member.point),
+                "person_frame": int(member.frame),
+                "character_path": str(row_character(scene, member, n)),
+            }
+        )
+    return rows, (Path(rows[0]["character_path"]) if rows else None)
+
+
 def scene_values(scene: Any) -> dict[str, Any]:
     """The sidebar's settings, as ``job_settings`` keywords."""
     s = scene_settings(scene)
@@ -141,9 +177,38 @@ def job_settings(
     if values["relight_lora"]:
         values["relight_lora"] = str(Path(bpy.path.abspath(values["relight_lora"])))
     values["loras"] = _loras(values["loras"])
+    if values.get("cast"):
+        values["cast"] = _cast(values["cast"], values.get("clip_start", 0), values.get("clip_frames", 0))
     settings = JobSettings(**values)
     settings.validate()
     return settings
+
+
+def _cast(rows: list, start: int, count: int) -> list[dict[str, Any]]:
+    """Cast rows ({"person", "person_frame", "character_path"} dicts, or objects with those
+    attributes or pick / person_frame / character) as the backend takes them, each pick's
+    frame counted from the range the job reads."""
+    out = []
+    for n, row in enumerate(rows, 1):
+        get = row.get if isinstance(row, dict) else lambda k, d=None, r=row: getattr(r, k, d)
+        point = get("person") or get("pick")
+        frame = int(get("person_frame", 0) or 0)
+        character = get("character_path") or get("character")
+        if point is None or not character:
+            raise inputs.InputError(f"Cast row {n} needs a pick on its performer and a character image.")
+        if not performer_pick.in_range(frame, start, count):
+            raise inputs.InputError(
+                f"Cast row {n} was picked on movie frame {frame + 1}, which this strip does not show. "
+                "Pick that performer again on a frame of the strip."
+            )
+        out.append(
+            {
+                "person": [round(float(v), 4) for v in point],
+                "person_frame": performer_pick.frame_in_range(frame, start),
+                "character_path": str(Path(bpy.path.abspath(str(character)))),
+            }
+        )
+    return out
 
 
 def job_request(context: Any, settings: JobSettings, name: str, **paths: str | None) -> JobRequest:
@@ -267,17 +332,23 @@ def replace_job(context: Any, strip: Any) -> runtime.RunningJob:
     clip = Path(bpy.path.abspath(strip.filepath))
     if not clip.is_file():
         raise inputs.InputError(f"The strip's movie file was not found: {clip}.")
-    character = scene_character(scene)
+    cast, character = scene_cast(scene)
+    overrides: dict[str, Any] = {"mode": "replace", **inputs.strip_clip_settings(strip)}
+    if len(cast) == 1:  # one row: the one performer of Replace Performer, picked in the row
+        overrides.update(person=cast[0]["person"], person_frame=cast[0]["person_frame"])
+    elif cast:
+        overrides["cast"] = cast
+    character = character or scene_character(scene)
     el = strip.elements[0]
     size = (el.orig_width or scene.render.resolution_x, el.orig_height or scene.render.resolution_y)
-    settings = job_settings(scene, size, context, mode="replace", **inputs.strip_clip_settings(strip))
+    settings = job_settings(scene, size, context, **overrides)
     req = job_request(context, settings, f"{strip.name}_replaced")
     session = make_session(context, req, character, clip, ask=not bpy.app.background)
     return runtime.RunningJob(
         session,
         scene.name,
         f"{strip.name} replaced",
-        int(strip.frame_final_start),
+        compat.strip_start(strip),
         int(strip.channel),
         mute_strip=strip.name,
     )

@@ -125,6 +125,14 @@ class JobSession:
                 req.keypoints_upload = client.upload(Path(req.keypoints_path))
             if req.face_path:
                 req.face_upload = client.upload(Path(req.face_path))
+            # A cast's characters, one per row, travel as uploads too.
+            req.settings.cast = [
+                {k: v for k, v in row.items() if k != "character_path"}
+                | {"character_upload": client.upload(Path(row["character_path"]))}
+                if row.get("character_path")
+                else row
+                for row in req.settings.cast
+            ]
             req.character_path = req.clip_path = req.keypoints_path = req.face_path = None
             req.output_dir = None
         else:
