@@ -70,5 +70,12 @@ def test_the_sidebar_cast_replaces_both_performers_in_one_job(
     rows = job["settings"]["cast"]
     assert rows[0]["person"] == pytest.approx(picks[0][0], abs=1e-4)
     assert rows[1]["person_frame"] == 3 and "cast_2" in rows[1]["character_path"]
+    names = [x[0] for x in r["compare"]]
+    assert (
+        "reference" in names
+        and any(n.endswith("cast_1") for n in names)
+        and any(n.endswith("cast_2") for n in names)
+    )
+    assert sorted(x[2] for x in r["compare"] if x[1] == "TEXT") == ["Cast 1 of 2", "Cast 2 of 2"]
     ok, error = r["batch_refused"]
     assert not ok and "Wan2.2-Animate" in error and "replace" in error

@@ -67,6 +67,10 @@ def run(a):
     folder = Path(bpy.path.abspath(results[0].directory)) if results else None
     out["job"] = json.loads((folder / "job.json").read_text()) if folder else None
     out["folders"] = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder else []
+    # Compare Take on a cast's result: the plate, then each pass labelled (the last is the final).
+    compare = __import__(MODULE + ".wan_animate_blender.blender.compare", fromlist=["compare"])
+    shown = compare.build_compare(folder, scene) if folder else None
+    out["compare"] = sorted([x.name, x.type, getattr(x, "text", "")] for x in strips(shown)) if shown else []
     shot = api.Shot(
         "animate2",
         clip=a["clip"],

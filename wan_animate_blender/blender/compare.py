@@ -30,9 +30,14 @@ def _image_strip(coll, name: str, files: list[Path], channel: int, start: int):
 
 
 def build_compare(job_dir: Path, source_scene) -> object:
-    """Reference, skeleton (for engines driven by one) and result, side by side."""
+    """Reference, skeleton (for engines driven by one) and result, side by side; for a cast,
+    the plate and each pass (the last is the result), labelled by pass."""
     job_dir = Path(job_dir)
     job = read_job(job_dir)
+    if job.get("cast"):
+        passes = [job_dir / p["folder"] for p in job["cast"]]
+        labels = [f"Cast {p['pass']} of {len(passes)}" for p in job["cast"]]
+        return build_compare_takes(passes, source_scene, labels)
     w, h = job["settings"]["width"], job["settings"]["height"]
     clip = job["inputs"]["clip"]
     # Engines that read the clip itself (Wan-Animate-2) draw no skeleton: two columns then.
@@ -85,10 +90,10 @@ def _same_clip(a: dict, b: dict) -> bool:
     return Path(a["path"]).resolve() == Path(b["path"]).resolve()
 
 
-def build_compare_takes(job_dirs: list[Path], source_scene) -> object:
+def build_compare_takes(job_dirs: list[Path], source_scene, labels: list[str] | None = None) -> object:
     """Several takes of one shot side by side: the reference, then each take at its own job's
     size scaled to one height (the tallest take's), all starting on frame 1, each labelled by
-    its engine and take name, so the artist can pick one."""
+    its engine and take name (or by ``labels``), so the artist can pick one."""
     dirs = [Path(d) for d in job_dirs]
     jobs = [read_job(d) for d in dirs]
     clip = jobs[0]["inputs"]["clip"]
@@ -130,7 +135,8 @@ def build_compare_takes(job_dirs: list[Path], source_scene) -> object:
         take = _image_strip(coll, f"{engine}: {job['name']}", files, 2 + k, 1)
         take.transform.scale_x = take.transform.scale_y = height / job["settings"]["height"]
         take.transform.offset_x = centres[k + 1]
-        text = compat.new_text_strip(coll, f"label {k + 1}", engine, 2 + len(jobs) + k, 1, n)
+        label = labels[k] if labels else engine
+        text = compat.new_text_strip(coll, f"label {k + 1}", label, 2 + len(jobs) + k, 1, n)
         # Text is placed in canvas fractions: centred over its take, near the bottom.
         text.location = ((lefts[k + 1] + widths[k + 1] / 2) / total, 0.08)
         text.font_size = max(12, height // 10)
