@@ -130,7 +130,9 @@ def cast_run(backend, scene):
     t0 = time.perf_counter()
     st, seen = backend.wait(r.json()["id"], timeout=600)
     assert st["state"] == "done", st
-    return Path(st["result_dir"]), seen, time.perf_counter() - t0, body
+    took = time.perf_counter() - t0
+    print(f"cast of 2, {FRAMES} frames at {W}x{H}, 4 windows x 2 steps a pass: {took:.1f} s")
+    return Path(st["result_dir"]), seen, took, body
 
 
 def _mask(result: Path, n: int) -> np.ndarray:
@@ -186,6 +188,29 @@ def _store_of_pass(data: Path, k: int) -> Path | None:
     return None
 
 
+def _wait_for_pass_two_window(data: Path) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        store = _store_of_pass(data, 1)
+        if store is not None and (store / "window_0000.npy").is_file():
+            return
+        time.sleep(0.002)
+    raise AssertionError("pass 2 never finished a window")
+
+
+def test_a_cancel_in_pass_two_stops_within_a_step_and_leaves_no_result(backend, cast_run):
+    _result, _seen, _t, body = cast_run
+    job_id = backend.post("/v1/jobs", json=body).json()["id"]
+    _wait_for_pass_two_window(backend.data_dir)
+    t0 = time.monotonic()
+    backend.post(f"/v1/jobs/{job_id}/cancel")
+    st, _ = backend.wait(job_id)
+    assert st["state"] == "cancelled", st
+    assert time.monotonic() - t0 < 10
+    assert not st.get("result_dir")
+    assert not list((backend.data_dir / "results").glob(f".{job_id}*"))  # no partial folder left
+
+
 def test_a_crash_in_pass_two_resumes_there_with_the_same_frames(
     tmp_path, backend_python, tiny_model, cast_run
 ):
@@ -193,12 +218,7 @@ def test_a_crash_in_pass_two_resumes_there_with_the_same_frames(
     b = BackendProc(backend_python, tmp_path / "data", tiny_model)
     try:
         job_id = b.post("/v1/jobs", json=body).json()["id"]
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            store = _store_of_pass(tmp_path / "data", 1)
-            if store is not None and (store / "window_0000.npy").is_file():
-                break
-            time.sleep(0.002)
+        _wait_for_pass_two_window(tmp_path / "data")
         os.kill(b.proc.pid, signal.SIGKILL)  # as if the machine lost power, mid pass 2
     finally:
         b.proc.wait()
