@@ -47,7 +47,8 @@ def confine_request(req: JobRequest, paths: dict[str, Path | None], roots: list[
         return
     for key, p in paths.items():
         if p is not None:
-            confine(p, roots, INPUT_LABELS.get(key, key))
+            label = f"character image of cast row {int(key[5:]) + 1}" if key.startswith("cast_") else key
+            confine(p, roots, INPUT_LABELS.get(key, label))
     for lora in request_loras(req):
         confine(lora, roots, "LoRA file")
     if req.output_dir and not inside(Path(req.output_dir), roots[1:]):
