@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import bpy
-from harness import build_scene, configure, install, main
+from harness import build_scene, compat, configure, install, main
 
 
 def run(a):
@@ -33,7 +33,9 @@ def run(a):
     return {
         "scene": comp.name,
         "res": [comp.render.resolution_x, comp.render.resolution_y],
-        "strips": {k: [v.channel, v.frame_final_duration, v.transform.offset_x] for k, v in strips.items()},
+        "strips": {
+            k: [v.channel, compat().strip_duration(v), v.transform.offset_x] for k, v in strips.items()
+        },
         "job_dir": job_dir,
         "model_frame": job["output_to_model"][f],
         "frame_count": job["frame_count"],

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import bpy
-from harness import MODULE, build_scene, configure, install, main, strips, wait_job
+from harness import MODULE, build_scene, compat, configure, install, main, strips, wait_job
 
 
 def run(a):
@@ -110,7 +110,7 @@ def run(a):
             "type": x.type,
             "channel": x.channel,
             "frame_start": x.frame_start,
-            "frame_final_duration": x.frame_final_duration,
+            "frame_final_duration": compat().strip_duration(x),
             "elements": len(x.elements),
             "directory": x.directory,
             "missing": [e.filename for e in x.elements if not (Path(x.directory) / e.filename).is_file()],

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import bpy
-from harness import MODULE, build_scene, configure, install, main, strips
+from harness import MODULE, build_scene, compat, configure, install, main, strips
 
 
 def new_strips(scene, before: set) -> list[dict]:
@@ -43,8 +43,8 @@ def compare_takes(scene, takes: list) -> tuple[list[str], dict]:
     bpy.context.window.scene = scene  # the compare scene was shown; back to the edit
     laid = []
     for x in strips(comp):
-        row = {"name": x.name, "type": x.type, "channel": x.channel, "start": x.frame_final_start}
-        row["duration"] = x.frame_final_duration
+        row = {"name": x.name, "type": x.type, "channel": x.channel, "start": compat().strip_start(x)}
+        row["duration"] = compat().strip_duration(x)
         if x.type == "TEXT":
             row["text"], row["x"] = x.text, round(x.location[0], 4)
         else:

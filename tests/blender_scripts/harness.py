@@ -29,6 +29,12 @@ def install(zip_path: str):
     return importlib.import_module(MODULE)
 
 
+def compat():
+    """The installed add-on's compat module: the one place test scripts read a strip's range from,
+    as the add-on does, whatever the Blender version."""
+    return importlib.import_module(MODULE + ".wan_animate_blender.blender.compat")
+
+
 def configure(a: dict) -> None:
     p = bpy.context.preferences.addons[MODULE].preferences
     p.backend_python = a.get("backend_python", "")

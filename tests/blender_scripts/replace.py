@@ -4,12 +4,12 @@ import json
 from pathlib import Path
 
 import bpy
-from harness import MODULE, build_scene, configure, install, main, strips
+from harness import MODULE, build_scene, compat, configure, install, main, strips
 
 
 def state(scene):
     return sorted(
-        (x.name, x.type, x.channel, x.frame_final_start, x.frame_final_duration, x.mute)
+        (x.name, x.type, x.channel, compat().strip_start(x), compat().strip_duration(x), x.mute)
         for x in strips(scene)
     )
 

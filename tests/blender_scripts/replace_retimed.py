@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import bpy
-from harness import build_scene, configure, install, main, strips
+from harness import build_scene, compat, configure, install, main, strips
 
 
 def make(a):
@@ -18,6 +18,7 @@ def make(a):
     plate.select = True
     ed.active_strip = plate
     bpy.ops.sequencer.retiming_segment_speed_set(speed=a["speed_percent"])
+    # Made without the add-on, in 4.2 or 4.5 only, where these names are current.
     plate.frame_final_start += a["trim_start"]
     plate.frame_final_end -= a["trim_end"]
     shown = [plate.frame_final_start, plate.frame_final_end - 1]
@@ -42,9 +43,10 @@ def replace(a):
     ed = scene.sequence_editor
     plate = [x for x in strips(scene) if x.name == "plate"][0]
     ed.active_strip = plate
-    plate_range = [plate.frame_final_start, plate.frame_final_duration]
+    c = compat()
+    plate_range = [c.strip_start(plate), c.strip_duration(plate)]
     renders = []  # what this Blender shows at the strip's ends: the truth to check against
-    for t in (plate.frame_final_start, plate.frame_final_end - 1):
+    for t in (c.strip_start(plate), c.strip_end(plate) - 1):
         scene.frame_set(t)
         scene.render.filepath = str(Path(a["renders"]) / f"shown_{t}.png")
         bpy.ops.render.render(write_still=True)
@@ -60,7 +62,7 @@ def replace(a):
         "renders": renders,
         "status": s.status,
         "plate": plate_range,
-        "made": [made.frame_final_start, made.frame_final_duration],
+        "made": [c.strip_start(made), c.strip_duration(made)],
         "settings": job["settings"],
         "frame_count": job["frame_count"],
     }

@@ -5,7 +5,7 @@ from a strip), an image strip's frames as written for the job."""
 from pathlib import Path
 
 import bpy
-from harness import MODULE, install, main
+from harness import MODULE, compat, install, main
 
 
 def run(a):
@@ -33,7 +33,7 @@ def run(a):
         # The frame as this Blender sizes it (upright or as stored), unscaled.
         scene.render.resolution_x, scene.render.resolution_y = el.orig_width, el.orig_height
         scene.render.resolution_percentage = 100
-        scene.frame_start, scene.frame_end = strip.frame_final_start, strip.frame_final_end - 1
+        scene.frame_start, scene.frame_end = compat().strip_start(strip), compat().strip_end(strip) - 1
         scene.render.image_settings.file_format = "PNG"
         scene.render.filepath = str(Path(a["renders"]) / f"strip{n}_####")
         bpy.ops.render.render(animation=True)
@@ -92,7 +92,7 @@ def image_strip(a, inputs, n: int) -> dict:
     )
     for name in names[1:]:
         strip.elements.append(name)
-    strip.frame_final_duration = len(names)
+    compat().set_strip_duration(strip, len(names))
     ed.active_strip = strip
     scene.render.resolution_x, scene.render.resolution_y = 64, 48
     scene.render.resolution_percentage = 100

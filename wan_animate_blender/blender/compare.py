@@ -25,7 +25,7 @@ def _image_strip(coll, name: str, files: list[Path], channel: int, start: int):
     strip.elements[0].filename = files[0].name
     for f in files[1:]:
         strip.elements.append(f.name)  # names may repeat: a held pose frame
-    strip.frame_final_duration = len(files)
+    compat.set_strip_duration(strip, len(files))
     return strip
 
 
@@ -78,7 +78,7 @@ def build_compare(job_dir: Path, source_scene) -> object:
     shown.append(_image_strip(coll, "result", [job_dir / f"frame_{i + 1:06d}.png" for i in range(n)], 3, 1))
     for i, strip in enumerate(shown):
         strip.transform.offset_x = (i - (columns - 1) / 2) * w
-    ref.frame_final_duration = min(ref.frame_final_duration, n)
+    compat.set_strip_duration(ref, min(compat.strip_duration(ref), n))
     scene["wan_animate_job"] = str(job_dir)
     return scene
 
@@ -127,7 +127,7 @@ def build_compare_takes(job_dirs: list[Path], source_scene, labels: list[str] | 
     )
     ref.transform.scale_x = ref.transform.scale_y = height / clip["height"]
     ref.transform.offset_x = centres[0]
-    ref.frame_final_duration = min(ref.frame_final_duration, n)
+    compat.set_strip_duration(ref, min(compat.strip_duration(ref), n))
     takes = []
     for k, (job_dir, job) in enumerate(zip(dirs, jobs, strict=True)):
         engine = engine_label(job["settings"].get("engine") or "wan-animate")  # older jobs: Wan2.2

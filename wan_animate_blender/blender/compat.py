@@ -74,3 +74,38 @@ def new_text_strip(coll, name: str, text: str, channel: int, start: int, duratio
     strip = coll.new_effect(name=name, type="TEXT", channel=channel, frame_start=start, **extent)
     strip.text = text
     return strip
+
+
+# A strip's shown range: ``left_handle``, ``right_handle`` (one past the last frame shown) and
+# ``duration`` since 5.1, which deprecates ``frame_final_start``/``_end``/``_duration`` (their
+# removal is announced for 6.0); the same values under either name.
+def strip_start(strip) -> int:
+    """The first timeline frame the strip shows."""
+    return int(strip.left_handle if hasattr(strip, "left_handle") else strip.frame_final_start)
+
+
+def strip_end(strip) -> int:
+    """One past the last timeline frame the strip shows."""
+    return int(strip.right_handle if hasattr(strip, "right_handle") else strip.frame_final_end)
+
+
+def strip_duration(strip) -> int:
+    """How many timeline frames the strip shows."""
+    return strip_end(strip) - strip_start(strip)
+
+
+def set_strip_duration(strip, frames: int) -> None:
+    """Show ``frames`` frames from the strip's first shown frame (moves its right handle: 5.1.0
+    has ``duration`` read-only)."""
+    if hasattr(strip, "right_handle"):
+        strip.right_handle = strip.left_handle + int(frames)
+    else:
+        strip.frame_final_duration = int(frames)
+
+
+def set_strip_range(strip, start: int, end: int) -> None:
+    """Move the strip's handles so it shows timeline frames ``start`` to ``end - 1``."""
+    if hasattr(strip, "left_handle"):
+        strip.left_handle, strip.right_handle = int(start), int(end)
+    else:
+        strip.frame_final_start, strip.frame_final_end = int(start), int(end)

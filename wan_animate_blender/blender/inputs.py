@@ -119,8 +119,8 @@ def strip_clip_settings(strip) -> dict[str, Any]:
     does), rotated as this Blender shows it."""
     shown = shown_range(
         int(strip.frame_start),
-        int(strip.frame_final_start),
-        int(strip.frame_final_end),
+        compat.strip_start(strip),
+        compat.strip_end(strip),
         compat.movie_length(strip),
         compat.retiming_key_frames(strip),
         compat.RETIMING_KEYS_END_EXCLUSIVE,

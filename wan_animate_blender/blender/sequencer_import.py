@@ -13,7 +13,7 @@ def _occupied(editor, channel: int, start: int, end: int, ignore=None) -> bool:
     for s in compat.all_strips(editor):
         if s is ignore or s.channel != channel:
             continue
-        if s.frame_final_start < end and start < s.frame_final_end:
+        if compat.strip_start(s) < end and start < compat.strip_end(s):
             return True
     return False
 
@@ -42,6 +42,6 @@ def import_frames(scene, frames_dir: Path, name: str, frame_start: int, above_ch
     strip.elements[0].filename = frames[0].name
     for f in frames[1:]:
         strip.elements.append(f.name)
-    strip.frame_final_duration = len(frames)
+    compat.set_strip_duration(strip, len(frames))
     strip["wan_animate_result"] = str(frames_dir)
     return strip
