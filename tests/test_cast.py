@@ -152,6 +152,9 @@ def test_each_pass_masks_its_own_performer_and_not_the_other(cast_run, scene):
                 coverage[k, p, f] = (mask & silhouettes[p, f]).sum() / silhouettes[p, f].sum()
     assert coverage[0, 0].min() >= 0.95 and coverage[1, 1].min() >= 0.95, coverage
     assert coverage[0, 1].max() < 0.05 and coverage[1, 0].max() < 0.05, coverage
+    # Apart all along: no pass's mask reaches into another's, and nothing to warn of.
+    assert not any((_mask(result / "cast_1", f) & _mask(result / "cast_2", f)).any() for f in range(FRAMES))
+    assert job["cast_warnings"] == []
     print(
         f"cast mask coverage own min {coverage[[0, 1], [0, 1]].min():.3f}, other max "
         f"{coverage[[0, 1], [1, 0]].max():.3f}"
@@ -259,3 +262,36 @@ def test_the_clip_check_resolves_every_row_and_refuses_two_on_one_person(backend
     nobody = {"clip_path": str(clip), **_body(characters, [picks[0], ((0.5, 0.05), 0)])}
     rep = backend.post("/v1/check", json=nobody).json()
     assert not rep["ok"] and rep["error"].startswith("Cast row 2:"), rep
+
+
+def test_where_two_masks_meet_the_nearer_performer_keeps_the_overlap_and_is_warned_of(
+    backend, scene, tmp_path
+):
+    _clip, _truth, _sil, characters = scene
+    # Side by side, close enough that the regenerated boxes around them meet; blue nearer.
+    close = [
+        {"shirt": BLUE, "start": [-0.45, -0.3], "end": [-0.45, -0.3]},
+        {"shirt": RED, "start": [0.45, 0.3], "end": [0.45, 0.3], "phase": 0.25},
+    ]
+    frames = 5
+    clip, truth = render_clip(tmp_path, "close", close, W, H, frames, distance=4.6, silhouettes=True)
+    sil = [
+        [
+            np.asarray(Image.open(tmp_path / "close" / f"silhouette_{p}_{f:04d}.png"))[..., 3] > 0
+            for f in range(frames)
+        ]
+        for p in range(2)
+    ]
+    picks = []
+    for person in (1, 0):  # the farther performer's row first: the order is not what decides
+        j = truth[0][person]
+        picks.append((((j[11][0] + j[12][0]) / 2 / W, (j[11][1] + j[12][1]) / 2 / H), 0))
+    result = backend.run_job({"clip_path": str(clip), **_body(characters, picks, segment_frames=5, steps=1)})
+    job = result_json(result)
+    (warning,) = job["cast_warnings"]
+    assert "rows 1 and 2 overlap on clip frames" in warning and "nearer" in warning
+    for f in range(frames):
+        far, near = _mask(result / "cast_1", f), _mask(result / "cast_2", f)
+        assert not (far & near).any()  # one pass alone regenerates each pixel
+        assert (near & sil[0][f]).sum() >= 0.95 * sil[0][f].sum()  # the nearer one kept whole
+        assert not (far & sil[0][f]).any()  # the farther one's pass never paints over them
