@@ -149,3 +149,28 @@ def test_kill_9_mid_segment_resumes_with_the_uninterrupted_frames(
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_each_engine_names_what_its_model_folder_lacks(animate2_model, tiny_model, tmp_path):
+    from backend.engines.wan_animate_2 import folder_problem
+    from backend.model.model_store import model_dir_problem
+
+    assert folder_problem(animate2_model / "wan-animate-2", "wan-animate-2") is None
+    assert model_dir_problem(tiny_model) is None
+    for engine, source, check in (
+        ("wan-animate-2", animate2_model / "wan-animate-2", lambda d: folder_problem(d, "wan-animate-2")),
+        ("wan-animate", tiny_model, model_dir_problem),
+    ):
+        # A download stopped before the VAE, then one whose transformer config is cut short.
+        broken = tmp_path / engine
+        broken.mkdir()
+        for part in source.iterdir():
+            if part.name not in ("vae", "transformer"):
+                (broken / part.name).symlink_to(part, target_is_directory=part.is_dir())
+        (broken / "transformer").mkdir()
+        problem = check(broken)
+        assert "missing vae" in problem and "python -m backend download" in problem, problem
+        (broken / "vae").symlink_to(source / "vae", target_is_directory=True)
+        (broken / "transformer" / "config.json").write_text('{"_class_name": ')
+        problem = check(broken)
+        assert str(broken / "transformer" / "config.json") in problem and "cannot be read" in problem, problem

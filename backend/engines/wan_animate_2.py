@@ -9,7 +9,6 @@ and a cancel stops within one step."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..generation.colour_match import match_colours
-from ..model import memory_plan
+from ..model import memory_plan, model_folder
 from ..model.animate2_layout import ENGINE_FOLDERS
 from ..model.model_folder import folder_source, is_tiny_model
 from ..protocol import ENGINE_FEATURES, ENGINE_LABELS, JobSettings, RequestError
@@ -41,22 +40,14 @@ def engine_folder(model_dir: Path, engine: str) -> Path:
 
 
 def folder_problem(folder: Path, engine: str) -> str | None:
-    label = ENGINE_LABELS[engine]
     fix = (
         f"Run `python -m backend download --engine {engine}` (it puts the weights in the model folder's "
         f"{ENGINE_FOLDERS[engine]} sub-folder), or choose another engine."
     )
-    if not (folder / INDEX_FILE).is_file():
-        return f"The {label} weights are not in {folder} ({INDEX_FILE} is missing). {fix}"
-    missing = [p for p in PARTS if not (folder / p).is_dir()]
-    if missing:
-        return f"The {label} weights in {folder} are incomplete (missing {', '.join(missing)}). {fix}"
-    for cfg in [folder / INDEX_FILE] + [folder / p / "config.json" for p in ("transformer", "vae")]:
-        try:
-            json.loads(cfg.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            return f"{cfg} cannot be read ({exc}): the download did not finish or the file is damaged. {fix}"
-    return None
+    configs = [INDEX_FILE, "transformer/config.json", "vae/config.json"]
+    return model_folder.folder_problem(
+        folder, f"The {ENGINE_LABELS[engine]} folder", (INDEX_FILE, *PARTS), configs, fix
+    )
 
 
 @dataclass
@@ -214,6 +205,8 @@ class _Segments:
     def run(self) -> Generated:
         import torch
 
+        from ..generation.window_loop import to_uint8  # torch, loaded with the model
+
         n = len(self.starts)
         resumed = self.store.finished(n)
         timings = {"encoding": 0.0, "denoising": 0.0, "decoding": 0.0}
@@ -249,7 +242,7 @@ class _Segments:
                 if k > 0:
                     decoded = self._match(decoded[:, :, : self.overlap], decoded[:, :, self.overlap :], tail)
                 tail = decoded[:, :, -self.overlap :].clone()
-                self.store.save(k, _to_uint8(decoded), tail)
+                self.store.save(k, to_uint8(decoded), tail)
                 timings["decoding"] += time.perf_counter() - t0
         frames = self._assemble(n)
         return Generated(
@@ -270,15 +263,15 @@ class _Segments:
         matched tail conditions the next segment, so every segment chains back to the first."""
         if not self.inputs.colour_match:
             return kept
-        from ..generation.window_loop import _apply_colour, _unit  # torch, loaded with the model
+        from ..generation.window_loop import apply_colour, unit  # torch, loaded with the model
 
-        found = match_colours(_unit(tail.to(regenerated)), _unit(regenerated))
+        found = match_colours(unit(tail.to(regenerated)), unit(regenerated))
         if found is None:  # the conditioning frames were not followed: nothing to match against
             self.colour_gains.append(None)
             return kept
         gain, offset, _score = found
         self.colour_gains.append([round(float(g), 4) for g in gain])
-        return _apply_colour(kept, gain, offset)
+        return apply_colour(kept, gain, offset)
 
     def _encode(self):
         """Prompt, reference image and the driving video's first frame through the pipeline's
@@ -338,12 +331,6 @@ class _Segments:
         for k in range(n):
             out.extend(np.asarray(self.store.frames(k)))
         return out[: self.n_frames]
-
-
-def _to_uint8(video) -> np.ndarray:
-    """[1, 3, T, H, W] in [-1, 1] -> (T, H, W, 3) uint8."""
-    x = (video[0].float().clamp(-1, 1) + 1) * 127.5
-    return x.round().to(dtype=__import__("torch").uint8).permute(1, 2, 3, 0).cpu().numpy()
 
 
 class _count_steps:  # noqa: N801 - used as a context manager

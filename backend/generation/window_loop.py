@@ -77,17 +77,18 @@ class WindowTimings:
 StepHook = Callable[[int, int, int, bool], None]
 
 
-def _unit(video: torch.Tensor) -> np.ndarray:
+def unit(video: torch.Tensor) -> np.ndarray:
     """VAE output (1, C, T, H, W) in [-1, 1] -> (T, H, W, C) float in [0, 1]."""
     return (video[0].float() / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0).cpu().numpy()
 
 
-def _to_uint8(video: torch.Tensor) -> np.ndarray:
-    """VAE output (1, C, T, H, W) in [-1, 1] -> (T, H, W, C) uint8."""
-    return (_unit(video) * 255 + 0.5).astype(np.uint8)
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """VAE output (1, C, T, H, W) in [-1, 1] -> (T, H, W, C) uint8, halves rounded up as the
+    official generate's frames are; every engine saves its frames through this."""
+    return (unit(video) * 255 + 0.5).astype(np.uint8)
 
 
-def _apply_colour(video: torch.Tensor, gain: np.ndarray, offset: np.ndarray) -> torch.Tensor:
+def apply_colour(video: torch.Tensor, gain: np.ndarray, offset: np.ndarray) -> torch.Tensor:
     """Apply a gain/offset found in [0, 1] units to video in [-1, 1] units."""
     # y = (x + 1) / 2 and y' = g y + o give x' = g x + (g + 2 o - 1).
     g = torch.as_tensor(gain, dtype=video.dtype, device=video.device).view(1, -1, 1, 1, 1)
@@ -294,19 +295,19 @@ def _match_previous_tail(
 ) -> torch.Tensor:
     # This window's first frames re-generate the previous (already matched) window's tail, so
     # matching them to it chains every window back to the first one.
-    found = match_colours(_unit(prev_tail), _unit(out[:, :, :overlap]))
+    found = match_colours(unit(prev_tail), unit(out[:, :, :overlap]))
     if found is None:
         timings.colour_gains.append(None)  # the overlap was not followed: left as is
         return out
     gain, offset, _score = found
     timings.colour_gains.append([round(float(g), 4) for g in gain])
-    return _apply_colour(out, gain, offset)
+    return apply_colour(out, gain, offset)
 
 
 def _save_window(store: WindowStore, win: Window, out: torch.Tensor, overlap: int) -> torch.Tensor:
     """Save the window's new frames; its tail (which the next window re-generates) comes back."""
     tail = out[:, :, -overlap:].clone()
-    store.save(win.index, _to_uint8(out[:, :, win.keep_from :]), tail)
+    store.save(win.index, to_uint8(out[:, :, win.keep_from :]), tail)
     return tail
 
 

@@ -5,7 +5,6 @@ the tiny random model that tests use."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from ..protocol import MODEL_FOLDER_PARTS, RequestError
 from .lora_adapters import LoraSpec, TransformerSetup, set_up_transformer
-from .model_folder import folder_source, is_tiny_model
+from .model_folder import folder_problem, folder_source, is_tiny_model
 
 REQUIRED_PARTS = MODEL_FOLDER_PARTS
 HF_REPO_ID = "Wan-AI/Wan2.2-Animate-14B-Diffusers"
@@ -45,25 +44,15 @@ class LoadedModel:
 
 
 def model_dir_problem(model_dir: Path) -> str | None:
-    """What is wrong with a model folder, naming the file and what to do; None when it looks whole."""
-    model_dir = Path(model_dir)
-    fix = "Run `python -m backend download` or set the model folder in the add-on preferences."
-    if not model_dir.is_dir():
-        return f"The model folder {model_dir} does not exist. {fix}"
-    missing = [p for p in REQUIRED_PARTS if not (model_dir / p).exists()]
-    if missing:
-        return f"The model folder {model_dir} is incomplete (missing {', '.join(missing)}). {fix}"
-    configs = [model_dir / "model_index.json"] + [
-        model_dir / part / "config.json" for part in ("transformer", "vae", "image_encoder")
-    ]
-    for cfg in configs:
-        if not cfg.is_file():
-            return f"{cfg} is missing: the download did not finish. {fix}"
-        try:
-            json.loads(cfg.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            return f"{cfg} cannot be read ({exc}): the file is damaged. Delete it and download again. {fix}"
-    return None
+    """What is wrong with a Wan2.2-Animate model folder, naming the file and what to do; None when
+    it looks whole."""
+    return folder_problem(
+        model_dir,
+        "The model folder",
+        REQUIRED_PARTS,
+        ["model_index.json", *(f"{part}/config.json" for part in ("transformer", "vae", "image_encoder"))],
+        "Run `python -m backend download` or set the model folder in the add-on preferences.",
+    )
 
 
 def check_model_dir(model_dir: Path) -> None:
