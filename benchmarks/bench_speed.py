@@ -501,7 +501,7 @@ def whole_job(tmp: Path, tiny_dir: Path, model_dir: Path | None) -> None:
     import numpy as np
     import skimage.data
 
-    from backend.engines import make_engine
+    from backend.engines import Engines
     from backend.job.run_job import JobRunner
     from backend.model.model_store import ModelStore
     from backend.protocol import JobRequest, JobSettings
@@ -512,7 +512,7 @@ def whole_job(tmp: Path, tiny_dir: Path, model_dir: Path | None) -> None:
     cv2.imwrite(str(character), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
     model = model_dir or tiny_dir
     real = model_dir is not None
-    runner = JobRunner(make_engine("wan2.2-animate", ModelStore(), model), model, tmp / "results")
+    runner = JobRunner(Engines(ModelStore(), model), model, tmp / "results")
     w, h = (832, 480) if real else (256, 144)
     print(
         f"\nwhole job: carphone (120 frames at 29.97 fps), {w}x{h}, 20 steps, {'real' if real else 'tiny'} model"

@@ -63,3 +63,10 @@ class Engine(Protocol):
     ) -> Generated:
         """The ``n_frames`` frames at the model's rate, each window saved to ``store`` as it
         finishes (a re-run resumes after the saved ones)."""
+
+
+class EngineSource(Protocol):
+    """Where a job finds the engine its request names: the backend's Engines, or the cluster
+    node's set that streams each finished window to the head."""
+
+    def get(self, name: str) -> Engine: ...

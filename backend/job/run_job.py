@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engines import Engine, Engines, Generated, PreparedModel
+from ..engines import Engine, EngineSource, Generated, PreparedModel
 from ..preprocess.clip_reading import output_frame_sources
 from ..protocol import JobRequest
 from .conditioning_stage import (
@@ -40,14 +40,14 @@ __all__ = ["Cancelled", "JobRunner"]
 class JobRunner:
     def __init__(
         self,
-        engine: Engine | Engines,
+        engines: EngineSource,
         model_dir: Path,
         default_output: Path,
         estimator_factory=None,
         work_dir: Path | None = None,
         roots: list[Path] | None = None,
     ) -> None:
-        self.engine = engine
+        self.engines = engines
         self.roots = roots  # remote use: every file a job reads resolves into these when opened
         self.model_dir = Path(model_dir)
         self.default_output = Path(default_output)
@@ -124,8 +124,7 @@ class JobRunner:
         return {**result, "warnings": ([warning] if warning else []) + (conditioning.warnings or [])}
 
     def engine_for(self, req: JobRequest) -> Engine:
-        # Engines: the request's engine setting picks one; a single Engine runs every job.
-        return self.engine.get(req.settings.engine) if isinstance(self.engine, Engines) else self.engine
+        return self.engines.get(req.settings.engine)
 
     def keep_thumbnail(self, conditioning: JobConditioning, pick: list | None) -> Path:
         thumbnail = self._thumbnail_copy(conditioning, pick)

@@ -36,7 +36,7 @@ class NodeRunner:
     ``cancel`` and ``restore`` reach it while ``run`` streams)."""
 
     def __init__(self, model_dir: str, device: str = "auto") -> None:
-        from .. import engines
+        from ..engines import Engines
         from ..model.model_store import ModelStore
 
         self.model_dir = Path(model_dir)
@@ -44,12 +44,7 @@ class NodeRunner:
         self.work = Path(tempfile.mkdtemp(prefix="wan-animate-node-"))
         self.models = ModelStore(device)
         # Kept for the actor's life: the model stays warm between jobs.
-        many = getattr(engines, "Engines", None)
-        self.engine: Any = (
-            many(self.models, self.model_dir)
-            if many is not None
-            else engines.make_engine("wan2.2-animate", self.models, self.model_dir)
-        )
+        self.engines = Engines(self.models, self.model_dir)
         self._cancels: dict[str, threading.Event] = {}
         self._restores: dict[str, tuple[threading.Event, list]] = {}
 
@@ -101,7 +96,7 @@ class NodeRunner:
             paths = _write_inputs(job_dir / "inputs", shipped)
             req = JobRequest.from_json(request)
             runner = JobRunner(
-                _streaming(self.engine, events.put, lambda: self._await_restore(job_id, cancel)),
+                _StreamingEngines(self.engines, events.put, lambda: self._await_restore(job_id, cancel)),
                 self.model_dir,
                 job_dir / "results",
                 work_dir=self.work / "windows",
@@ -191,22 +186,16 @@ def _files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
-def _streaming(engine: Any, emit: Callable[[Event], None], await_restore: Callable[[], None]) -> Any:
-    """``engine`` (one engine, or the set the request picks from) with streaming window stores."""
-    from .. import engines
+class _StreamingEngines:
+    """The node's engines (kept warm between jobs), each handed out with a streaming window store."""
 
-    many = getattr(engines, "Engines", None)
-    if many is not None and isinstance(engine, many):
+    def __init__(
+        self, engines: Any, emit: Callable[[Event], None], await_restore: Callable[[], None]
+    ) -> None:
+        self.engines, self.emit, self.await_restore = engines, emit, await_restore
 
-        class _StreamingEngines(many):  # type: ignore[misc, valid-type]
-            def __init__(self) -> None:  # the wrapped set holds the state
-                pass
-
-            def get(self, name: str) -> Any:
-                return _StreamingEngine(engine.get(name), emit, await_restore)
-
-        return _StreamingEngines()
-    return _StreamingEngine(engine, emit, await_restore)
+    def get(self, name: str) -> Any:
+        return _StreamingEngine(self.engines.get(name), self.emit, self.await_restore)
 
 
 class _StreamingEngine:
