@@ -140,6 +140,14 @@ class WANANIM_Settings(bpy.types.PropertyGroup):
         ),
         default=True,
     )
+    sampler: bpy.props.EnumProperty(
+        name="Sampler",
+        items=[
+            ("dpm++", "DPM++", "DPM-Solver++ at shift 5, the official Wan2.2-Animate generate's default"),
+            ("unipc", "UniPC", "UniPC at shift 5, the official generate's other solver"),
+        ],
+        default="dpm++",
+    )
     estimator: bpy.props.EnumProperty(
         name="Pose Estimator",
         items=[

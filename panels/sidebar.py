@@ -46,6 +46,7 @@ def draw_panel(layout, context) -> None:
     col.prop(s, "colour_match")
     col.prop(s, "step_cache")
     if skeleton:  # the skeleton read from the clip: its proportions and who it follows
+        col.prop(s, "sampler")
         col.prop(s, "retarget")
         col.prop(s, "estimator")
         row = col.row(align=True)

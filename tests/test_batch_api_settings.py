@@ -60,6 +60,7 @@ def test_a_shot_runs_with_every_sidebar_setting(
     assert changed["relight_strength"] == pytest.approx(0.5) and changed["relight_lora"] == str(relight)
     assert changed["memory_mode"] == "group_offload" and changed["attention"] == "sdpa_math"
     assert changed["compile"] is True and changed["fp8"] is True
+    assert changed["sampler"] == "unipc"
 
     # Left alone, a Shot keeps its own defaults (not the scene's sidebar) and the
     # machine's speed and memory preferences.
@@ -71,3 +72,4 @@ def test_a_shot_runs_with_every_sidebar_setting(
     assert defaults["loras"] == [] and defaults["step_cache"] == 0.0
     assert defaults["memory_mode"] == "sequential_offload" and defaults["attention"] == "sdpa"
     assert defaults["compile"] is False and defaults["fp8"] is False
+    assert defaults["sampler"] == "dpm++"

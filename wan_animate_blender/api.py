@@ -93,6 +93,7 @@ class Shot:
     engine: str = "wan-animate"
     prompt: str = ""  # empty: the engine's own
     guidance_scale: float | None = None  # None: the engine's default (3.0 for base Wan-Animate-2)
+    sampler: str = "dpm++"  # Wan2.2-Animate: "dpm++" (the official generate's default) or "unipc"
     # Several performers replaced in one job (replace mode), one CastMember each; empty: none.
     cast: list[CastMember] = field(default_factory=list)
 
@@ -124,6 +125,7 @@ _SETTINGS = (
     "person_frame",
     "relight_strength",
     "relight_lora",
+    "sampler",
 )
 _OPTIONAL = ("width", "height", "memory_mode", "attention", "compile", "fp8")
 

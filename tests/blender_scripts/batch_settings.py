@@ -20,6 +20,7 @@ def run(a):
     # The sidebar says otherwise everywhere: a Shot must not take any of it.
     s.quality, s.steps, s.seed, s.retarget, s.estimator = "720p", 9, 99, False, "mediapipe"
     s.pick_performer, s.performer_point, s.relight_strength = True, (0.1, 0.9), 0.25
+    s.sampler = "unipc"
     api = __import__(MODULE + ".wan_animate_blender.api", fromlist=["api"])
     builder = __import__(MODULE + ".wan_animate_blender.blender.job_builder", fromlist=["job_builder"])
     shot_fields = {f.name for f in dataclasses.fields(api.Shot)}
@@ -43,6 +44,7 @@ def run(a):
             attention="sdpa_math",
             compile=True,
             fp8=True,
+            sampler="unipc",
             **common,
         ),
         api.Shot("defaults", width=64, height=48, **common),

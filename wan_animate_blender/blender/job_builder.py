@@ -106,6 +106,7 @@ def scene_values(scene: Any) -> dict[str, Any]:
         "colour_match": bool(s.colour_match),
         "output_fps": scene.render.fps / scene.render.fps_base,
         "step_cache": float(s.step_cache),
+        "sampler": s.sampler,
         "retarget": "auto" if s.retarget else "off",
         "estimator": s.estimator,
         # A pick is on the skeleton the clip is read into; a video-driven engine has none.
