@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .engine import Engine, EngineSource, Generated, PreparedModel
+from .engine import Engine, EngineSource, Generated, PreparedModel, ShotFrames
 
 # The request's ``engine`` setting (protocol.ENGINES) -> the engine's own name in job.json.
 ENGINES = ("wan2.2-animate", "wan-animate-2", "wan-animate-2-distilled")
@@ -39,4 +39,13 @@ class Engines:
         return self._made[name]
 
 
-__all__ = ["ENGINES", "Engine", "EngineSource", "Engines", "Generated", "PreparedModel", "make_engine"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "EngineSource",
+    "Engines",
+    "Generated",
+    "PreparedModel",
+    "ShotFrames",
+    "make_engine",
+]

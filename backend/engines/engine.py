@@ -8,7 +8,7 @@ and making the frames window by window. A second model family is one more Engine
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +17,26 @@ from ..protocol import JobSettings
 
 # (window from 1, windows, steps done in it, decoding) -> None; raises to stop the job
 StepHook = Callable[[int, int, int, bool], None]
+# What the official code prompts with when none is given (custom prompts are discouraged upstream).
+DEFAULT_PROMPT = "视频中的人在做动作"
+
+
+@dataclass
+class ShotFrames:
+    """The job's conditioning as an engine builds its own inputs from it (``Engine.inputs``):
+    PIL images made as they are read, each sequence at least one frame past the overlap."""
+
+    reference: Any  # the character, fitted to the output size
+    pose: Sequence  # the drawn skeleton per frame (empty for an engine without one)
+    face: Sequence
+    background: Sequence | None  # replace mode's plate and mask
+    mask: Sequence | None
+    driving: Sequence | None  # the clip's own frames, for an engine driven by video
+
+    @property
+    def frame_count(self) -> int:
+        """How many frames drive the model."""
+        return len(self.driving if self.driving is not None else self.pose)
 
 
 @dataclass
@@ -52,6 +72,9 @@ class Engine(Protocol):
     def prepare(self, settings: JobSettings, report: Callable[..., None]) -> PreparedModel: ...
 
     def count_windows(self, n_frames: int, settings: JobSettings) -> int: ...
+
+    def inputs(self, shot: ShotFrames, settings: JobSettings) -> Any:
+        """This engine's own inputs for ``generate``: only what it reads."""
 
     def generate(
         self,

@@ -3,16 +3,16 @@ skeleton and face crops, animate and replace modes, the relighting LoRA in repla
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..model import memory_plan
 from ..model.attention import resolve_attention
 from ..model.lora_adapters import LoraSpec
 from ..model.model_store import LoadOptions, ModelStore, model_dir_problem
 from ..protocol import JobSettings, RequestError
-from .engine import Generated, PreparedModel, StepHook
+from .engine import DEFAULT_PROMPT, Generated, PreparedModel, ShotFrames, StepHook
 
 RELIGHT_FILE = "relighting_lora.ckpt"  # where the official repository (and `download`) puts it
 
@@ -31,6 +31,32 @@ class WanAnimateEngine:
         from ..generation.window_plan import count_windows
 
         return count_windows(n_frames, settings.segment_frames, settings.overlap)
+
+    def inputs(self, shot: ShotFrames, settings: JobSettings) -> Any:
+        """The window loop's inputs: the skeleton, the face crops and, in replace mode, the
+        plate and the mask."""
+        from ..generation.window_loop import WindowInputs
+
+        s = settings
+        return WindowInputs(
+            image=shot.reference,
+            pose=shot.pose,
+            face=shot.face,
+            background=shot.background,
+            mask=shot.mask,
+            prompt=s.prompt or DEFAULT_PROMPT,
+            width=s.width,
+            height=s.height,
+            segment=s.segment_frames,
+            overlap=s.overlap,
+            steps=s.steps,
+            mode=s.mode,
+            guidance_scale=s.guidance_scale,
+            seed=int(s.seed),
+            colour_match=s.colour_match,
+            step_cache=s.step_cache,
+            sampler=s.sampler,
+        )
 
     def prepare(self, settings: JobSettings, report: Callable[..., None]) -> PreparedModel:
         """Load (or keep) the pipeline in the memory mode that fits, with this job's kernel and LoRAs."""
@@ -52,7 +78,7 @@ class WanAnimateEngine:
         self.models.set_up_for_job(model, attention, loras)
         gb = {k: round(v / memory_plan.GIB, 2) for k, v in need.items()}
         return PreparedModel(
-            handle=_Loaded(model, need, available or 0, memory_mode, s.sampler),
+            handle=_Loaded(model, need, available or 0, memory_mode),
             device=model.device,
             tiny=model.tiny,
             face_size=int(model.pipe.transformer.config.motion_encoder_size),
@@ -87,7 +113,6 @@ class WanAnimateEngine:
         from ..generation.window_loop import assemble, generate_windows
 
         loaded: _Loaded = prepared.handle
-        inputs = dataclasses.replace(inputs, sampler=loaded.sampler)
         try:
             with torch.inference_mode():
                 plan, wt = generate_windows(loaded.model.pipe, inputs, store, on_step)
@@ -138,9 +163,7 @@ class WanAnimateEngine:
 
 
 class _Loaded:
-    """The loaded pipeline with the memory figures its out-of-memory advice quotes, and the job's
-    sampler (the window inputs carry what every engine shares)."""
+    """The loaded pipeline with the memory figures its out-of-memory advice quotes."""
 
-    def __init__(self, model, need: dict[str, int], available: int, memory_mode: str, sampler: str) -> None:
+    def __init__(self, model, need: dict[str, int], available: int, memory_mode: str) -> None:
         self.model, self.need, self.available, self.memory_mode = model, need, available, memory_mode
-        self.sampler = sampler

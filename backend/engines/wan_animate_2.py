@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from ..model import memory_plan, model_folder
 from ..model.animate2_layout import ENGINE_FOLDERS
 from ..model.model_folder import folder_source, is_tiny_model
 from ..protocol import ENGINE_FEATURES, ENGINE_LABELS, JobSettings, RequestError
-from .engine import Generated, PreparedModel, StepHook
+from .engine import DEFAULT_PROMPT, Generated, PreparedModel, ShotFrames, StepHook
 
 PIPELINE_CLASSES = {
     "wan-animate-2": "WanAnimate2ModularPipeline",
@@ -31,8 +31,6 @@ PIPELINE_CLASSES = {
 }
 INDEX_FILE = "modular_model_index.json"
 PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "image_encoder", "scheduler")
-# What the reference-extraction pass is told the driving video is (the pipeline's own default).
-DEFAULT_PROMPT = "视频中的人在做动作"
 
 
 def engine_folder(model_dir: Path, engine: str) -> Path:
@@ -48,6 +46,24 @@ def folder_problem(folder: Path, engine: str) -> str | None:
     return model_folder.folder_problem(
         folder, f"The {ENGINE_LABELS[engine]} folder", (INDEX_FILE, *PARTS), configs, fix
     )
+
+
+@dataclass
+class DrivingInputs:
+    """What Wan-Animate-2 reads: the character, the clip's own frames and the sampling settings
+    it honours (ENGINE_FEATURES says which it ignores)."""
+
+    image: Any  # PIL image, the character at the output size
+    driving: Sequence  # PIL frames of the clip at the model's rate
+    prompt: str
+    width: int
+    height: int
+    segment: int
+    overlap: int
+    steps: int
+    guidance_scale: float
+    seed: int
+    colour_match: bool = True
 
 
 @dataclass
@@ -79,6 +95,26 @@ class WanAnimate2Engine:
 
     def count_windows(self, n_frames: int, settings: JobSettings) -> int:
         return len(segment_starts(n_frames, settings.segment_frames, settings.overlap))
+
+    def inputs(self, shot: ShotFrames, settings: JobSettings) -> DrivingInputs:
+        s = settings
+        if shot.driving is None:
+            raise RequestError(
+                f"{ENGINE_LABELS[self.name]} is driven by the clip's frames: give a reference clip."
+            )
+        return DrivingInputs(
+            image=shot.reference,
+            driving=shot.driving,
+            prompt=s.prompt or DEFAULT_PROMPT,
+            width=s.width,
+            height=s.height,
+            segment=s.segment_frames,
+            overlap=s.overlap,
+            steps=s.steps,
+            guidance_scale=s.guidance_scale,
+            seed=int(s.seed),
+            colour_match=s.colour_match,
+        )
 
     def prepare(self, settings: JobSettings, report: Callable[..., None]) -> PreparedModel:
         s = settings
@@ -286,7 +322,7 @@ class _Segments:
             if param.name:
                 state.set(param.name, param.default, param.kwargs_type)
         values = {
-            "prompt": x.prompt or DEFAULT_PROMPT,
+            "prompt": x.prompt,
             "negative_prompt": None,
             "height": x.height,
             "width": x.width,
@@ -319,7 +355,7 @@ class _Segments:
         import torch
 
         frames = [
-            self.inputs.pose[padded_frame(start + i, self.n_frames)] for i in range(count or self.segment)
+            self.inputs.driving[padded_frame(start + i, self.n_frames)] for i in range(count or self.segment)
         ]
         video = self.pipe.video_processor.preprocess_video(
             frames, height=self.inputs.height, width=self.inputs.width, resize_mode="fill"

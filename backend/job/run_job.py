@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engines import Engine, EngineSource, Generated, PreparedModel
+from ..engines import Engine, EngineSource, Generated, PreparedModel, ShotFrames
 from ..preprocess.clip_reading import output_frame_sources
 from ..protocol import JobRequest
 from .conditioning_stage import (
@@ -31,8 +31,6 @@ from .job_report import JobRecord, face_warning, job_json
 from .keypoint_cache import CACHED_LABEL, KeypointCache
 from .progress import Cancelled, JobProgress, Report
 from .result_folder import partial_result_dir, publish_result, remove_stale_partials, write_frames
-
-DEFAULT_PROMPT = "视频中的人在做动作"  # the official default; custom prompts are discouraged upstream
 
 __all__ = ["Cancelled", "JobRunner"]
 
@@ -159,15 +157,21 @@ class JobRunner:
         cast_key: dict | None = None,
     ) -> tuple[Generated, Any]:
         """``cast_key``: a cast pass's row and the plate it read, so each pass resumes its own windows."""
-        from ..generation.window_loop import WindowInputs
         from ..generation.window_store import WindowStore
 
         s, cond = req.settings, conditioning.cond
         # Read lazily, one window's frames at a time; the pipeline needs more frames than the
         # overlap, so a very short clip holds its last frame.
         least = s.overlap + 1
-        # An engine that reads no skeleton is driven by the clip's own frames.
-        pose = _Images(cond.pose_frames if conditioning.driving is None else conditioning.driving, least)
+        shot = ShotFrames(
+            reference=conditioning.reference,
+            pose=_Images(cond.pose_frames, least),
+            face=_Images(cond.face_frames, least),
+            background=_Images(cond.background_frames, least) if len(cond.background_frames) else None,
+            mask=_Images(cond.mask_frames, least, "L") if len(cond.mask_frames) else None,
+            # An engine that reads no skeleton is driven by the clip's own frames.
+            driving=None if conditioning.driving is None else _Images(conditioning.driving, least),
+        )
         window_key = {
             "inputs": inputs.shas,
             # Memory mode, kernel and compilation change speed, not the picture: a job that ran
@@ -183,27 +187,11 @@ class JobRunner:
             **({"cast": cast_key} if cast_key else {}),
         }
         store = WindowStore(self.work_dir / key_hash(window_key), window_key)
-        windows = engine.count_windows(len(pose), s)
+        windows = engine.count_windows(shot.frame_count, s)
         progress.start_windows(windows, store.finished(windows), s.steps)
-        window_inputs = WindowInputs(
-            image=conditioning.reference,
-            pose=pose,
-            face=_Images(cond.face_frames, least),
-            background=_Images(cond.background_frames, least) if len(cond.background_frames) else None,
-            mask=_Images(cond.mask_frames, least, "L") if len(cond.mask_frames) else None,
-            prompt=s.prompt or DEFAULT_PROMPT,
-            width=s.width,
-            height=s.height,
-            segment=s.segment_frames,
-            overlap=s.overlap,
-            steps=s.steps,
-            mode=s.mode,
-            guidance_scale=s.guidance_scale,
-            seed=int(s.seed),
-            colour_match=s.colour_match,
-            step_cache=s.step_cache,
-        )
-        return engine.generate(model, window_inputs, store, progress.on_step, len(cond.sources)), store
+        return engine.generate(
+            model, engine.inputs(shot, s), store, progress.on_step, len(cond.sources)
+        ), store
 
     def _write_result(
         self,
