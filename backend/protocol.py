@@ -844,6 +844,7 @@ KEYPOINTS_JSON_SCHEMA: dict[str, Any] = {
         "pose_points_height": _NUM,
         "pose_size": _POINT,  # (width, height) of the frames pose_drawn is in
         "pose_canvas": _POINT,  # (width, height) the pose frames were drawn on before the fit
+        "pose_right_hand_first": {"type": "boolean"},  # hands drawn right then left (retargeted)
         "frames": {
             "type": "array",
             "items": {

@@ -2,11 +2,19 @@
 memory (RSS) against clip length, each length in its own process, measured in one run.
 
     python benchmarks/bench_preprocess.py [--seconds 5 20 60] [--checkpoint DIR/process_checkpoint]
+    python benchmarks/bench_preprocess.py --uhd-only [--uhd-seconds 5 60]
 
 The clips are carphone (a real face and shoulders) looped and scaled to 1280x720. Peak RSS
 should stay flat as the clip grows: frames stream through, and the conditioning frames go to
 disk as they are made; only the keypoints (133 x 3 numbers a frame) grow with the length.
 The "in-memory" rows run the same with the conditioning frames kept in memory, for contrast.
+
+The 4K rows run the pose and face passes of animate mode on a synthetic 3840x2160 clip (an
+estimator that gives the same keypoints every frame, so that the rows time the reading, the
+drawing and the writing, not a pose model): the skeleton is drawn at the clip's own size, as the
+official preprocessing draws it, then fitted into the 1280x720 output, so each frame costs a
+4K canvas; peak RSS must not grow with the clip's length (no frame at 4K is kept past its own
+turn). A line gives the drawing alone per frame at 4K and at 720p.
 
 The mask rows time replace mode's mask stage alone (segmentation, the official shaping, the
 mask and background frames written): SAM2 (a tiny random one unless ``--sam2 DIR`` names real
@@ -89,6 +97,130 @@ def child(clip: str, estimator: str, checkpoint: str | None, work: str) -> None:
     print("RESULT " + json.dumps({"frames": len(cond.sources), "seconds": seconds, "peak_rss": peak}))
 
 
+def make_uhd_clip(path: Path, seconds: float, width: int = 3840, height: int = 2160) -> int:
+    """A synthetic clip of ``seconds`` at 30 fps: three textured frames in turn, converted once and
+    encoded again and again (cheap to make; every frame still decodes at full size)."""
+    import av
+    import numpy as np
+
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    images = []
+    for i in range(3):
+        rgb = np.dstack(
+            [
+                128 + 90 * np.sin(xx / 97.0 + i),
+                128 + 90 * np.cos(yy / 71.0 - i),
+                128 + 60 * np.sin((xx + yy) / 53.0),
+            ]
+        )
+        images.append(
+            av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24").reformat(format="yuv420p")
+        )
+    n = int(seconds * 30)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30, options={"preset": "ultrafast", "crf": "28"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(n):
+            frame = images[(i // 10) % 3]
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return n
+
+
+class FixedKeypoints:
+    """An estimator that finds the same person, standing in the middle, in every frame."""
+
+    name = "fixed keypoints"
+
+    def __init__(self, width: int, height: int) -> None:
+        import numpy as np
+
+        k = np.zeros((133, 3))
+        body = {0: (0.50, 0.15), 1: (0.52, 0.13), 2: (0.48, 0.13), 3: (0.54, 0.14), 4: (0.46, 0.14),
+                5: (0.58, 0.25), 6: (0.42, 0.25), 7: (0.64, 0.38), 8: (0.36, 0.38), 9: (0.68, 0.50),
+                10: (0.32, 0.50), 11: (0.55, 0.55), 12: (0.45, 0.55), 13: (0.56, 0.72), 14: (0.44, 0.72),
+                15: (0.57, 0.90), 16: (0.43, 0.90)}  # fmt: skip
+        for i, (x, y) in body.items():
+            k[i] = (x * width, y * height, 0.9)
+        for j in range(68):
+            a = j / 68 * 2 * np.pi
+            k[23 + j] = ((0.5 + 0.025 * np.cos(a)) * width, (0.15 + 0.035 * np.sin(a)) * height, 0.9)
+        for start, (wx, wy) in ((91, (0.68, 0.50)), (112, (0.32, 0.50))):
+            for j in range(21):
+                k[start + j] = ((wx + 0.02 * np.cos(j)) * width, (wy + 0.02 * np.sin(j)) * height, 0.9)
+        self._kps = k
+
+    def estimate(self, frame):
+        return self._kps.copy()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def uhd_child(clip: str, work: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from backend.preprocess.clip_reading import probe_clip
+    from backend.preprocess.conditioning import build_conditioning
+
+    info = probe_clip(Path(clip))
+    t0 = time.perf_counter()
+    cond = build_conditioning(
+        info, FixedKeypoints(info.width, info.height), 1280, 720, 512, None, 30.0, None, False, Path(work)
+    )
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(
+        "RESULT "
+        + json.dumps(
+            {"frames": len(cond.sources), "seconds": seconds, "peak_rss": peak, "canvas": cond.pose_canvas}
+        )
+    )
+
+
+def drawing_cost(repeats: int = 30) -> str:
+    """The skeleton drawn and fitted into 1280x720, per frame, on a 4K canvas and on a 720p one."""
+    sys.path.insert(0, str(ROOT))
+    from backend.preprocess.pose_format import canvas_points, draw_on_canvas
+
+    out = []
+    for w, h in ((3840, 2160), (1280, 720)):
+        pts = canvas_points(FixedKeypoints(w, h)._kps, w, h)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            draw_on_canvas(pts, (w, h), 1280, 720)
+        out.append((time.perf_counter() - t0) / repeats * 1000)
+    return f"drawing alone, per frame: {out[0]:.1f} ms on a 4K canvas, {out[1]:.1f} ms on a 720p one"
+
+
+def uhd_rows(tmp: Path, seconds: list[float]) -> int:
+    print("animate mode on a 3840x2160 clip into 1280x720 pose frames and 512x512 face crops, 30 fps")
+    print(f"{'estimator':<16} {'clip':>7} {'frames':>7} {'frames/s':>9} {'peak RSS':>10}")
+    peaks = []
+    for sec in seconds:
+        clip = tmp / f"uhd_{sec:g}.mp4"
+        make_uhd_clip(clip, sec)
+        work = tmp / f"uhd_work_{sec:g}"
+        work.mkdir()
+        r = run_child(["--uhd-child", str(clip), str(work)])
+        if r is None:
+            return 1
+        assert r["canvas"] == [3840, 2160], r  # drawn at the clip's size
+        peaks.append(r["peak_rss"])
+        print(
+            f"{'fixed keypoints':<16} {sec:>6g}s {r['frames']:>7} {r['frames'] / r['seconds']:>9.1f} "
+            f"{r['peak_rss'] / 2**20:>8.0f} MB"
+        )
+        clip.unlink()
+    if len(peaks) > 1:
+        print(f"{'':<16} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}")
+    print(drawing_cost() + "\n")
+    return 0
+
+
 def mask_child(clip: str, source: str, sam2_dir: str, work: str) -> None:
     """Replace mode's mask stage on every model frame, prompted by fixed points on the man in
     carphone (head, neck, shoulders): what SAM2 is given does not change its cost."""
@@ -96,8 +228,9 @@ def mask_child(clip: str, source: str, sam2_dir: str, work: str) -> None:
     import numpy as np
 
     from backend.preprocess.clip_reading import iter_frames_rgb, probe_clip
-    from backend.preprocess.conditioning import Letterbox, _replace_frames
+    from backend.preprocess.conditioning import _replace_frames
     from backend.preprocess.frame_folder import FrameFolder
+    from backend.preprocess.pose_format import resize_by_area
 
     info = probe_clip(Path(clip))
     sources = info.model_sources(30.0)
@@ -120,10 +253,9 @@ def mask_child(clip: str, source: str, sam2_dir: str, work: str) -> None:
         from backend.preprocess.segment_mediapipe import PerformerSegmenter
 
         seg = PerformerSegmenter()
-    box = Letterbox.fit(info.width, info.height, 832, 480)
     masks, backgrounds = FrameFolder(Path(work) / "mask", "mask"), FrameFolder(Path(work) / "bg", "bg")
     for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
-        bg, mask = _replace_frames(frame, seg, box, 832, 480, None, n)
+        bg, mask = _replace_frames(frame, resize_by_area(frame, 832, 480), seg, 832, 480, None, n)
         masks.append(mask)
         backgrounds.append(bg)
     seg.close()
@@ -176,12 +308,23 @@ def main() -> int:
         "--sam2", default=None, help="a SAM2 folder (transformers format) instead of the tiny one"
     )
     ap.add_argument("--masks-only", action="store_true", help="only the mask rows")
+    ap.add_argument(
+        "--uhd-seconds", type=float, nargs="*", default=[5, 60], help="clip lengths of the 4K rows"
+    )
+    ap.add_argument("--uhd-only", action="store_true", help="only the 4K rows")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--mask-child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--uhd-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return 0
+    if args.uhd_child:
+        uhd_child(*args.uhd_child)
+        return 0
+    if args.uhd_only:
+        with tempfile.TemporaryDirectory(prefix="wan-uhd-") as tmp:
+            return uhd_rows(Path(tmp), args.uhd_seconds)
     if args.mask_child:
         mask_child(*args.mask_child)
         return 0
@@ -209,6 +352,8 @@ def main() -> int:
                     f"{r['peak_rss'] / 2**20:>8.0f} MB"
                 )
             print(f"{'':<12} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}\n")
+        if uhd_rows(Path(tmp), args.uhd_seconds):
+            return 1
         people_cost(Path(tmp) / f"clip_{args.seconds[0]:g}.mp4")
         print()
         look_cost([Path(tmp) / f"clip_{sec:g}.mp4" for sec in args.seconds])

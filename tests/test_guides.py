@@ -85,8 +85,18 @@ def test_an_edited_bone_shows_in_the_regenerated_pose_frames(
     )
     wrist = np.array(PALETTE[4])  # RWrist's joint colour
     assert 0 <= nx < r["size"][0] and 0 <= ny < r["size"][1], (r["old"], r["new"], r["size"])
-    assert (new_pose[int(ny), int(nx)] == wrist).all()
-    assert not (old_pose[int(ny), int(nx)] == wrist).all()
+
+    def wrist_there(pose: np.ndarray) -> bool:
+        """The wrist's joint within a pixel of the dragged point: its colour, or (a skeleton drawn
+        on a canvas smaller than the output, as the official draws a small clip's, then enlarged)
+        its hue at half its brightness or more."""
+        x, y = int(nx), int(ny)
+        near = pose[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].reshape(-1, 3).astype(float)
+        hue = np.abs(near / np.maximum(near.max(axis=1, keepdims=True), 1) - wrist / wrist.max()).max(axis=1)
+        return bool(((hue < 0.05) & (near.max(axis=1) >= wrist.max() / 2)).any())
+
+    assert wrist_there(new_pose)
+    assert not wrist_there(old_pose)
     # Untouched frames are drawn as before (from the same saved keypoints).
     other = (m + 30) % len(list((Path(r["new_job"]) / "pose").glob("*.png")))
     a = cv2.imread(str(Path(r["new_job"]) / "pose" / f"pose_{other + 1:06d}.png"))

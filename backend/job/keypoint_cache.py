@@ -58,6 +58,7 @@ def keypoints_json(cond: Conditioning) -> dict[str, Any]:
         # The pose frames' skeletons as drawn (after retargeting), in pixels of a pose_size frame,
         # and the canvas they were drawn on: the guides show them, a regenerate redraws them.
         **({"pose_size": list(cond.pose_size), "pose_canvas": list(cond.pose_canvas)} if drawn else {}),
+        **({"pose_right_hand_first": True} if drawn and cond.pose_right_hand_first else {}),
         "frames": [
             {
                 "model_frame": i,

@@ -1,5 +1,6 @@
-"""The character image: checks an artist can act on, and the official framing
-(fit inside the output size at its own aspect ratio, padded with black)."""
+"""The character image: checks an artist can act on, and the official framing (fit inside the
+output size at its own aspect ratio, padded with black, resized linearly: the official
+generation's padding_resize of its reference image, src_ref.png, to the pose frames' size)."""
 
 from __future__ import annotations
 
@@ -58,8 +59,7 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
 
 
 def fit_character(img: Image.Image, width: int, height: int) -> Image.Image:
-    scale = min(width / img.width, height / img.height)
-    w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
-    canvas = Image.new("RGB", (width, height), (0, 0, 0))
-    canvas.paste(img.resize((w, h), Image.Resampling.LANCZOS), ((width - w) // 2, (height - h) // 2))
-    return canvas
+    """The reference image the model reads for a ``width`` x ``height`` output."""
+    from .pose_format import padding_resize
+
+    return Image.fromarray(padding_resize(np.asarray(img.convert("RGB")), width, height))

@@ -1,8 +1,42 @@
-"""Reference clip -> per-model-frame keypoints, pose frames and face crops.
+"""Reference clip -> per-model-frame keypoints, pose frames and face crops (and in replace mode
+backgrounds and masks), as the official Wan2.2 preprocessing makes them.
 
 Two streaming passes over the clip keep memory flat: the first estimates keypoints
 (kept: 133x3 floats a frame), the second crops faces once every gap in the face
-track has been bridged."""
+track has been bridged. No frame at the clip's size is kept longer than it is being used.
+
+What the official pipeline (process_pipepline.py) does, and the project with it:
+
+- animate mode: the clip's frames are read at their own size; the keypoints, the face boxes
+  (512 x 512 crops, resized linearly) and the skeleton drawing are all at the clip's size, and
+  each drawing is fitted with padding into the output. Retargeted, the skeleton is drawn on the
+  character image's official size (pose_format.resize_by_area) instead and fitted into the output.
+- replace mode: each clip frame is first resized to the output's area at the clip's aspect
+  (``resize_by_area``); the keypoints are placed on that frame (found at the clip's size, moved
+  where the resize puts them), and the skeleton, the face crops, the performer's mask (shaped by
+  mask_shape.official_shape) and the background are made at that size.
+
+The official output is the size of its frames (animate: the character image at the output's
+area; replace: the clip at the output's area; pose_format.official_size). The project's output
+is the request's size; where the two agree (usually: a character image, in replace mode a clip,
+of the output's aspect ratio; but not for every size, 480x832 is 464x832 officially) its frames
+are the official frames, pixel for pixel. Where they do not,
+each official frame is fitted into the output with padding (pose and background linearly, the
+mask by nearest pixel, the background blacked out under the fitted mask); animate mode's
+unretargeted skeleton is drawn at the clip's size and fitted into the output at once, as the
+official fits it into its own. tests/test_official_pipeline.py checks exactly this.
+
+The project's own steps before the official ones: the keypoints are cleaned over time
+(keypoint_filter) and rounded to 1/1000 pixel, a face too small for its landmarks is cropped
+from the head's points, and in replace mode the performer's mask comes from the segmenter at
+the clip's size and is resized onto the official frame (linearly, then cut at 0.5).
+
+Where the project departs from the official on purpose (none of these arise from the official
+pose model's output, which gives every point): a point with confidence 0 is "not given" (face
+boxes and retargeting leave it out); a one-frame clip at 50 or 60 fps keeps its frame (the
+official makes none); a frame where every body point lies left of or above the picture is drawn
+as it is (the official draws the previous frame's body there, and fails on a first frame); an
+empty mask stays empty (the official's box step fails on it)."""
 
 from __future__ import annotations
 
@@ -18,14 +52,16 @@ from .keypoint_filter import clean_tracks
 from .performer_pick import NoPersonError
 from .pose_format import (
     CONFIDENCE_THRESHOLD,
+    canvas_points,
     crop_face,
     draw_on_canvas,
     draw_pose_points,
     face_box,
     fit_points,
     head_box,
-    official_canvas,
-    official_points,
+    official_size,
+    padding_resize,
+    resize_by_area,
     wholebody_to_body20,
 )
 from .retarget import CharacterPose, measured_frame, plan_retarget
@@ -37,26 +73,6 @@ KEYPOINT_DECIMALS = 3  # what keypoints.json keeps: 1/1000 pixel
 # Around the followed person's box, the share of its size the replace mask may still reach:
 # arms and feet stretch past a detector's box.
 PERFORMER_MARGIN = 0.15
-
-
-@dataclass
-class Letterbox:
-    """Maps clip pixels into the output frame: fit inside, keep aspect, centre."""
-
-    scale: float
-    dx: float
-    dy: float
-
-    @classmethod
-    def fit(cls, src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letterbox:
-        s = min(dst_w / src_w, dst_h / src_h)
-        return cls(s, (dst_w - src_w * s) / 2.0, (dst_h - src_h * s) / 2.0)
-
-    def apply(self, kps: np.ndarray) -> np.ndarray:
-        out = np.array(kps, dtype=np.float64, copy=True)
-        out[:, 0] = out[:, 0] * self.scale + self.dx
-        out[:, 1] = out[:, 1] * self.scale + self.dy
-        return out
 
 
 @dataclass
@@ -86,6 +102,8 @@ class Conditioning:
     drawn_points: list = field(default_factory=list)
     pose_canvas: tuple[int, int] | None = None
     pose_size: tuple[int, int] | None = None
+    # The hands were drawn right then left (retargeted frames, as the official draws them).
+    pose_right_hand_first: bool = False
 
 
 def estimate_keypoints(
@@ -159,13 +177,16 @@ def build_conditioning(
     frames_dir: Path | None = None,
     model_dir: Path | None = None,
     character: CharacterPose | None = None,
+    segmenter=None,
 ) -> Conditioning:
     """``saved``: a keypoints.json of an earlier job on this clip; its keypoints are
     reused (no detection) and its ``pose_points`` (edited guides), if any, drawn.
     ``frames_dir``: where the pose, face, background and mask frames go as they are made
     (memory stays flat however long the clip); without it they are kept in memory.
     ``character``: the character's pose on its official canvas; when given and it shows the
-    shoulders, the pose is retargeted to its proportions by the official rule (retarget.py)."""
+    shoulders, the pose is retargeted to its proportions by the official rule (retarget.py;
+    animate mode only). ``segmenter``: replace mode's performer segmenter (``mask``, ``shape``,
+    ``name``, ``close``; closed here), instead of the one the model folder gives."""
     sources = info.model_sources(model_fps)
     if saved is not None:
         if len(saved["frames"]) != len(sources):
@@ -196,54 +217,68 @@ def build_conditioning(
             "performer's body clearly (head and shoulders at least).",
             keypoints=kps,
         )
-    boxes, face_from = face_boxes(kps, info.height, info.width)
+    # Replace mode works on the clip's frames resized to the official size; the keypoints are
+    # placed where that resize puts them (every point: an official estimator would find them there).
+    frame_size = (
+        official_size(info.width, info.height, out_w, out_h) if replace else (info.width, info.height)
+    )
+    on_frame = (
+        [fit_points(k, info.width, info.height, *frame_size, every=True) for k in kps] if replace else kps
+    )
+    crop_boxes, face_from = face_boxes(on_frame, frame_size[1], frame_size[0])
     bridged = [f == "bridged" for f in face_from]
-
-    box = Letterbox.fit(info.width, info.height, out_w, out_h)
+    # keypoints.json keeps the boxes in clip pixels, with the keypoints.
+    boxes = (
+        [_box_in_clip(b, info.width, info.height, frame_size) for b in crop_boxes] if replace else crop_boxes
+    )
 
     def sink(name: str):
         return FrameFolder(Path(frames_dir) / name, name) if frames_dir is not None else []
 
     pose_frames = sink("pose")
     ratios = None
-    # Every skeleton is drawn on a canvas (the clip's official one, or the character's when
-    # retargeted) and fitted into the output; the points as drawn, in output pixels, go into
-    # keypoints.json with the canvas, so the guides show what the model was given and a
-    # regenerate from edited guides draws untouched frames exactly as before.
+    right_first = False
+    # Every skeleton is drawn on a canvas (the clip's size, the official frame's in replace mode,
+    # the character's when retargeted) and fitted into the output; the points as drawn, in
+    # output pixels, go into keypoints.json with the canvas, so the guides show what the model
+    # was given and a regenerate from edited guides draws untouched frames exactly as before.
     drawn: list[np.ndarray] = []
     if saved is not None and all("pose_points" in f for f in saved["frames"]):
         canvas = tuple(saved["pose_canvas"]) if "pose_canvas" in saved else None
+        right_first = bool(saved.get("pose_right_hand_first", False))
         for f in saved["frames"]:
             pts = _saved_points(f["pose_points"], saved, out_w, out_h)
-            pose_frames.append(_draw_output_points(pts, out_w, out_h, canvas))
+            pose_frames.append(_draw_output_points(pts, out_w, out_h, canvas, right_first))
             drawn.append(pts)
     else:
-        first = measured_frame(kps)
-        plan = None if character is None else plan_retarget(first, info.width, info.height, character)
+        plan = None
+        if character is not None and not replace:
+            plan = plan_retarget(measured_frame(kps), info.width, info.height, character)
         if plan is not None:
             ratios = plan.ratio_by_bone_end()
-            canvas = plan.canvas
+            canvas, right_first = plan.canvas, True
         else:
-            canvas = official_canvas(info.width, info.height, out_w, out_h)
-        for k in kps:
-            on_canvas = (
-                plan.apply(k)
-                if plan is not None
-                else official_points(k, info.width, info.height, out_w, out_h)[0]
-            )
-            pose_frames.append(draw_on_canvas(on_canvas, canvas, out_w, out_h))
+            canvas = frame_size
+        for k, k_on_frame in zip(kps, on_frame, strict=True):
+            on_canvas = plan.apply(k) if plan is not None else canvas_points(k_on_frame, *canvas)
+            pose_frames.append(draw_on_canvas(on_canvas, canvas, out_w, out_h, right_first))
             drawn.append(fit_points(on_canvas, *canvas, out_w, out_h))
     face_frames = sink("face")
     backgrounds, masks = (sink("background"), sink("mask")) if replace else ([], [])
-    segmenter = _open_segmenter(info, sources, kps, model_dir, frames_dir, progress) if replace else None
+    if replace and segmenter is None:
+        segmenter = _open_segmenter(info, sources, kps, model_dir, frames_dir, progress)
+    segmenter = segmenter if replace else None
     try:
         for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
-            face_frames.append(crop_face(frame, boxes[n], face_size))
             if segmenter is not None:
+                frame_s = resize_by_area(frame, out_w, out_h)
+                face_frames.append(crop_face(frame_s, crop_boxes[n], face_size))
                 performer = person_boxes[n] if person_boxes else None
-                bg, mask = _replace_frames(frame, segmenter, box, out_w, out_h, performer, n)
+                bg, mask = _replace_frames(frame, frame_s, segmenter, out_w, out_h, performer, n)
                 backgrounds.append(bg)
                 masks.append(mask)
+            else:
+                face_frames.append(crop_face(frame, crop_boxes[n], face_size))
             if progress:
                 progress(n + 1, len(sources), f"face and mask ({segmenter.name})" if segmenter else "face")
     finally:
@@ -265,7 +300,15 @@ def build_conditioning(
         drawn_points=drawn,
         pose_canvas=canvas,
         pose_size=(out_w, out_h),
+        pose_right_hand_first=right_first,
     )
+
+
+def _box_in_clip(box: tuple[int, int, int, int], w: int, h: int, size: tuple[int, int]) -> tuple[int, ...]:
+    """A box on the clip frame resized to ``size`` (replace mode), in clip pixels."""
+    corners = np.array([[box[0], box[1], 1.0], [box[2], box[3], 1.0]])
+    (x0, y0, _), (x1, y1, _) = fit_points(corners, w, h, *size, inverse=True)
+    return (max(0, int(x0)), max(0, int(y0)), min(w, int(round(x1))), min(h, int(round(y1))))
 
 
 def _open_segmenter(
@@ -296,44 +339,45 @@ def _open_segmenter(
 
 def _replace_frames(
     frame: np.ndarray,
+    frame_s: np.ndarray,
     segmenter,
-    box: Letterbox,
     out_w: int,
     out_h: int,
     performer: list | None = None,
     index: int = 0,
 ):
-    """The clip frame fitted into the output like the pose, its performer region
-    (dilated, coarsened: the segmenter's ``shape``) blacked out in the background and white in
-    the mask. ``index``: the model frame, for segmenters that made the clip's masks beforehand.
+    """Replace mode's background and mask of one frame: made on ``frame_s`` (the clip frame at
+    the official size) as the official makes them, its performer region (the segmenter's mask,
+    shaped by the segmenter's ``shape``: the official dilation and box) blacked out in the
+    background and white in the mask, then both fitted into the output. ``index``: the model
+    frame, for segmenters that made the clip's masks beforehand.
+
+    The segmenter sees the clip frame at its own size (at a small output size the performer
+    would be too few pixels for the models to find); its mask is resized onto ``frame_s``.
 
     ``performer``: the followed person's box (clip pixels) where others are in view. The
     segmenter finds everyone; only the performer is to be replaced, so people outside their
     box (with a margin for limbs reaching out) stay in the background."""
     import cv2
 
-    fitted = np.zeros((out_h, out_w, 3), np.uint8)
     h, w = frame.shape[:2]
-    sw, sh = max(1, round(w * box.scale)), max(1, round(h * box.scale))
-    x0, y0 = int(round(box.dx)), int(round(box.dy))
-    fitted[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)[
-        : out_h - y0, : out_w - x0
-    ]
-    # Segmented at the clip's own size (the segmenter caps it): at a small output size the
-    # performer would be too few pixels for the models to find.
-    prob = np.zeros((out_h, out_w), np.float32)
-    prob[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(
-        segmenter.mask(frame, index), (sw, sh), interpolation=cv2.INTER_LINEAR
-    )[: out_h - y0, : out_w - x0]
+    sw, sh = frame_s.shape[1], frame_s.shape[0]
+    prob = padding_resize(np.asarray(segmenter.mask(frame, index), np.float32), sw, sh, cv2.INTER_LINEAR)
     if performer is not None:
         x1, y1, x2, y2 = (float(v) for v in performer[:4])
         mx, my = PERFORMER_MARGIN * (x2 - x1), PERFORMER_MARGIN * (y2 - y1)
-        (fx1, fy1), (fx2, fy2) = box.apply(np.array([[x1 - mx, y1 - my], [x2 + mx, y2 + my]]))
+        corners = np.array([[x1 - mx, y1 - my, 1.0], [x2 + mx, y2 + my, 1.0]])
+        (fx1, fy1, _), (fx2, fy2, _) = fit_points(corners, w, h, sw, sh)
         keep = np.zeros_like(prob)
         keep[max(0, int(fy1)) : max(0, int(np.ceil(fy2))), max(0, int(fx1)) : max(0, int(np.ceil(fx2)))] = 1
         prob = prob * keep
-    mask = segmenter.shape(prob)
-    background = fitted.copy()
+    mask_s = segmenter.shape(prob)
+    background = frame_s.copy()
+    background[mask_s > 0] = 0
+    if (sw, sh) == (out_w, out_h):
+        return background, mask_s
+    mask = padding_resize(mask_s, out_w, out_h, cv2.INTER_NEAREST)
+    background = padding_resize(background, out_w, out_h, cv2.INTER_LINEAR)
     background[mask > 0] = 0
     return background, mask
 
@@ -348,14 +392,14 @@ def _saved_points(points: list, saved: dict, out_w: int, out_h: int) -> np.ndarr
 
 
 def _draw_output_points(
-    pts: np.ndarray, out_w: int, out_h: int, canvas: tuple[int, int] | None
+    pts: np.ndarray, out_w: int, out_h: int, canvas: tuple[int, int] | None, right_first: bool = False
 ) -> np.ndarray:
     """Points in output pixels drawn on ``canvas`` (the one the job first drew them on) and fitted
     back, so stroke widths and smoothing match; without one, at the output size."""
     if canvas is None:
-        return draw_pose_points(pts[:20], pts[20:62], out_h, out_w)
+        return draw_pose_points(pts[:20], pts[20:62], out_h, out_w, right_hand_first=right_first)
     return draw_on_canvas(
-        fit_points(pts, canvas[0], canvas[1], out_w, out_h, inverse=True), canvas, out_w, out_h
+        fit_points(pts, canvas[0], canvas[1], out_w, out_h, inverse=True), canvas, out_w, out_h, right_first
     )
 
 

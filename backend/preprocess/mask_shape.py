@@ -1,8 +1,9 @@
 """The official shaping of a replace mask (Wan2.2 preprocessing, ``get_mask_body_img`` and
 ``get_aug_mask`` with its command line's defaults): the performer's mask dilated 3 times with a
 7x7 kernel, then every cell of a w_len x h_len grid over its bounding box that it touches filled;
-1 x 1 by default, so the model regenerates the box around the performer. Applied at the output's
-resolution, as the official masks are made on frames already sized to the output.
+1 x 1 by default, so the model regenerates the box around the performer. With no dilation
+(``iterations`` 0) the official leaves the mask as it is. Applied to the clip frame resized to
+the official size (the output's area at the clip's aspect), where the official makes its masks.
 
 Whatever segments the performer (SAM2 or the mediapipe fallback), the mask the model reads has
 this shape: it is what the official pipeline feeds it."""
@@ -27,8 +28,9 @@ def official_shape(
     """Binary mask (nonzero = performer) -> dilated, then every cell of a w_len x h_len grid over
     its bounding box that it touches filled. uint8 0/255."""
     m = (np.asarray(mask) > 0).astype(np.uint8)
-    if iterations > 0:
-        m = cv2.dilate(m, np.ones((kernel, kernel), np.uint8), iterations=iterations)
+    if iterations <= 0:
+        return m * 255
+    m = cv2.dilate(m, np.ones((kernel, kernel), np.uint8), iterations=iterations)
     ys, xs = np.nonzero(m)
     if len(xs) == 0:
         return m * 255

@@ -1,9 +1,11 @@
-"""The Wan-Animate pose representation and its drawing.
+"""The Wan-Animate pose representation and its drawing, and the official preprocessing's sizes.
 
 Keypoints travel as COCO-WholeBody arrays of shape (133, 3): x, y in pixels and a
-confidence in [0, 1]. The DiT was trained on skeletons drawn in one exact style
-(the official ``draw_aapose_new``); every constant below is that style, restated
-from shared/reference/wan-animate.md so that a drawn frame matches pixel for pixel.
+confidence in [0, 1]. The DiT was trained on skeletons drawn in one exact style (the official
+``draw_aapose_by_meta_new``); the drawing below restates that style, the points it draws are
+computed in the official order of float operations (normalised by the canvas, averaged, scaled
+back), and tests/test_official_*.py compare every function here with the official Wan2.2 code
+(package wan22) on the same inputs: pixel for pixel.
 """
 
 from __future__ import annotations
@@ -61,10 +63,10 @@ def draw_pose_frame(
     threshold: float = CONFIDENCE_THRESHOLD,
     draw_hands: bool = True,
 ) -> np.ndarray:
-    """Draw one (133, 3) keypoint set as an RGB uint8 skeleton frame on black."""
-    kps = np.asarray(kps, dtype=np.float64)
-    hands = np.concatenate([kps[LEFT_HAND_SLICE], kps[RIGHT_HAND_SLICE]]) if draw_hands else None
-    return draw_pose_points(wholebody_to_body20(kps), hands, height, width, threshold)
+    """Draw one (133, 3) keypoint set (pixels of a ``width`` x ``height`` image) as an RGB uint8
+    skeleton frame of that size on black."""
+    pts = canvas_points(kps, width, height)
+    return draw_pose_points(pts[:20], pts[20:62] if draw_hands else None, height, width, threshold)
 
 
 def draw_pose_points(
@@ -73,9 +75,12 @@ def draw_pose_points(
     height: int,
     width: int,
     threshold: float = CONFIDENCE_THRESHOLD,
+    right_hand_first: bool = False,
 ) -> np.ndarray:
     """Draw the 20 body points and (optionally) 42 hand points (left 21, then right
-    21), each (x, y, confidence) in output pixels."""
+    21), each (x, y, confidence) in output pixels. The hands are drawn left then right, or
+    right then left (``right_hand_first``: the official retargeted frames' order), which shows
+    where they overlap."""
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     body = np.asarray(body, dtype=np.float64)
     hw = body_halfwidth(height, width)
@@ -85,7 +90,9 @@ def draw_pose_points(
         if p[2] < threshold or q[2] < threshold:
             continue
         cx, cy = (p[0] + q[0]) / 2.0, (p[1] + q[1]) / 2.0
-        length = math.hypot(p[0] - q[0], p[1] - q[1])
+        # The length as the official computes it (its square root is a power, not hypot: the
+        # last bit can differ, and int() below can tell).
+        length = ((p[1] - q[1]) ** 2 + (p[0] - q[0]) ** 2) ** 0.5
         angle = math.degrees(math.atan2(p[1] - q[1], p[0] - q[0]))
         poly = cv2.ellipse2Poly((int(cx), int(cy)), (int(length / 2), hw), int(angle), 0, 360, 1)
         cv2.fillConvexPoly(canvas, poly, [int(float(c) * BONE_BRIGHTNESS) for c in color])
@@ -98,8 +105,9 @@ def draw_pose_points(
     if hands is not None:
         hands = np.asarray(hands, dtype=np.float64)
         hand_w = max(hw // 2, 1)
-        _draw_hand(canvas, hands[:21], hand_w, threshold)
-        _draw_hand(canvas, hands[21:42], hand_w, threshold)
+        order = (hands[21:42], hands[:21]) if right_hand_first else (hands[:21], hands[21:42])
+        for hand in order:
+            _draw_hand(canvas, hand, hand_w, threshold)
     return canvas
 
 
@@ -126,13 +134,16 @@ def face_box(
 ) -> tuple[int, int, int, int] | None:
     """Official face-crop rule on the 68 face landmarks: area x scale at the same aspect,
     the extra height split 3:1 towards the forehead. Returns (x0, y0, x1, y1), or None when
-    the landmarks are missing or span too few pixels to place a crop by."""
+    the landmarks are missing or span too few pixels to place a crop by. Landmarks with
+    confidence 0 (not given: the official estimator gives every point) are left out."""
     face = np.asarray(kps, dtype=np.float64)[FACE_SLICE]
     face = face[face[:, 2] > 0]
     if len(face) < 3:
         return None
-    x0, y0 = face[:, 0].min(), face[:, 1].min()
-    x1, y1 = face[:, 0].max(), face[:, 1].max()
+    # In the frame's pixels as the official has them: normalised by the frame, then scaled back.
+    xy = face[:, :2] / (width, height) * (width, height)
+    x0, y0 = xy[:, 0].min(), xy[:, 1].min()
+    x1, y1 = xy[:, 0].max(), xy[:, 1].max()
     if max(x1 - x0, y1 - y0) < MIN_LANDMARK_SPAN:
         return None
     return _official_crop(x0, y0, x1, y1, height, width, scale)
@@ -159,7 +170,7 @@ def _official_crop(
     if w <= 1 or h <= 1 or not np.isfinite([w, h]).all():
         return None
     area = w * h * scale
-    new_w, new_h = math.sqrt(area * w / h), math.sqrt(area * h / w)
+    new_w, new_h = math.sqrt(area * (w / h)), math.sqrt(area * (h / w))
     dw, dh = (new_w - w) / 2.0, (new_h - h) / 4.0
     bx0, bx1 = max(x0 - dw, 0.0), min(x1 + dw, float(width))
     by0, by1 = max(y0 - 3 * dh, 0.0), min(y1 + dh, float(height))
@@ -206,16 +217,18 @@ def head_box(
     return _official_crop(cx - w / 2, top, cx + w / 2, top + h, height, width, scale)
 
 
-# The official preprocessing draws the skeleton on the clip frame resized to the output's area
-# (at the clip's aspect, sides floored to 16) and then fits that drawing into the output with
-# padding and linear interpolation. Stroke widths come from the drawing's size, so drawing at
-# the output size instead gives other pixels whenever the sizes differ; the model was trained
-# on the official frames.
+# The official preprocessing's size for an image at an output's area (its resize_by_area with
+# divisor 16, as process_pipepline.py calls it): the image's aspect at that area, each side
+# floored to a multiple of 16. Its exact search (calculate_new_size) always raises (it calls
+# check_valid with one argument too many), so the fallback below is what runs. In animate mode
+# that is the size of the character image, and so of the official output; in replace mode the
+# clip's frames are resized to it before anything is detected or drawn.
 SIZE_DIVISOR = 16
 
 
-def official_canvas(src_w: int, src_h: int, out_w: int, out_h: int) -> tuple[int, int]:
-    """(width, height) the official preprocessing draws a ``src_w`` x ``src_h`` clip's skeleton at."""
+def official_size(src_w: int, src_h: int, out_w: int, out_h: int) -> tuple[int, int]:
+    """(width, height) the official preprocessing resizes a ``src_w`` x ``src_h`` image to for an
+    ``out_w`` x ``out_h`` output's area."""
     area = out_w * out_h
     h = math.sqrt(area / (src_w / src_h))
     w = area / h
@@ -223,6 +236,14 @@ def official_canvas(src_w: int, src_h: int, out_w: int, out_h: int) -> tuple[int
         max(SIZE_DIVISOR, int(w // SIZE_DIVISOR) * SIZE_DIVISOR),
         max(SIZE_DIVISOR, int(h // SIZE_DIVISOR) * SIZE_DIVISOR),
     )
+
+
+def resize_by_area(img: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
+    """``img`` resized as the official preprocessing resizes a frame or the character image for an
+    ``out_w`` x ``out_h`` output: padded into ``official_size``, by area when it shrinks."""
+    h, w = img.shape[:2]
+    size = official_size(w, h, out_w, out_h)
+    return padding_resize(img, *size, cv2.INTER_AREA if size[0] * size[1] < w * h else cv2.INTER_LINEAR)
 
 
 def padding_fit(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:
@@ -238,27 +259,46 @@ def padding_fit(src_w: int, src_h: int, width: int, height: int) -> tuple[int, i
 def padding_resize(
     img: np.ndarray, width: int, height: int, interpolation: int = cv2.INTER_LINEAR
 ) -> np.ndarray:
-    """``img`` fitted into ``width`` x ``height`` at its aspect, centred on black."""
+    """``img`` fitted into ``width`` x ``height`` at its aspect, centred on black (the official
+    padding_resize; the same size gives ``img`` back unchanged)."""
     new_w, new_h, left, top = padding_fit(img.shape[1], img.shape[0], width, height)
     out = np.zeros((height, width, *img.shape[2:]), dtype=img.dtype)
-    out[top : top + new_h, left : left + new_w] = cv2.resize(img, (new_w, new_h), interpolation=interpolation)
+    resized = cv2.resize(img, (new_w, new_h), interpolation=interpolation)
+    out[top : top + new_h, left : left + new_w] = resized.reshape(new_h, new_w, *img.shape[2:])
     return out
 
 
-def drawn_points(kps: np.ndarray) -> np.ndarray:
-    """(62, 3): the 20 body points, then the left and right hands: what a pose frame draws."""
-    kps = np.asarray(kps, dtype=np.float64)
-    return np.concatenate([wholebody_to_body20(kps), kps[LEFT_HAND_SLICE], kps[RIGHT_HAND_SLICE]])
+def canvas_points(kps: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(62, 3): the points a pose frame draws for a (133, 3) keypoint set in the pixels of a
+    ``width`` x ``height`` canvas, the 20 body points then the left and right hands, computed as
+    the official computes them (its keypoints are normalised by the image they were found on,
+    the body's averaged, then scaled back by the canvas: the same numbers up to the last bit,
+    which the drawing's int() can tell)."""
+    n = np.array(kps, dtype=np.float64, copy=True)
+    n[:, 0] /= width
+    n[:, 1] /= height
+    out = np.concatenate(
+        [(n[list(BODY_SRC_A)] + n[list(BODY_SRC_B)]) / 2, n[LEFT_HAND_SLICE], n[RIGHT_HAND_SLICE]]
+    )
+    out[:, :2] = out[:, :2] * (width, height)
+    return out
 
 
 def fit_points(
-    pts: np.ndarray, src_w: int, src_h: int, width: int, height: int, inverse: bool = False
+    pts: np.ndarray,
+    src_w: int,
+    src_h: int,
+    width: int,
+    height: int,
+    inverse: bool = False,
+    every: bool = False,
 ) -> np.ndarray:
     """Points of a ``src_w`` x ``src_h`` image where a padded fit into ``width`` x ``height`` puts
-    them (``inverse``: back). Unplaced points (confidence 0) stay where they are."""
+    them (``inverse``: back). Unplaced points (confidence 0) stay where they are, unless
+    ``every``."""
     new_w, new_h, left, top = padding_fit(src_w, src_h, width, height)
     out = np.array(pts, dtype=np.float64, copy=True)
-    placed = out[:, 2] > 0
+    placed = np.ones(len(out), bool) if every else out[:, 2] > 0
     if inverse:
         out[placed, 0] = (out[placed, 0] - left) * src_w / new_w
         out[placed, 1] = (out[placed, 1] - top) * src_h / new_h
@@ -268,22 +308,10 @@ def fit_points(
     return out
 
 
-def official_points(
-    kps: np.ndarray, src_w: int, src_h: int, out_w: int, out_h: int
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """A (133, 3) keypoint set in clip pixels as the official preprocessing places it for an
-    ``out_w`` x ``out_h`` output: the (62, 3) drawn points on the official canvas, and the canvas."""
-    canvas = official_canvas(src_w, src_h, out_w, out_h)
-    return fit_points(drawn_points(kps), src_w, src_h, *canvas), canvas
-
-
-def draw_on_canvas(pts: np.ndarray, canvas: tuple[int, int], out_w: int, out_h: int) -> np.ndarray:
+def draw_on_canvas(
+    pts: np.ndarray, canvas: tuple[int, int], out_w: int, out_h: int, right_hand_first: bool = False
+) -> np.ndarray:
     """(62, 3) points drawn on a ``canvas`` (width, height), whose size sets the stroke width,
     then fitted into the output with padding as the official preprocessing resizes its frames."""
-    return padding_resize(draw_pose_points(pts[:20], pts[20:62], canvas[1], canvas[0]), out_w, out_h)
-
-
-def draw_pose_official(kps: np.ndarray, src_w: int, src_h: int, out_w: int, out_h: int) -> np.ndarray:
-    """A (133, 3) keypoint set in clip pixels drawn as the official preprocessing draws it for an
-    ``out_w`` x ``out_h`` output: on the official canvas, then fitted into the output."""
-    return draw_on_canvas(*official_points(kps, src_w, src_h, out_w, out_h), out_w, out_h)
+    drawn = draw_pose_points(pts[:20], pts[20:62], canvas[1], canvas[0], right_hand_first=right_hand_first)
+    return padding_resize(drawn, out_w, out_h)
