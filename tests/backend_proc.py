@@ -79,7 +79,13 @@ class BackendProc:
     def post(self, path: str, **kw):
         return self.s.post(self.url + path, timeout=30, **kw)
 
-    def wait(self, job_id: str, until=lambda st: st["state"] in ("done", "failed", "cancelled"), timeout=300):
+    def wait(
+        self,
+        job_id: str,
+        until=lambda st: st["state"] in ("done", "failed", "cancelled"),
+        timeout=300,
+        every: float = 0.1,
+    ):
         deadline = time.monotonic() + timeout
         seen = []
         while time.monotonic() < deadline:
@@ -87,7 +93,7 @@ class BackendProc:
             seen.append(st)
             if until(st):
                 return st, seen
-            time.sleep(0.1)
+            time.sleep(every)
         raise AssertionError(f"job {job_id} did not reach the state in time: {seen[-1]}")
 
     def run_job(self, body: dict, timeout: float = 600) -> Path:

@@ -43,7 +43,8 @@ def whole_run(tmp_path_factory, backend_python, animate2_model, astronaut_png, c
     try:
         r = b.post("/v1/jobs", json=body(astronaut_png, carphone_clip))
         assert r.status_code == 201, r.text
-        st, seen = b.wait(r.json()["id"], timeout=240)
+        # Polled often: the tiny model's segments pass in a fraction of a second.
+        st, seen = b.wait(r.json()["id"], timeout=240, every=0.01)
         assert st["state"] == "done", st
         yield b, Path(st["result_dir"]), seen
     finally:
@@ -65,10 +66,13 @@ def test_animate2_job_over_http_driven_by_the_clip(whole_run):
     frames = result_frames(result)
     assert frames.shape == (20, 48, 64, 3)
     assert job["frame_count"] == 20
-    # Progress per segment and per step, with an ETA once a step has been timed.
-    windows = {(s.get("window"), s.get("windows")) for s in seen if s.get("stage") == "denoising"}
+    # Progress per segment, with an ETA once a step has been timed. The tiny model's steps take
+    # milliseconds and a poll may miss them all, so a segment's decode, which carries the same
+    # window and ETA, counts as well.
+    generating = [s for s in seen if s.get("stage") in ("denoising", "decoding")]
+    windows = {(s.get("window"), s.get("windows")) for s in generating}
     assert (2, 2) in windows, windows
-    assert any(s.get("eta_s") is not None for s in seen if s.get("stage") == "denoising")
+    assert any(s.get("eta_s") is not None for s in generating)
 
 
 def test_replace_mode_with_animate2_is_refused_before_anything_loads(whole_run, astronaut_png, carphone_clip):

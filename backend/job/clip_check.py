@@ -12,7 +12,6 @@ import base64
 import io
 import uuid
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -269,11 +268,3 @@ def _png(rgb: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def report_lines(report: dict[str, Any]) -> list[str]:
-    """The report as lines for a log or a console."""
-    if not report.get("ok", True):
-        return [f"Clip check: {report.get('error')}"]
-    lines = [f"Clip check: warning: {w}" for w in report.get("warnings", [])]
-    return lines or ["Clip check: the performer was found; nothing to warn about."]
