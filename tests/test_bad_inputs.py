@@ -8,6 +8,8 @@ import numpy as np
 from conftest import run_blender
 from PIL import Image
 
+from backend.preprocess.performer_pick import SURVEY_FRAMES
+
 
 def _shapes_clip(path, frames=20):
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24, (96, 96))
@@ -72,7 +74,8 @@ def test_bad_inputs_get_actionable_messages_and_lose_nothing(
     assert "looked at" in r["no_person"]["error"]
     kept = list((tmp_path / "out").rglob("no_performer_*"))
     assert len(kept) == 1, kept
-    assert len(list(kept[0].glob("looked_at_clip_frame_*.png"))) >= 10
+    # Every frame the look surveyed is kept (the clip is longer than the survey).
+    assert len(list(kept[0].glob("looked_at_clip_frame_*.png"))) == SURVEY_FRAMES
     # The still is the camera's view, not the strip on the timeline; the scene keeps its setting.
     still = np.asarray(Image.open(r["still"]["still"]).convert("RGB")).astype(int)
     camera = np.asarray(Image.open(r["still"]["camera"]).convert("RGB")).astype(int)
