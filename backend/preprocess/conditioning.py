@@ -48,7 +48,7 @@ import numpy as np
 
 from .clip_reading import ClipError, ClipInfo, iter_frames_rgb, model_frame_sources
 from .frame_folder import FrameFolder
-from .keypoint_filter import clean_tracks
+from .keypoint_filter import MAX_GAP_FRAMES, clean_tracks
 from .performer_pick import NoPersonError
 from .pose_format import (
     CONFIDENCE_THRESHOLD,
@@ -73,6 +73,9 @@ KEYPOINT_DECIMALS = 3  # what keypoints.json keeps: 1/1000 pixel
 # Around the followed person's box, the share of its size the replace mask may still reach:
 # arms and feet stretch past a detector's box.
 PERFORMER_MARGIN = 0.15
+# A replace mask is kept this many model frames either side of a frame with the performer's body
+# (the keypoint filter's bridge, 0.2 s): a detector's brief miss must not flash the performer back.
+NEAR_FRAMES = MAX_GAP_FRAMES
 
 
 @dataclass
@@ -274,7 +277,11 @@ def build_conditioning(
                 frame_s = resize_by_area(frame, out_w, out_h)
                 face_frames.append(crop_face(frame_s, crop_boxes[n], face_size))
                 performer = person_boxes[n] if person_boxes else None
-                bg, mask = _replace_frames(frame, frame_s, segmenter, out_w, out_h, performer, n)
+                # The embedded segmenter finds any person-like shape; where the performer is in
+                # no way found (no body within a short gap, no tracked box) nobody is replaced.
+                near = body_found[max(0, n - NEAR_FRAMES) : n + NEAR_FRAMES + 1]
+                anyone = any(near) or performer is not None or segmenter.name == "sam2"
+                bg, mask = _replace_frames(frame, frame_s, segmenter, out_w, out_h, performer, n, anyone)
                 backgrounds.append(bg)
                 masks.append(mask)
             else:
@@ -345,6 +352,7 @@ def _replace_frames(
     out_h: int,
     performer: list | None = None,
     index: int = 0,
+    anyone: bool = True,
 ):
     """Replace mode's background and mask of one frame: made on ``frame_s`` (the clip frame at
     the official size) as the official makes them, its performer region (the segmenter's mask,
@@ -357,12 +365,15 @@ def _replace_frames(
 
     ``performer``: the followed person's box (clip pixels) where others are in view. The
     segmenter finds everyone; only the performer is to be replaced, so people outside their
-    box (with a margin for limbs reaching out) stay in the background."""
+    box (with a margin for limbs reaching out) stay in the background. ``anyone``: False where
+    the performer is not in the frame at all: the mask is empty and the plate kept whole."""
     import cv2
 
     h, w = frame.shape[:2]
     sw, sh = frame_s.shape[1], frame_s.shape[0]
     prob = padding_resize(np.asarray(segmenter.mask(frame, index), np.float32), sw, sh, cv2.INTER_LINEAR)
+    if not anyone:
+        prob[:] = 0.0
     if performer is not None:
         x1, y1, x2, y2 = (float(v) for v in performer[:4])
         mx, my = PERFORMER_MARGIN * (x2 - x1), PERFORMER_MARGIN * (y2 - y1)

@@ -34,6 +34,7 @@ ALONE_DETECT_EVERY = 10  # frames between looks for other people while the perfo
 LOOK_LIMIT = 0.6  # torso colour distance beyond which it is another person's clothes
 
 # COCO-WholeBody body/foot index -> mediapipe Pose landmark index.
+_SHOULDERS = (5, 6)  # COCO left and right shoulder
 _COCO_FROM_MP_POSE = {
     0: 0, 1: 2, 2: 5, 3: 7, 4: 8, 5: 11, 6: 12, 7: 13, 8: 14, 9: 15, 10: 16,
     11: 23, 12: 24, 13: 25, 14: 26, 15: 27, 16: 28,
@@ -262,6 +263,13 @@ class MediapipeEstimator:
             for coco, mp in _COCO_FROM_MP_POSE.items():
                 p = lm[mp]
                 out[coco] = (p.x * w, p.y * h, _in_frame(p.x, p.y) * float(p.visibility))
+        if res.face_landmarks is None and (out[list(_SHOULDERS), 2] < 0.5).all():
+            # Holistic's pose model, given no person, still places a head, confidently, on
+            # texture (road markings in a real clip: nose, eyes and ears at visibility >= 0.5,
+            # no face mesh, no shoulders), which drew a dot of a skeleton, cut "face" crops from
+            # the road and put a replace mask there. A head without a face mesh or shoulders is
+            # no one.
+            out[:] = 0.0
         if res.face_landmarks is not None:
             lm = res.face_landmarks.landmark
             face = [(lm[i].x * w, lm[i].y * h, _in_frame(lm[i].x, lm[i].y)) for i in _IBUG68_FROM_MESH]
