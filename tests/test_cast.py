@@ -161,6 +161,25 @@ def test_each_pass_masks_its_own_performer_and_not_the_other(cast_run, scene):
     )
 
 
+def test_a_missing_character_of_a_row_is_refused_at_submit_naming_the_row(backend, scene, tmp_path):
+    clip, truth, _sil, characters = scene
+    body = {"clip_path": str(clip), **_body([characters[0], tmp_path / "gone.png"], _picks(truth))}
+    r = backend.post("/v1/jobs", json=body)
+    assert r.status_code == 400, r.text
+    assert "character image of cast row 2" in r.text and "gone.png" in r.text
+
+
+def test_a_remote_client_gets_every_pass_with_the_result(backend, cast_run):
+    result, seen = cast_run[0], cast_run[1]
+    job_id = seen[-1]["id"]
+    files = backend.get(f"/v1/jobs/{job_id}/files").json()["files"]
+    for k in (1, 2):
+        # Each pass's own job.json marks its folder as the cast's, not as another job's result.
+        assert f"cast_{k}/job.json" in files, files
+        r = backend.get(f"/v1/jobs/{job_id}/files/cast_{k}/job.json")
+        assert r.status_code == 200 and r.content == (result / f"cast_{k}" / "job.json").read_bytes()
+
+
 def test_pass_two_reads_the_plate_pass_one_made(cast_run):
     result, seen, _t, _body = cast_run
     one, two = result / "cast_1", result / "cast_2"

@@ -237,7 +237,9 @@ def test_loras_in_every_layout_with_strength(backend, baseline, lora_files, astr
     )
     # Still loaded from the job before, it is reported as fully as when it was read.
     assert job["loras"][0]["layout"] == "wan" and job["loras"][0]["skipped_keys"] == 1
-    assert 0 < np.abs(half - base).mean() < np.abs(results["wan"] - base).mean()
+    # Half strength is neither no LoRA nor the whole of it. (Whether it lands nearer the plain
+    # model is not a property of a random tiny model: its frames move non-linearly with weights.)
+    assert np.abs(half - base).mean() > 1 and np.abs(half - results["wan"]).mean() > 1
     zero, _ = run(
         backend, astronaut_png, carphone_clip, loras=[{"path": str(lora_files["wan"]), "strength": 0.0}]
     )

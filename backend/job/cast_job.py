@@ -103,7 +103,10 @@ def _passes(runner, engine, job_id, rows, model, progress, top, frames_dir):
         conds[k].cond.background_frames = _backgrounds(
             inputs[k], conds[k], plate, frames_dir / CAST_FOLDER.format(k + 1) / "plate", s.width, s.height
         )
-        key = {"cast_pass": k, "plate": plate_sha}
+        # Every row's pick splits the masks (the nearer keeps an overlap), so all of them, not
+        # only this pass's, decide whether a saved window still applies.
+        picks = [[list(q.settings.person or ()), q.settings.person_frame] for q in passes]
+        key = {"cast_pass": k, "plate": plate_sha, "cast_picks": picks}
         generated, store = runner._generate(engine, passes[k], inputs[k], model, conds[k], p, key)
         stores.append(store)
         p.check()
@@ -239,6 +242,9 @@ def _own_masks(inputs: JobInputs, cond: JobConditioning, s, folder: Path, progre
             mx, my = PERFORMER_MARGIN * (x2 - x1), PERFORMER_MARGIN * (y2 - y1)
             left, top = max(0, int(x1 - mx)), max(0, int(y1 - my))
             right, bottom = min(w, int(x2 + mx) + 1), min(h, int(y2 + my) + 1)
+            if right - left < 2 or bottom - top < 2:  # predicted past the frame's edge: gone
+                out.append(np.asarray(c.mask_frames[i]))
+                continue
             prob = np.zeros((h, w), np.float32)
             # Pose follows its person from frame to frame on frames of one size.
             crop = cv2.resize(frame[top:bottom, left:right], size, interpolation=cv2.INTER_AREA)

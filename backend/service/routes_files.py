@@ -3,6 +3,7 @@ result files."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -168,12 +169,33 @@ class UploadSpace:
                 self._reserved -= held
 
 
+def _own_parts(root: Path) -> set[Path]:
+    """Sub-folders of ``root`` that hold a job.json and are still this job's: a cast's passes
+    (``cast_<k>/``), named in the root's own job.json."""
+    try:
+        job = json.loads((root / "job.json").read_text(encoding="utf-8"))
+        names = [p["folder"] for p in job.get("cast") or [] if isinstance(p, dict) and "folder" in p]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return set()
+    return {
+        root / n
+        for n in names
+        if isinstance(n, str) and "/" not in n and "\\" not in n and n not in ("", ".", "..")
+    }
+
+
+def _nested_result(d: Path, own: set[Path]) -> bool:
+    return d not in own and (d / "job.json").exists()
+
+
 def result_files(root: Path) -> list[str]:
-    """The files a job wrote: a folder holding its own job.json is another job's result."""
+    """The files a job wrote: a folder holding its own job.json is another job's result, unless
+    the job names it as one of its own parts (a cast's passes)."""
     out: list[str] = []
+    own = _own_parts(root)
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not (here / d / "job.json").exists())
+        dirnames[:] = sorted(d for d in dirnames if not _nested_result(here / d, own))
         out += [(here / n).relative_to(root).as_posix() for n in filenames]
     return sorted(out)
 
@@ -188,7 +210,8 @@ def _result_file(root: Path, rel: str) -> Path | None:
         return None
     if root not in target.parents or not target.is_file():
         return None
-    if any((d / "job.json").exists() for d in target.parents if root in d.parents):
+    own = _own_parts(root)
+    if any(_nested_result(d, own) for d in target.parents if root in d.parents):
         return None
     return target
 

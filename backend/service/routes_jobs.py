@@ -132,8 +132,13 @@ def check_inputs(req: JobRequest, uploads: Path, confine_to: list[Path] | None) 
     )
 
     roots = None if confine_to is None else [uploads.resolve(), *confine_to]
-    for label, path_field, upload_field in INPUTS:
-        p, up = getattr(req, path_field), getattr(req, upload_field)
+    named = [(label, getattr(req, pf), getattr(req, uf)) for label, pf, uf in INPUTS]
+    # A cast row's character is an input like the job's own, named by its row when refused.
+    named += [
+        (f"character image of cast row {n}", m.get("character_path"), m.get("character_upload"))
+        for n, m in enumerate(req.settings.cast, 1)
+    ]
+    for label, p, up in named:
         if p:
             if roots is not None and not inside(Path(p), roots):
                 raise RequestError(outside_message(label, p))
