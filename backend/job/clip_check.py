@@ -18,6 +18,7 @@ import numpy as np
 from ..preprocess.clip_reading import MODEL_FPS, probe_clip
 from ..preprocess.estimator_choice import open_estimator
 from ..preprocess.performer_pick import NoPersonError, Sighting, annotate, find_performer, read_frame, survey
+from ..preprocess.person_track import iou
 from ..preprocess.pose_format import CONFIDENCE_THRESHOLD, face_box, head_box, wholebody_to_body20
 from ..protocol import ENGINE_FEATURES, JobRequest
 
@@ -72,7 +73,7 @@ def check_cast(
         for b in range(a + 1, len(rows)):
             ra, rb = rows[a], rows[b]
             if ra.get("box") and rb.get("box") and ra.get("clip_frame") == rb.get("clip_frame"):
-                if _iou(ra["box"], rb["box"]) > CAST_PICK_SAME:
+                if iou(np.asarray(ra["box"][:4], float), np.asarray([rb["box"]], float))[0] > CAST_PICK_SAME:
                     error = (
                         f"Cast rows {a + 1} and {b + 1} pick the same person (clip frame {ra['clip_frame']}): "
                         f"pick row {b + 1} on its own performer."
@@ -80,13 +81,6 @@ def check_cast(
                     return {**rb, "ok": False, "error": error, "cast": rows}
     warnings = [f"Cast row {n + 1}: {w}" for n, r in enumerate(rows) for w in r["warnings"]]
     return {**rows[0], "warnings": warnings, "cast": rows}
-
-
-def _iou(a: list, b: list) -> float:
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _check_one(
