@@ -191,35 +191,8 @@ def build_conditioning(
     animate mode only). ``segmenter``: replace mode's performer segmenter (``mask``, ``shape``,
     ``name``, ``close``; closed here), instead of the one the model folder gives."""
     sources = info.model_sources(model_fps)
-    if saved is not None:
-        if len(saved["frames"]) != len(sources):
-            raise ClipError(
-                f"The saved keypoints cover {len(saved['frames'])} frames but {info.path.name} needs "
-                f"{len(sources)}: they belong to another clip. Generate from the clip again."
-            )
-        kps = [np.asarray(f["keypoints"], dtype=np.float64) for f in saved["frames"]]
-        person_boxes = (
-            [f["person_box"] for f in saved["frames"]] if "person_box" in saved["frames"][0] else []
-        )
-    else:
-        person_boxes = []
-        # Saved keypoints were cleaned when they were detected; fresh ones are cleaned here, and
-        # rounded as keypoints.json stores them, so a job that reuses them draws the same pose.
-        cleaned = clean_tracks(
-            estimate_keypoints(info, sources, estimator, progress, person_boxes),
-            model_fps,
-            info.width,
-            info.height,
-        )
-        kps = [np.round(k, KEYPOINT_DECIMALS) for k in cleaned]
-
-    body_found = [bool((wholebody_to_body20(k)[:, 2] >= CONFIDENCE_THRESHOLD).sum() >= 3) for k in kps]
-    if not any(body_found):
-        raise NoPersonError(
-            f"No person was found in the reference clip {info.path.name}. Use a clip that shows the "
-            "performer's body clearly (head and shoulders at least).",
-            keypoints=kps,
-        )
+    kps, person_boxes = _keypoints(info, sources, estimator, progress, model_fps, saved)
+    body_found = _bodies_found(kps, info)
     # Replace mode works on the clip's frames resized to the official size; the keypoints are
     # placed where that resize puts them (every point: an official estimator would find them there).
     frame_size = (
@@ -229,7 +202,6 @@ def build_conditioning(
         [fit_points(k, info.width, info.height, *frame_size, every=True) for k in kps] if replace else kps
     )
     crop_boxes, face_from = face_boxes(on_frame, frame_size[1], frame_size[0])
-    bridged = [f == "bridged" for f in face_from]
     # keypoints.json keeps the boxes in clip pixels, with the keypoints.
     boxes = (
         [_box_in_clip(b, info.width, info.height, frame_size) for b in crop_boxes] if replace else crop_boxes
@@ -238,56 +210,20 @@ def build_conditioning(
     def sink(name: str):
         return FrameFolder(Path(frames_dir) / name, name) if frames_dir is not None else []
 
-    pose_frames = sink("pose")
-    ratios = None
-    right_first = False
-    # Every skeleton is drawn on a canvas (the clip's size, the official frame's in replace mode,
-    # the character's when retargeted) and fitted into the output; the points as drawn, in
-    # output pixels, go into keypoints.json with the canvas, so the guides show what the model
-    # was given and a regenerate from edited guides draws untouched frames exactly as before.
-    drawn: list[np.ndarray] = []
-    if saved is not None and all("pose_points" in f for f in saved["frames"]):
-        canvas = tuple(saved["pose_canvas"]) if "pose_canvas" in saved else None
-        right_first = bool(saved.get("pose_right_hand_first", False))
-        for f in saved["frames"]:
-            pts = _saved_points(f["pose_points"], saved, out_w, out_h)
-            pose_frames.append(_draw_output_points(pts, out_w, out_h, canvas, right_first))
-            drawn.append(pts)
-    else:
-        plan = None
-        if character is not None and not replace:
-            plan = plan_retarget(measured_frame(kps), info.width, info.height, character)
-        if plan is not None:
-            ratios = plan.ratio_by_bone_end()
-            canvas, right_first = plan.canvas, True
-        else:
-            canvas = frame_size
-        for k, k_on_frame in zip(kps, on_frame, strict=True):
-            on_canvas = plan.apply(k) if plan is not None else canvas_points(k_on_frame, *canvas)
-            pose_frames.append(draw_on_canvas(on_canvas, canvas, out_w, out_h, right_first))
-            drawn.append(fit_points(on_canvas, *canvas, out_w, out_h))
+    poses = _draw_poses(
+        kps, on_frame, info, frame_size, out_w, out_h, sink("pose"), saved, None if replace else character
+    )
     face_frames = sink("face")
     backgrounds, masks = (sink("background"), sink("mask")) if replace else ([], [])
     if replace and segmenter is None:
         segmenter = _open_segmenter(info, sources, kps, model_dir, frames_dir, progress)
     segmenter = segmenter if replace else None
+    pass_over = _FramePass(info, sources, crop_boxes, face_size, out_w, out_h, progress)
     try:
-        for n, (_idx, frame) in enumerate(iter_frames_rgb(info, sources)):
-            if segmenter is not None:
-                frame_s = resize_by_area(frame, out_w, out_h)
-                face_frames.append(crop_face(frame_s, crop_boxes[n], face_size))
-                performer = person_boxes[n] if person_boxes else None
-                # The embedded segmenter finds any person-like shape; where the performer is in
-                # no way found (no body within a short gap, no tracked box) nobody is replaced.
-                near = body_found[max(0, n - NEAR_FRAMES) : n + NEAR_FRAMES + 1]
-                anyone = any(near) or performer is not None or segmenter.name == "sam2"
-                bg, mask = _replace_frames(frame, frame_s, segmenter, out_w, out_h, performer, n, anyone)
-                backgrounds.append(bg)
-                masks.append(mask)
-            else:
-                face_frames.append(crop_face(frame, crop_boxes[n], face_size))
-            if progress:
-                progress(n + 1, len(sources), f"face and mask ({segmenter.name})" if segmenter else "face")
+        if segmenter is None:
+            pass_over.faces(face_frames)
+        else:
+            pass_over.faces_and_masks(face_frames, backgrounds, masks, segmenter, person_boxes, body_found)
     finally:
         if segmenter is not None:
             segmenter.close()
@@ -295,20 +231,143 @@ def build_conditioning(
         sources,
         kps,
         boxes,
-        bridged,
-        pose_frames,
+        [f == "bridged" for f in face_from],
+        poses.frames,
         face_frames,
         backgrounds,
         masks,
-        ratios,
+        poses.ratios,
         person_boxes,
         face_from,
         segmenter.name if segmenter is not None else None,
-        drawn_points=drawn,
-        pose_canvas=canvas,
+        drawn_points=poses.drawn,
+        pose_canvas=poses.canvas,
         pose_size=(out_w, out_h),
-        pose_right_hand_first=right_first,
+        pose_right_hand_first=poses.right_first,
     )
+
+
+def _keypoints(
+    info: ClipInfo,
+    sources: list[int],
+    estimator,
+    progress: Progress | None,
+    model_fps: float,
+    saved: dict | None,
+) -> tuple[list[np.ndarray], list]:
+    """Per model frame, the (133, 3) keypoints in clip pixels and the followed person's box
+    (empty where the estimator tracks nobody): a saved keypoints.json's, or found now."""
+    if saved is not None:
+        if len(saved["frames"]) != len(sources):
+            raise ClipError(
+                f"The saved keypoints cover {len(saved['frames'])} frames but {info.path.name} needs "
+                f"{len(sources)}: they belong to another clip. Generate from the clip again."
+            )
+        kps = [np.asarray(f["keypoints"], dtype=np.float64) for f in saved["frames"]]
+        boxes = [f["person_box"] for f in saved["frames"]] if "person_box" in saved["frames"][0] else []
+        return kps, boxes
+    boxes: list = []
+    # Saved keypoints were cleaned when they were detected; fresh ones are cleaned here, and
+    # rounded as keypoints.json stores them, so a job that reuses them draws the same pose.
+    cleaned = clean_tracks(
+        estimate_keypoints(info, sources, estimator, progress, boxes), model_fps, info.width, info.height
+    )
+    return [np.round(k, KEYPOINT_DECIMALS) for k in cleaned], boxes
+
+
+def _bodies_found(kps: list[np.ndarray], info: ClipInfo) -> list[bool]:
+    """Per model frame, whether the performer's body shows (three body points at least); a
+    clip where it never does is refused with what to do."""
+    found = [bool((wholebody_to_body20(k)[:, 2] >= CONFIDENCE_THRESHOLD).sum() >= 3) for k in kps]
+    if not any(found):
+        raise NoPersonError(
+            f"No person was found in the reference clip {info.path.name}. Use a clip that shows the "
+            "performer's body clearly (head and shoulders at least).",
+            keypoints=kps,
+        )
+    return found
+
+
+@dataclass
+class _Poses:
+    frames: Sequence[np.ndarray]
+    drawn: list[np.ndarray]  # per frame, the (62, 3) points drawn, in output pixels
+    canvas: tuple[int, int] | None
+    ratios: dict[int, float] | None = None
+    right_first: bool = False
+
+
+def _draw_poses(
+    kps: list[np.ndarray],
+    on_frame: list[np.ndarray],
+    info: ClipInfo,
+    frame_size: tuple[int, int],
+    out_w: int,
+    out_h: int,
+    frames,
+    saved: dict | None,
+    character: CharacterPose | None,
+) -> _Poses:
+    """Every skeleton is drawn on a canvas (the clip's size, the official frame's in replace
+    mode, the character's when retargeted) and fitted into the output; the points as drawn, in
+    output pixels, go into keypoints.json with the canvas, so the guides show what the model
+    was given and a regenerate from edited guides draws untouched frames exactly as before."""
+    drawn: list[np.ndarray] = []
+    if saved is not None and all("pose_points" in f for f in saved["frames"]):
+        canvas = tuple(saved["pose_canvas"]) if "pose_canvas" in saved else None
+        right_first = bool(saved.get("pose_right_hand_first", False))
+        for f in saved["frames"]:
+            pts = _saved_points(f["pose_points"], saved, out_w, out_h)
+            frames.append(_draw_output_points(pts, out_w, out_h, canvas, right_first))
+            drawn.append(pts)
+        return _Poses(frames, drawn, canvas, right_first=right_first)
+    plan = (
+        None if character is None else plan_retarget(measured_frame(kps), info.width, info.height, character)
+    )
+    canvas, right_first = (plan.canvas, True) if plan is not None else (frame_size, False)
+    for k, k_on_frame in zip(kps, on_frame, strict=True):
+        on_canvas = plan.apply(k) if plan is not None else canvas_points(k_on_frame, *canvas)
+        frames.append(draw_on_canvas(on_canvas, canvas, out_w, out_h, right_first))
+        drawn.append(fit_points(on_canvas, *canvas, out_w, out_h))
+    return _Poses(frames, drawn, canvas, plan.ratio_by_bone_end() if plan is not None else None, right_first)
+
+
+@dataclass
+class _FramePass:
+    """The second pass over the clip: face crops, and in replace mode masks and backgrounds."""
+
+    info: ClipInfo
+    sources: list[int]
+    crop_boxes: list[tuple[int, int, int, int]]
+    face_size: int
+    out_w: int
+    out_h: int
+    progress: Progress | None
+
+    def faces(self, face_frames) -> None:
+        for n, (_idx, frame) in enumerate(iter_frames_rgb(self.info, self.sources)):
+            face_frames.append(crop_face(frame, self.crop_boxes[n], self.face_size))
+            self._report(n, "face")
+
+    def faces_and_masks(self, face_frames, backgrounds, masks, segmenter, person_boxes, body_found) -> None:
+        for n, (_idx, frame) in enumerate(iter_frames_rgb(self.info, self.sources)):
+            frame_s = resize_by_area(frame, self.out_w, self.out_h)
+            face_frames.append(crop_face(frame_s, self.crop_boxes[n], self.face_size))
+            performer = person_boxes[n] if person_boxes else None
+            # The embedded segmenter finds any person-like shape; where the performer is in
+            # no way found (no body within a short gap, no tracked box) nobody is replaced.
+            near = body_found[max(0, n - NEAR_FRAMES) : n + NEAR_FRAMES + 1]
+            anyone = any(near) or performer is not None or segmenter.name == "sam2"
+            bg, mask = _replace_frames(
+                frame, frame_s, segmenter, self.out_w, self.out_h, performer, n, anyone
+            )
+            backgrounds.append(bg)
+            masks.append(mask)
+            self._report(n, f"face and mask ({segmenter.name})")
+
+    def _report(self, n: int, what: str) -> None:
+        if self.progress:
+            self.progress(n + 1, len(self.sources), what)
 
 
 def _box_in_clip(box: tuple[int, int, int, int], w: int, h: int, size: tuple[int, int]) -> tuple[int, ...]:
