@@ -42,8 +42,7 @@ def run_cast(runner, job_id: str, req: JobRequest, paths: dict, progress: JobPro
     passes = [_pass_request(req, k) for k in range(n)]
     own = {key: p for key, p in paths.items() if not key.startswith("cast_")}
     inputs = [
-        runner._check_inputs(engine, r, {**own, "character": paths[f"cast_{k}"]})
-        for k, r in enumerate(passes)
+        runner.check_inputs(engine, r, {**own, "character": paths[f"cast_{k}"]}) for k, r in enumerate(passes)
     ]
     model = engine.prepare(req.settings, progress.report)
     progress.check()
@@ -59,7 +58,7 @@ def run_cast(runner, job_id: str, req: JobRequest, paths: dict, progress: JobPro
                 runner.cache,
                 _pass_progress(progress, k, n),
                 frames_dir / CAST_FOLDER.format(k + 1),
-                runner._estimator_factory,
+                runner.estimator_factory,
             )
         )
         runner.keep_thumbnail(conds[-1], passes[k].settings.person)
@@ -107,12 +106,12 @@ def _passes(runner, engine, job_id, rows, model, progress, top, frames_dir):
         # only this pass's, decide whether a saved window still applies.
         picks = [[list(q.settings.person or ()), q.settings.person_frame] for q in passes]
         key = {"cast_pass": k, "plate": plate_sha, "cast_picks": picks}
-        generated, store = runner._generate(engine, passes[k], inputs[k], model, conds[k], p, key)
+        generated, store = runner.generate(engine, passes[k], inputs[k], model, conds[k], p, key)
         stores.append(store)
         p.check()
-        thumbnail = runner._thumbnail_copy(conds[k], s.person)
+        thumbnail = runner.thumbnail_folder(conds[k], s.person)
         timings = dict(generated.timings)
-        written = runner._write_result(
+        written = runner.write_result(
             f"{job_id}c{k + 1}",
             engine.name,
             passes[k],

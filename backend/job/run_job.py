@@ -52,7 +52,7 @@ class JobRunner:
         # Finished windows of unfinished jobs live here until the job completes.
         self.work_dir = Path(work_dir) if work_dir else self.default_output.parent / "windows"
         self.cache = KeypointCache(self.work_dir.parent / "keypoints-cache")
-        self._estimator_factory = estimator_factory
+        self.estimator_factory = estimator_factory
         remove_stale_partials(self.default_output)
 
     def run(
@@ -87,7 +87,7 @@ class JobRunner:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         engine = self.engine_for(req)
-        inputs = self._check_inputs(engine, req, paths)
+        inputs = self.check_inputs(engine, req, paths)
         timings["inputs"] = time.perf_counter() - t0
 
         model = engine.prepare(req.settings, progress.report)
@@ -103,7 +103,7 @@ class JobRunner:
             self.cache,
             progress,
             frames_dir,
-            self._estimator_factory,
+            self.estimator_factory,
         )
         timings["preprocessing"] = time.perf_counter() - t0
         thumbnail = self.keep_thumbnail(conditioning, req.settings.person)
@@ -111,11 +111,11 @@ class JobRunner:
         if warning:
             progress.report(message=f"Note: {warning}")
 
-        generated, store = self._generate(engine, req, inputs, model, conditioning, progress)
+        generated, store = self.generate(engine, req, inputs, model, conditioning, progress)
         timings.update(generated.timings)
         progress.check()
 
-        result = self._write_result(
+        result = self.write_result(
             job_id, engine.name, req, inputs, model, conditioning, generated, progress, timings, thumbnail
         )
         store.remove()  # the frames are in the result now; a re-run starts afresh
@@ -125,7 +125,7 @@ class JobRunner:
         return self.engines.get(req.settings.engine)
 
     def keep_thumbnail(self, conditioning: JobConditioning, pick: list | None) -> Path:
-        thumbnail = self._thumbnail_copy(conditioning, pick)
+        thumbnail = self.thumbnail_folder(conditioning, pick)
         if conditioning.performer is not None:
             # Kept beside the keypoint cache now, not only in the result: a job resumed after a
             # crash, or a re-run, reuses the keypoints without looking for the performer again.
@@ -133,11 +133,11 @@ class JobRunner:
             write_performer_thumbnail(thumbnail, conditioning, pick)
         return thumbnail
 
-    def _thumbnail_copy(self, conditioning: JobConditioning, pick: list | None) -> Path:
+    def thumbnail_folder(self, conditioning: JobConditioning, pick: list | None) -> Path:
         text = conditioning.keypoints_text or ""
         return self.cache.folder / "performer" / key_hash({"keypoints": text, "person": pick})
 
-    def _check_inputs(self, engine: Engine, req: JobRequest, paths: dict[str, Path | None]) -> JobInputs:
+    def check_inputs(self, engine: Engine, req: JobRequest, paths: dict[str, Path | None]) -> JobInputs:
         """Inputs are checked before the model loads so a bad file fails in a second, not a minute."""
         from ..protocol import RequestError
 
@@ -146,7 +146,7 @@ class JobRunner:
             raise RequestError(problem)
         return load_inputs(req, paths, self.default_output, self.roots)
 
-    def _generate(
+    def generate(
         self,
         engine: Engine,
         req: JobRequest,
@@ -193,7 +193,7 @@ class JobRunner:
             model, engine.inputs(shot, s), store, progress.on_step, len(cond.sources)
         ), store
 
-    def _write_result(
+    def write_result(
         self,
         job_id: str,
         engine_name: str,
