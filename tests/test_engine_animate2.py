@@ -178,3 +178,40 @@ def test_each_engine_names_what_its_model_folder_lacks(animate2_model, tiny_mode
         (broken / "transformer" / "config.json").write_text('{"_class_name": ')
         problem = check(broken)
         assert str(broken / "transformer" / "config.json") in problem and "cannot be read" in problem, problem
+
+
+@pytest.mark.parametrize(
+    ("clip_w", "clip_h", "width", "height"),
+    [
+        (176, 144, 64, 48),
+        (1280, 720, 832, 480),
+        (720, 1280, 832, 480),
+        (333, 777, 480, 832),
+        (640, 480, 640, 480),
+    ],
+)
+def test_driving_frames_are_letterboxed_as_the_pipeline_letterboxes_them(clip_w, clip_h, width, height):
+    """The driving frames are stored at the output size, so the pipeline's own letterbox leaves
+    them as they are: ours must be the one it would make from the clip's frame. The reference is
+    the video processor the pipeline's video step declares (its class and config)."""
+    from diffusers.modular_pipelines.wan_animate_2.encoders import WanAnimate2ProcessVideosInputStep
+    from PIL import Image
+
+    from backend.engines.wan_animate_2 import driving_frame
+
+    spec = next(
+        c for c in WanAnimate2ProcessVideosInputStep().expected_components if c.name == "video_processor"
+    )
+    processor = spec.create()
+    rng = np.random.default_rng(clip_w * clip_h)
+    # Smooth content with an edge: a resampling rule that differs shows on both.
+    yy, xx = np.mgrid[0:clip_h, 0:clip_w]
+    frame = np.stack([xx * 255 // clip_w, yy * 255 // clip_h, ((xx // 17 + yy // 13) % 2) * 255], -1)
+    frame = np.clip(frame + rng.integers(-20, 21, frame.shape), 0, 255).astype(np.uint8)
+    theirs = np.asarray(processor._resize_and_fill(Image.fromarray(frame), width, height))
+    ours = driving_frame(frame, width, height)
+    assert ours.shape == theirs.shape == (height, width, 3)
+    assert np.array_equal(ours, theirs), f"{np.count_nonzero(ours != theirs)} values differ"
+    # Stored at the output size, the pipeline's own pass changes nothing.
+    again = np.asarray(processor._resize_and_fill(Image.fromarray(ours), width, height))
+    assert np.array_equal(again, ours)

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..protocol import JobSettings
 
@@ -53,6 +56,9 @@ class PreparedModel:
     # What job.json reports about the model and how it ran (memory mode, attention, LoRAs...).
     report: dict[str, Any] = field(default_factory=dict)
     fps: float = 30.0  # the rate the model generates at (and reads its driving frames at)
+    # A model driven by the clip's own frames (``needs_pose`` False): how it fits a clip frame
+    # (RGB uint8) into width x height, by that model's own letterbox rule.
+    fit_driving: Callable[[np.ndarray, int, int], np.ndarray] | None = None
 
 
 @dataclass

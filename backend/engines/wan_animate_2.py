@@ -133,6 +133,7 @@ class WanAnimate2Engine:
             tiny=warm.tiny,
             face_size=0,
             needs_pose=False,
+            fit_driving=driving_frame,
             identity=[self.name, warm.model_id, warm.revision, warm.dtype, warm.device, warm.tiny],
             report={
                 "model": {
@@ -216,6 +217,23 @@ def segment_starts(n_frames: int, segment: int, overlap: int) -> list[int]:
     step = segment - overlap
     count = max(1, -(-(max(n_frames, segment) - overlap) // step))
     return [k * step for k in range(count)]
+
+
+def driving_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A clip frame (RGB uint8) letterboxed into width x height as Wan-Animate-2's own video
+    processor letterboxes its driving video (sizes and placement floored, bilinear, black bars),
+    so the frames stored at the output size are the ones the pipeline would make from the clip."""
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    fw = width if width / height < w / h else w * height // h
+    fh = height if width / height >= w / h else h * width // w
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - fh) // 2, (width - fw) // 2
+    out[top : top + fh, left : left + fw] = np.asarray(
+        Image.fromarray(frame).resize((fw, fh), Image.Resampling.BILINEAR)
+    )
+    return out
 
 
 def padded_frame(i: int, n_frames: int) -> int:

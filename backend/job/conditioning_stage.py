@@ -126,7 +126,8 @@ def _driving_frames(
     frames_dir: Path,
 ) -> JobConditioning:
     """The clip's own frames drive the model: no pose, no face crops, no performer to follow.
-    Streamed to disk (a long clip never sits in memory), letterboxed to the output size."""
+    Streamed to disk (a long clip never sits in memory), fitted to the output size by the
+    engine's own rule."""
     from ..preprocess.clip_reading import iter_frames_rgb
     from ..preprocess.frame_folder import FrameFolder
     from ..protocol import RequestError
@@ -139,23 +140,10 @@ def _driving_frames(
     sources = clip.model_sources(model.fps)
     driving = FrameFolder(frames_dir / "driving", "driving")
     for i, (_, frame) in enumerate(iter_frames_rgb(clip, sources)):
-        driving.append(_letterbox(frame, s.width, s.height))
+        driving.append(model.fit_driving(frame, s.width, s.height))
         progress.preprocessing(i + 1, len(sources), "driving")
     cond = Conditioning(sources, [], [], [], [], [])
     return JobConditioning(cond, reference, "none (driven by the clip's frames)", None, None, driving=driving)
-
-
-def _letterbox(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The whole frame inside width x height, its aspect kept, bars black."""
-    import cv2
-
-    h, w = frame.shape[:2]
-    scale = min(width / w, height / h)
-    fw, fh = max(1, round(w * scale)), max(1, round(h * scale))
-    out = np.zeros((height, width, 3), np.uint8)
-    top, left = (height - fh) // 2, (width - fw) // 2
-    out[top : top + fh, left : left + fw] = cv2.resize(frame, (fw, fh), interpolation=cv2.INTER_AREA)
-    return out
 
 
 def _looking(progress: JobProgress):
