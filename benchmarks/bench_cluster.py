@@ -9,6 +9,7 @@ own GPU. Run: `python3 tools/dev.py bench` or `python benchmarks/bench_cluster.p
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import sys
@@ -17,12 +18,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+import doc_tables  # noqa: E402
+
 SHOT = {"width": 64, "height": 48, "steps": 2, "segment_frames": 9, "overlap": 1, "clip_frames": 33}
 
 
 def main() -> int:
-    n_shots = next((int(a) for a in sys.argv[1:] if a.isdigit()), 6)
+    ap = argparse.ArgumentParser(description="cluster mode on a local Ray cluster with the tiny model")
+    ap.add_argument("shots", nargs="?", type=int, default=6, help="shots per throughput run")
+    doc_tables.add_argument(ap)
+    args = ap.parse_args()
+    n_shots = args.shots
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from backend_proc import BackendProc
@@ -116,6 +124,22 @@ def main() -> int:
         cost = b.get("/v1/health").json()["cluster"]["head_ms_per_window"]
         frames = SHOT["segment_frames"] - SHOT["overlap"]
         print(f"head overhead per window ({frames} frames of {SHOT['width']}x{SHOT['height']}): {cost} ms")
+        if args.write_docs:
+            rows = [
+                [f"{n_shots} shots on 1 worker node", f"{one:.1f} s", f"{n_shots / one:.2f} shots/s"],
+                [f"{n_shots} shots on 2 worker nodes", f"{two:.1f} s", f"{n_shots / two:.2f} shots/s"],
+                ["a removed node's shot running on the other node", f"{restarted:.1f} s later", ""],
+                ["... and denoising again there (its preprocessing reruns)", f"{denoising:.1f} s later", ""],
+                [
+                    f"the head taking in and saving a finished window ({frames} frames of "
+                    f"{SHOT['width']}x{SHOT['height']})",
+                    f"{cost} ms",
+                    "",
+                ],
+            ]
+            text = doc_tables.table(["tiny model, every node on this machine", "time", "throughput"], rows)
+            text += f"\n\nThroughput ratio 2 nodes / 1 node: {one / two:.2f}."
+            doc_tables.write("docs/cluster.md", "bench_cluster.py", text)
     finally:
         b.stop()
         cluster.shutdown()

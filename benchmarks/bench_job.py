@@ -8,6 +8,7 @@ DiT; the real DiT's cost is measured against its floor on a GPU (issue 5)."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -21,9 +22,15 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import doc_tables  # noqa: E402
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description="where one job's time goes, tiny model, CPU")
+    doc_tables.add_argument(ap)
+    cli = ap.parse_args()
     from backend.env.tiny_model import make_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="wan-bench-"))
@@ -79,6 +86,7 @@ def main() -> int:
         f"tiny model, CPU, 1 torch thread, carphone clip (120 frames), {args['width']}x{args['height']}, "
         f"{args['steps']} steps\n"
     )
+    columns = []
     for n, job in enumerate(r["jobs"], 1):
         t = job["timings"]
         parts = {
@@ -95,14 +103,35 @@ def main() -> int:
         other = max(0.0, job["wall"] + (parts["backend start"]) + job["import"] - total)
         parts["polling / HTTP / hashing"] = other
         total += other
+        rate = job["model_frames"] / t["preprocessing"]
+        columns.append((parts, total, rate))
         print(f"job {n} ({'cold' if n == 1 else 'warm'} backend): {total:.2f} s")
         for k, v in parts.items():
             print(f"  {k:40s} {v:7.2f} s  {100 * v / total:5.1f} %")
-        print(f"  preprocessing rate: {job['model_frames'] / t['preprocessing']:.1f} frames/s\n")
+        print(f"  preprocessing rate: {rate:.1f} frames/s\n")
     imp = r["import_300"]
     print(f"Blender import of {imp['frames']} frames at 1280x720: {imp['seconds']:.3f} s (target < 1 s)")
     warm = r["jobs"][1]["timings"]["model_load"]
     print(f"model load on the warm second job: {warm:.3f} s")
+    if cli.write_docs:
+        rows = []
+        for stage in columns[0][0]:
+            cells = []
+            for parts, total, rate in columns:
+                cell = f"{parts[stage]:.2f} s ({100 * parts[stage] / total:.0f} %)"
+                cells.append(cell + (f", {rate:.1f} frames/s" if stage == "preprocessing" else ""))
+            rows.append([stage, *cells])
+        rows.append(["whole job", *(f"{total:.2f} s" for _, total, _ in columns)])
+        text = (
+            f"Tiny model, CPU, 1 torch thread, carphone clip (120 frames), {args['width']}x{args['height']}, "
+            f"{args['steps']} steps, two jobs through the add-on in Blender 5.0 (bpy):\n\n"
+        )
+        text += doc_tables.table(["stage", "cold backend", "warm backend"], rows)
+        text += (
+            f"\n\nBlender import of {imp['frames']} frames at 1280x720: {imp['seconds']:.3f} s (target: under 1 s). "
+            f"Model load on the warm second job: {warm:.3f} s."
+        )
+        doc_tables.write("docs/measurements.md", "bench_job.py", text)
     return 0
 
 

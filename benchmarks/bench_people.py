@@ -46,6 +46,21 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import doc_tables  # noqa: E402
+
+# What each case is, for the docs' table (the script's own lines use the short names).
+CASE_LABELS = {
+    "small/far": "small and far: 4 people 90-150 px tall, 768x432, crossing (rendered)",
+    "turned away": "turned away: seen from behind, near and far (rendered)",
+    "cut by the edge": "cut by the edge: a close-up, one person cut at the waist (rendered)",
+    "crossing": "crossing: two people, 110 and 150 px (rendered)",
+    "real, near": "photos shipped in packages, near (astronaut, cameraman, Grace Hopper, carphone)",
+    "real, small": "the same photos scaled to 150 px in a 1280x720 frame",
+    "real, cut by the edge": "the same photos half past the frame edge",
+    "real, nobody": "photos with nobody in them (5)",
+}
 sys.path.insert(0, str(ROOT))
 
 BLUE, RED, GREEN, YELLOW = (0.15, 0.3, 0.7), (0.7, 0.2, 0.15), (0.2, 0.55, 0.25), (0.75, 0.65, 0.2)
@@ -218,9 +233,12 @@ def detectors(checkpoint: Path | None) -> dict:
     return out
 
 
-def detector_table(cases: dict, dets: dict) -> None:
+def detector_table(cases: dict, dets: dict) -> str:
+    """Prints each case and detector; returns the docs' table (one row a case)."""
+    rows = []
     print(f"{'case':<24} {'detector':<22} {'recall':>7} {'FP/frame':>9} {'ms/frame':>9} {'frames':>7}")
     for case, (frames, truth) in cases.items():
+        row = [CASE_LABELS.get(case, case)]
         for name, fn in dets.items():
             hit = total = fp = 0
             t0 = time.perf_counter()
@@ -230,6 +248,10 @@ def detector_table(cases: dict, dets: dict) -> None:
             ms = 1000 * (time.perf_counter() - t0) / len(frames)
             recall = f"{hit / total:.2f}" if total else "-"
             print(f"{case:<24} {name:<22} {recall:>7} {fp / len(frames):>9.2f} {ms:>9.0f} {len(frames):>7}")
+            row += [recall, f"{fp / len(frames):.2f}", f"{ms:.0f}"]
+        rows.append(row)
+    header = ["case"] + [f"{name} {col}" for name in dets for col in ("recall", "false/frame", "ms")]
+    return doc_tables.table(header, rows)
 
 
 def follow_line(frames: list[np.ndarray], truth: list, person: int, detector: str) -> str:
@@ -311,6 +333,7 @@ def main() -> int:
     ap.add_argument("--no-track", action="store_true")
     ap.add_argument("--no-table", action="store_true", help="skip the detector table")
     ap.add_argument("--scenes", nargs="*", choices=list(SCENES), help="rendered scenes (default: all)")
+    doc_tables.add_argument(ap)
     args = ap.parse_args()
     bpy = args.bpy or dict(
         item.split("=", 1)
@@ -330,8 +353,9 @@ def main() -> int:
             boxes = [[b for b, seen in (joint_box(p, w, h) for p in fr) if seen] for fr in truth]
             cases[name] = (frames[::2], boxes[::2])
         cases.update(real_photos())
+        doc = ""
         if not args.no_table:
-            detector_table(cases, detectors(args.checkpoint))
+            doc = detector_table(cases, detectors(args.checkpoint))
         if rendered and not args.no_track:
             print("\nFollowing a picked person (o on them, X on someone else, . nobody while in view):")
             for name, (frames, truth) in rendered.items():
@@ -341,7 +365,15 @@ def main() -> int:
                         print(f"{name:<16} person {person} {det:<18} {line}")
         if "small/far" in rendered:
             frames = rendered["small/far"][0]
-            print(f"\nclip check, 1280x720, {len(frames)} frames: {clip_check_time(frames, Path(tmp)):.1f} s")
+            check = clip_check_time(frames, Path(tmp))
+            print(f"\nclip check, 1280x720, {len(frames)} frames: {check:.1f} s")
+            doc += f"\n\nThe clip check on a 1280x720 clip of the small and far scene ({len(frames)} frames): {check:.1f} s."
+        if args.write_docs:
+            if not doc:
+                raise SystemExit("--write-docs needs the detector table (leave out --no-table)")
+            if not rendered:
+                doc += "\n\nNo bpy interpreter was given: the rendered cases are not measured here."
+            doc_tables.write("docs/measurements.md", "bench_people.py", doc)
     return 0
 
 

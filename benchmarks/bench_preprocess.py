@@ -36,6 +36,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import doc_tables  # noqa: E402
+
+PAGE = "docs/measurements.md"
+RSS_HEADER = ["estimator", "clip", "frames", "frames/s", "peak RSS"]
+
+
+def rss_row(label: str, sec: float, r: dict) -> list[str]:
+    return [
+        label,
+        f"{sec:g} s",
+        str(r["frames"]),
+        f"{r['frames'] / r['seconds']:.1f}",
+        f"{r['peak_rss'] / 2**20:.0f} MB",
+    ]
 
 
 def make_clip(path: Path, seconds: float, width: int = 1280, height: int = 720) -> int:
@@ -196,7 +212,8 @@ def drawing_cost(repeats: int = 30) -> str:
     return f"drawing alone, per frame: {out[0]:.1f} ms on a 4K canvas, {out[1]:.1f} ms on a 720p one"
 
 
-def uhd_rows(tmp: Path, seconds: list[float]) -> int:
+def uhd_rows(tmp: Path, seconds: list[float], write_docs: bool = False) -> int:
+    rows: list[list[str]] = []
     print("animate mode on a 3840x2160 clip into 1280x720 pose frames and 512x512 face crops, 30 fps")
     print(f"{'estimator':<16} {'clip':>7} {'frames':>7} {'frames/s':>9} {'peak RSS':>10}")
     peaks = []
@@ -210,6 +227,7 @@ def uhd_rows(tmp: Path, seconds: list[float]) -> int:
             return 1
         assert r["canvas"] == [3840, 2160], r  # drawn at the clip's size
         peaks.append(r["peak_rss"])
+        rows.append(rss_row("" if rows else "fixed keypoints, frames streamed to disk", sec, r))
         print(
             f"{'fixed keypoints':<16} {sec:>6g}s {r['frames']:>7} {r['frames'] / r['seconds']:>9.1f} "
             f"{r['peak_rss'] / 2**20:>8.0f} MB"
@@ -217,7 +235,14 @@ def uhd_rows(tmp: Path, seconds: list[float]) -> int:
         clip.unlink()
     if len(peaks) > 1:
         print(f"{'':<16} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}")
-    print(drawing_cost() + "\n")
+    drawing = drawing_cost()
+    print(drawing + "\n")
+    if write_docs:
+        text = doc_tables.table(RSS_HEADER, rows)
+        if len(peaks) > 1:
+            text += f"\n\nPeak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}."
+        text += f" The skeleton's {drawing}."
+        doc_tables.write(PAGE, "bench_preprocess.py:uhd", text)
     return 0
 
 
@@ -264,7 +289,9 @@ def mask_child(clip: str, source: str, sam2_dir: str, work: str) -> None:
     print("RESULT " + json.dumps({"frames": len(sources), "seconds": seconds, "peak_rss": peak}))
 
 
-def mask_rows(tmp: Path, seconds: list[float], sam2_dir: str | None) -> int:
+def mask_rows(tmp: Path, seconds: list[float], sam2_dir: str | None, write_docs: bool = False) -> int:
+    rows: list[list[str]] = []
+    ratios: list[str] = []
     if sam2_dir is None:
         # In a process of its own: Linux keeps a process's peak RSS across exec, so torch imported
         # here would set every child's peak.
@@ -289,11 +316,23 @@ def mask_rows(tmp: Path, seconds: list[float], sam2_dir: str | None) -> int:
                 return 1
             peaks.append(r["peak_rss"])
             name = label if source == "sam2" else "mediapipe"
+            first = sec == seconds[0]
+            doc_name = (
+                ("SAM2, tiny random" if label == "sam2 tiny" else "SAM2")
+                if source == "sam2"
+                else "mediapipe fallback"
+            )
+            rows.append(rss_row(doc_name if first else "", sec, r))
             print(
                 f"{name:<12} {sec:>6g}s {r['frames']:>7} {r['frames'] / r['seconds']:>9.1f} "
                 f"{r['peak_rss'] / 2**20:>8.0f} MB"
             )
         print(f"{'':<12} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}\n")
+        ratios.append(f"{source} {peaks[-1] / peaks[0]:.2f}")
+    if write_docs:
+        text = doc_tables.table(["masks", *RSS_HEADER[1:]], rows)
+        text += f"\n\nPeak RSS, longest / shortest clip: {', '.join(ratios)}."
+        doc_tables.write(PAGE, "bench_preprocess.py:masks", text)
     return 0
 
 
@@ -315,6 +354,7 @@ def main() -> int:
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--mask-child", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--uhd-child", nargs=2, help=argparse.SUPPRESS)
+    doc_tables.add_argument(ap)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
@@ -324,19 +364,27 @@ def main() -> int:
         return 0
     if args.uhd_only:
         with tempfile.TemporaryDirectory(prefix="wan-uhd-") as tmp:
-            return uhd_rows(Path(tmp), args.uhd_seconds)
+            return uhd_rows(Path(tmp), args.uhd_seconds, args.write_docs)
     if args.mask_child:
         mask_child(*args.mask_child)
         return 0
     if args.masks_only:
         with tempfile.TemporaryDirectory(prefix="wan-masks-") as tmp:
-            return mask_rows(Path(tmp), args.mask_seconds, args.sam2)
+            return mask_rows(Path(tmp), args.mask_seconds, args.sam2, args.write_docs)
     estimators = ["mediapipe", "in-memory"] + (["vitpose"] if args.checkpoint else [])
     print("preprocessing a 1280x720 clip into 832x480 pose frames and 512x512 face crops, 30 fps\n")
     print(f"{'estimator':<12} {'clip':>7} {'frames':>7} {'frames/s':>9} {'peak RSS':>10}")
+    labels = {
+        "mediapipe": "mediapipe, frames streamed to disk",
+        "in-memory": "mediapipe, frames kept in memory",
+        "vitpose": "official ViTPose-H, frames streamed to disk",
+    }
+    rows: list[list[str]] = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="wan-pre-") as tmp:
         for est in estimators:
             peaks = []
+            results = []
             for sec in args.seconds:
                 clip = Path(tmp) / f"clip_{sec:g}.mp4"
                 if not clip.exists():
@@ -347,21 +395,37 @@ def main() -> int:
                 if r is None:
                     return 1
                 peaks.append(r["peak_rss"])
+                results.append(r)
+                rows.append(rss_row("" if len(peaks) > 1 else labels[est], sec, r))
                 print(
                     f"{est:<12} {sec:>6g}s {r['frames']:>7} {r['frames'] / r['seconds']:>9.1f} "
                     f"{r['peak_rss'] / 2**20:>8.0f} MB"
                 )
             print(f"{'':<12} peak RSS, longest / shortest clip: {peaks[-1] / peaks[0]:.2f}\n")
-        if uhd_rows(Path(tmp), args.uhd_seconds):
+            note = f"{labels[est]}: peak RSS, longest / shortest clip {peaks[-1] / peaks[0]:.2f}"
+            if len(peaks) > 1:
+                per_frame = (peaks[-1] - peaks[0]) / (results[-1]["frames"] - results[0]["frames"]) / 2**20
+                note += f", {per_frame:.2f} MB more a frame"
+                if per_frame > 0.1:
+                    note += f" (a 10-minute clip, 18,000 frames: some {per_frame * 18000 / 1024:.0f} GB)"
+            notes.append(note + ".")
+        if uhd_rows(Path(tmp), args.uhd_seconds, args.write_docs):
             return 1
-        people_cost(Path(tmp) / f"clip_{args.seconds[0]:g}.mp4")
+        people = people_cost(Path(tmp) / f"clip_{args.seconds[0]:g}.mp4")
         print()
-        look_cost([Path(tmp) / f"clip_{sec:g}.mp4" for sec in args.seconds])
+        look = look_cost([Path(tmp) / f"clip_{sec:g}.mp4" for sec in args.seconds])
         print()
-        return mask_rows(Path(tmp), args.mask_seconds, args.sam2)
+        if args.write_docs:
+            text = doc_tables.table(RSS_HEADER, rows) + "\n\n" + "\n".join(notes)
+            text += f"\n\nOn the {args.seconds[0]:g} s clip: {people}.\n\n"
+            text += doc_tables.table(
+                ["clip", "look for the performer", "clip check", "pose pass", "look / pass"], look
+            )
+            doc_tables.write(PAGE, "bench_preprocess.py", text)
+        return mask_rows(Path(tmp), args.mask_seconds, args.sam2, args.write_docs)
 
 
-def people_cost(clip: Path, frames: int = 60) -> None:
+def people_cost(clip: Path, frames: int = 60) -> str:
     """What following one performer among several costs the embedded estimator: the people
     detector per frame against Holistic per frame, on the same 720p frames."""
     import cv2
@@ -388,13 +452,13 @@ def people_cost(clip: Path, frames: int = 60) -> None:
         for f in rgb:
             est._landmarks(f)  # Holistic alone, tracking from frame to frame as on a clip
         holistic = (time.perf_counter() - t0) / len(rgb)
-    print(
-        f"people detector {det * 1000:.0f} ms/frame, Holistic {holistic * 1000:.0f} ms/frame: ratio {det / holistic:.2f}"
-    )
+    line = f"people detector {det * 1000:.0f} ms/frame, Holistic {holistic * 1000:.0f} ms/frame: ratio {det / holistic:.2f}"
+    print(line)
     print("  (alone, the detector runs every 10th frame; with several people in view, every frame)")
+    return line
 
 
-def look_cost(clips: list[Path]) -> None:
+def look_cost(clips: list[Path]) -> list[list[str]]:
     """The look before the pose pass (a clip with nobody, or a pick on nobody, fails here) and the
     clip check, against the pose pass itself: seconds, and the share of the pass they cost."""
     sys.path.insert(0, str(ROOT))
@@ -404,6 +468,7 @@ def look_cost(clips: list[Path]) -> None:
     from backend.preprocess.performer_pick import find_performer
     from backend.protocol import JobRequest
 
+    rows = []
     print(f"{'clip':>7} {'look (s)':>9} {'clip check (s)':>15} {'pose pass (s)':>14} {'look / pass':>12}")
     for clip in clips:
         info = probe_clip(clip)
@@ -425,6 +490,10 @@ def look_cost(clips: list[Path]) -> None:
             pose = time.perf_counter() - t0
         seconds = info.frame_count / info.fps
         print(f"{seconds:>6.0f}s {look:>9.2f} {check:>15.2f} {pose:>14.1f} {look / pose:>12.3f}")
+        rows.append(
+            [f"{seconds:.0f} s", f"{look:.2f} s", f"{check:.2f} s", f"{pose:.1f} s", f"{look / pose:.3f}"]
+        )
+    return rows
 
 
 if __name__ == "__main__":
