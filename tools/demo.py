@@ -25,9 +25,24 @@ def carphone() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "carphone_pristine.mp4"
 
 
-def tile(img: np.ndarray, h: int = 128) -> np.ndarray:
+def tile(img: np.ndarray, h: int = 160) -> np.ndarray:
     w = max(1, round(img.shape[1] * h / img.shape[0]))
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def pose_on_character(pose: np.ndarray, still: np.ndarray | None) -> np.ndarray:
+    """The pose frame drawn over the character still the model was given (fitted to the pose
+    frame's size as the job fits it, dimmed): a retargeted skeleton should sit on the character."""
+    from PIL import Image
+
+    from backend.preprocess.character_image import fit_character
+
+    if still is None:
+        return pose
+    h, w = pose.shape[:2]
+    fitted = np.asarray(fit_character(Image.fromarray(still[:, :, ::-1]), w, h))[:, :, ::-1]
+    inked = pose.max(axis=2, keepdims=True) > 40
+    return np.where(inked, pose, (fitted * 0.45).astype(np.uint8))
 
 
 def contact_sheet(job_dir: Path, clip: Path, out: Path, columns: int = 6) -> None:
@@ -41,10 +56,14 @@ def contact_sheet(job_dir: Path, clip: Path, out: Path, columns: int = 6) -> Non
     while ok:
         frames.append(f)
         ok, f = cap.read()
+    still = cv2.imread(str(job["inputs"]["character"]["path"]))
     rows = []
     for label, get in (
         ("reference", lambda i: frames[kp[i]["clip_frame"]]),
-        ("pose", lambda i: cv2.imread(str(job_dir / "pose" / f"pose_{i + 1:06d}.png"))),
+        (
+            "pose on",
+            lambda i: pose_on_character(cv2.imread(str(job_dir / "pose" / f"pose_{i + 1:06d}.png")), still),
+        ),
         ("face", lambda i: cv2.imread(str(job_dir / "face" / f"face_{i + 1:06d}.png"))),
         (
             "output",
@@ -54,13 +73,16 @@ def contact_sheet(job_dir: Path, clip: Path, out: Path, columns: int = 6) -> Non
         ),
     ):
         cells = [tile(get(int(i))) for i in picks]
-        head = np.full((132, 110, 3), 30, np.uint8)
+        head = np.full((164, 110, 3), 30, np.uint8)
+        for n, word in enumerate(("character",) if label == "pose on" else ()):
+            cv2.putText(
+                head, word, (6, 92 + 20 * n), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA
+            )
         cv2.putText(head, label, (6, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
         rows.append(np.hstack([head, *[np.pad(c, ((2, 2), (2, 2), (0, 0))) for c in cells]]))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
     # The character still the skeleton was retargeted onto, beside the rows it drove.
-    still = cv2.imread(str(job["inputs"]["character"]["path"]))
     if still is not None:
         side = tile(still, h=sum(r.shape[0] for r in rows))
         side = np.pad(side, ((0, 0), (4, 4), (0, 0)), constant_values=30)
