@@ -289,8 +289,6 @@ def _disjoint_masks(conds: list[JobConditioning], frames_dir: Path) -> list[str]
 def _backgrounds(inputs: JobInputs, cond: JobConditioning, plate, folder: Path, width: int, height: int):
     """The pass's background: the plate (the clip for the first pass, the previous pass's frames
     after) with this pass's mask blacked out, as replace mode's background is made."""
-    import cv2
-
     from ..preprocess.clip_reading import iter_frames_rgb
     from ..preprocess.pose_format import padding_resize, resize_by_area
 
@@ -299,19 +297,15 @@ def _backgrounds(inputs: JobInputs, cond: JobConditioning, plate, folder: Path, 
     masks = cond.cond.mask_frames
     if plate is None:
         frames = (f for _, f in iter_frames_rgb(inputs.clip, cond.cond.sources))
-        fitted = (_fit(resize_by_area(f, width, height), width, height, padding_resize, cv2) for f in frames)
+        # The official frame (the clip at the output's area) fitted into the output, as
+        # conditioning fits replace mode's background.
+        fitted = (padding_resize(resize_by_area(f, width, height), width, height) for f in frames)
     else:
         fitted = (np.array(plate[i]) for i in range(len(masks)))
     for i, frame in enumerate(fitted):
         frame[np.asarray(masks[i]) > 0] = 0
         out.append(frame)
     return out
-
-
-def _fit(frame: np.ndarray, width: int, height: int, padding_resize, cv2) -> np.ndarray:
-    if frame.shape[:2] == (height, width):
-        return frame.copy()
-    return padding_resize(frame, width, height, cv2.INTER_LINEAR)
 
 
 def frames_sha(frames) -> str:
