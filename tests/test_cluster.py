@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from backend_proc import BackendProc, result_frames
 
+from backend.protocol import HealthReply
 from wan_animate_blender.core.cluster_status import cluster_lines
 
 ray = pytest.importorskip(
@@ -100,8 +101,10 @@ def test_shots_spread_over_two_worker_nodes_and_all_finish(cluster, head, astron
         assert "job.json" in files and b.get(f"/v1/jobs/{i}/files/job.json").json()["engine"]
     health = b.get("/v1/health").json()
     assert health["cluster"]["gpus"] == 2 and health["cluster"]["queued"] == 0
+    # The add-on's type reads the cluster's health back to the same reply.
+    assert HealthReply.from_json(health).to_json() == health
     # What the sidebar shows from that health.
-    assert cluster_lines(health)[0] == "Cluster: 2 GPU nodes, 2 GPUs, 0 queued"
+    assert cluster_lines(HealthReply.from_json(health))[0] == "Cluster: 2 GPU nodes, 2 GPUs, 0 queued"
 
 
 def test_a_node_removed_mid_job_the_job_finishes_elsewhere_with_the_same_frames(

@@ -239,7 +239,7 @@ def _member_character(scene, shot: Shot, n: int, member: CastMember) -> dict[str
 
 
 def _warnings(st) -> list[str]:
-    return list((st.check or {}).get("warnings", []))
+    return list(st.check.warnings) if st.check is not None else []
 
 
 def _say(cb: Callable[[str], None] | None, line: str) -> None:

@@ -20,7 +20,7 @@ from ..preprocess.estimator_choice import open_estimator
 from ..preprocess.performer_pick import NoPersonError, Sighting, annotate, find_performer, read_frame, survey
 from ..preprocess.person_track import iou
 from ..preprocess.pose_format import CONFIDENCE_THRESHOLD, face_box, head_box, wholebody_to_body20
-from ..protocol import ENGINE_FEATURES, JobRequest
+from ..protocol import ENGINE_FEATURES, CheckReply, JobRequest
 
 SMALL_FACE_PX = 40  # a face box shorter than this (clip pixels) gives weak expressions
 CROP_MARGIN = 0.25  # around the performer's box for the still-image pose
@@ -33,7 +33,7 @@ def check_clip(
     estimator_factory=None,
     default_output: Path | None = None,
     roots: list[Path] | None = None,
-) -> dict:
+) -> CheckReply:
     """The check's report (see _check_one); a cast is checked row by row (check_cast)."""
     if req.settings.cast:
         return check_cast(req, paths, model_dir, estimator_factory, default_output, roots)
@@ -47,7 +47,7 @@ def check_cast(
     estimator_factory=None,
     default_output: Path | None = None,
     roots: list[Path] | None = None,
-) -> dict:
+) -> CheckReply:
     """Every cast row checked as the one-performer job its pass is: each pick resolved to a
     person (the first row that fails fails the check), two rows on one person refused, and
     each row's warnings (small face, frames without them) named by row. ``cast``: the rows'
@@ -66,21 +66,21 @@ def check_cast(
         report = _check_one(
             one, {**own, "character": paths[f"cast_{n}"]}, model_dir, estimator_factory, default_output, roots
         )
-        if not report["ok"]:
-            return {**report, "error": f"Cast row {n + 1}: {report['error']}", "cast": rows + [report]}
+        if not report.ok:
+            return replace(report, error=f"Cast row {n + 1}: {report.error}", cast=[*rows, report])
         rows.append(report)
     for a in range(len(rows)):
         for b in range(a + 1, len(rows)):
             ra, rb = rows[a], rows[b]
-            if ra.get("box") and rb.get("box") and ra.get("clip_frame") == rb.get("clip_frame"):
-                if iou(np.asarray(ra["box"][:4], float), np.asarray([rb["box"]], float))[0] > CAST_PICK_SAME:
+            if ra.box and rb.box and ra.clip_frame == rb.clip_frame:
+                if iou(np.asarray(ra.box[:4], float), np.asarray([rb.box], float))[0] > CAST_PICK_SAME:
                     error = (
-                        f"Cast rows {a + 1} and {b + 1} pick the same person (clip frame {ra['clip_frame']}): "
+                        f"Cast rows {a + 1} and {b + 1} pick the same person (clip frame {ra.clip_frame}): "
                         f"pick row {b + 1} on its own performer."
                     )
-                    return {**rb, "ok": False, "error": error, "cast": rows}
-    warnings = [f"Cast row {n + 1}: {w}" for n, r in enumerate(rows) for w in r["warnings"]]
-    return {**rows[0], "warnings": warnings, "cast": rows}
+                    return replace(rb, ok=False, error=error, cast=rows)
+    warnings = [f"Cast row {n + 1}: {w}" for n, r in enumerate(rows) for w in r.warnings]
+    return replace(rows[0], warnings=warnings, cast=rows)
 
 
 def _check_one(
@@ -90,7 +90,7 @@ def _check_one(
     estimator_factory=None,
     default_output: Path | None = None,
     roots: list[Path] | None = None,
-) -> dict:
+) -> CheckReply:
     """The check's report: ``ok`` False (with ``error``) when a job would fail for want of a
     performer (the frames looked at are then kept, annotated, in the output folder as a failed
     job keeps them); ``warnings``; the followed person's box, skeleton and face box on the chosen
@@ -102,19 +102,19 @@ def _check_one(
     _check_character(paths)
     clip_path = paths.get("clip")
     if clip_path is None:
-        return {"ok": True, "warnings": [], "people": None, "preview_png": None}
+        return CheckReply()
     info = probe_clip(clip_path, fps=s.output_fps or None, apply_rotation=s.apply_rotation, roots=roots).view(
         s.clip_start, s.clip_frames, s.clip_speed
     )
     if not ENGINE_FEATURES[s.engine]["skeleton"]:
         # A video-driven engine reads the frames as they are and follows nobody: a playblast of a
         # stand-in or a creature drives it as well as footage of a person.
-        return {"ok": True, "warnings": [], "people": None, "preview_png": None}
+        return CheckReply()
     sources = info.model_sources(MODEL_FPS)
     pick = (float(s.person[0]), float(s.person[1])) if s.person else None
     with open_estimator(s, model_dir, False, factory=estimator_factory) as est:
         if not hasattr(est, "people"):
-            return {"ok": True, "warnings": [], "people": None, "preview_png": None}
+            return CheckReply()
         looked = survey(info, sources, est)
         try:
             performer = find_performer(
@@ -130,13 +130,12 @@ def _check_one(
                 error += keep_what_was_found(
                     parent, f"no_performer_check_{uuid.uuid4().hex[:8]}", exc, sources, pick
                 )
-            return {
-                "ok": False,
-                "error": error,
-                "warnings": [],
-                "people": _counts(looked),
-                "preview_png": _png(annotate(seen, None, pick)) if seen is not None else None,
-            }
+            return CheckReply(
+                ok=False,
+                error=error,
+                people=_counts(looked),
+                preview_png=_png(annotate(seen, None, pick)) if seen is not None else None,
+            )
     assert performer is not None
     chosen = next((x for x in performer.sightings if x.model_frame == performer.frame), None)
     rgb = read_frame(info, sources[performer.frame])
@@ -147,18 +146,18 @@ def _check_one(
     seen = chosen or Sighting(performer.frame, sources[performer.frame], np.zeros((0, 5)), rgb, 1.0)
     image = annotate(seen, performer.box, pick)
     _draw_pose(image, kps, fbox, seen.scale)
-    return {
-        "ok": True,
-        "warnings": warnings,
-        "people": _counts(looked),
-        "clip_frame": sources[performer.frame],
-        "box": [round(float(v), 1) for v in performer.box[:4]],
-        "face_box": list(fbox) if fbox else None,
-        "skeleton": bool(
+    return CheckReply(
+        ok=True,
+        warnings=warnings,
+        people=_counts(looked),
+        clip_frame=sources[performer.frame],
+        box=[round(float(v), 1) for v in performer.box[:4]],
+        face_box=list(fbox) if fbox else None,
+        skeleton=bool(
             kps is not None and (wholebody_to_body20(kps)[:, 2] >= CONFIDENCE_THRESHOLD).sum() >= 3
         ),
-        "preview_png": _png(image),
-    }
+        preview_png=_png(image),
+    )
 
 
 def _check_character(paths: dict[str, Path | None]) -> None:

@@ -8,6 +8,7 @@ where:
 - schema: the job request as JSON Schema (/openapi.json) and the small validator the result
   files are checked with
 - status: a job's status (JobStatus) and the states a job ends in
+- replies: the /v1/health and /v1/check replies, typed
 - results: job.json and keypoints.json, their schemas and readers
 - skeleton: keypoints.json's point layout and the skeleton's bones and colours
 - layout: where things live on disk (data, model and environment folders)"""
@@ -34,6 +35,13 @@ from .layout import (
     env_folder,
     env_pointer,
     venv_python,
+)
+from .replies import (
+    CheckReply,
+    ClusterHealth,
+    ClusterJob,
+    ClusterNode,
+    HealthReply,
 )
 from .request import (
     ABSOLUTE_PATH,

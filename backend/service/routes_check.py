@@ -8,7 +8,7 @@ import threading
 from fastapi import FastAPI, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from ..protocol import API_PREFIX, RequestError
+from ..protocol import API_PREFIX, CheckReply, RequestError
 from .routes_common import Service
 from .routes_jobs import job_body, parse_request, read_body
 
@@ -33,12 +33,12 @@ def add_check_route(app: FastAPI, service: Service) -> None:
             )
         in_flight[0] += 1
         try:
-            return await run_in_threadpool(run_check, service, body, one_at_a_time)
+            return (await run_in_threadpool(run_check, service, body, one_at_a_time)).to_json()
         finally:
             in_flight[0] -= 1
 
 
-def run_check(service: Service, body: bytes, one_at_a_time: threading.Lock) -> dict:
+def run_check(service: Service, body: bytes, one_at_a_time: threading.Lock) -> CheckReply:
     from ..job.clip_check import check_clip
     from ..job.job_inputs import resolve_inputs
     from ..preprocess.clip_reading import ClipError

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 
 from .. import __version__
-from ..protocol import API_PREFIX
+from ..protocol import API_PREFIX, ClusterHealth, HealthReply
 from .routes_common import ERRORS, Service, error_reply, sees
 
 
@@ -25,7 +25,8 @@ def add_health_routes(app: FastAPI, service: Service) -> None:
 
         if not limiter:
             limiter.append(anyio.CapacityLimiter(4))
-        return await anyio.to_thread.run_sync(read_health, service, request, limiter=limiter[0])
+        reply = await anyio.to_thread.run_sync(read_health, service, request, limiter=limiter[0])
+        return reply.to_json()
 
     @app.post(
         f"{API_PREFIX}/shutdown", responses={**ERRORS, 403: error_reply("only an admin may stop the backend")}
@@ -37,7 +38,7 @@ def add_health_routes(app: FastAPI, service: Service) -> None:
         return {"status": "stopping"}
 
 
-def read_health(service: Service, request: Request) -> dict:
+def read_health(service: Service, request: Request) -> HealthReply:
     loaded = service.models.loaded
     # Health reports on the default engine's weights.
     engine = service.engines.get("wan-animate")
@@ -46,24 +47,24 @@ def read_health(service: Service, request: Request) -> dict:
     current = worker.current
     queued, database = service.store.count_now("queued")
     ok = worker.alive and problem is None and worker.last_error is None and database == "ok"
-    return {
-        "status": "ok" if ok else "degraded",
-        "database": database,
-        "version": __version__,
-        "pid": os.getpid(),
-        "worker_alive": worker.alive,
-        "worker_error": worker.last_error,
-        "model_dir": str(service.model_dir),
-        "model_dir_problem": problem,
-        "model_loaded": loaded is not None,
-        "device": loaded.device if loaded else None,
-        "queued": queued,
+    return HealthReply(
+        status="ok" if ok else "degraded",
+        database=database,
+        version=__version__,
+        pid=os.getpid(),
+        worker_alive=worker.alive,
+        worker_error=worker.last_error,
+        model_dir=str(service.model_dir),
+        model_dir_problem=problem,
+        model_loaded=loaded is not None,
+        device=loaded.device if loaded else None,
+        queued=queued,
         # Another user's running job is "busy", not named.
-        "running": current.id if current and sees(request, current) else None,
-        "busy": current is not None,
-        "user": request.state.user,
-        "admin": request.state.admin,
-        "free_disk_bytes": shutil.disk_usage(service.data_dir).free,
-        "unreadable_jobs": len(service.store.bad_rows),
-        **({"cluster": worker.cluster_health()} if service.clustered else {}),
-    }
+        running=current.id if current and sees(request, current) else None,
+        busy=current is not None,
+        user=request.state.user,
+        admin=request.state.admin,
+        free_disk_bytes=shutil.disk_usage(service.data_dir).free,
+        unreadable_jobs=len(service.store.bad_rows),
+        cluster=ClusterHealth.from_json(worker.cluster_health()) if service.clustered else None,
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import bpy
 
+from ...backend.protocol import CheckReply
 from ..core.backend_process import BackendConfig, LocalBackend
 from ..core.job_session import JobSession
 from ..core.result_files import ResultFileError, read_job
@@ -33,16 +34,16 @@ class RunningJob:
 CHECK_IMAGE = "Wan Animate clip check"
 
 
-def show_check(report: dict | None):
+def show_check(report: CheckReply | None):
     """The clip check's annotated frame as an image (shown in any open Image Editor and the
     question's dialog): the artist sees whom the job will follow. Returns the image or None."""
     import base64
     import tempfile
 
-    if not report or not report.get("preview_png"):
+    if report is None or not report.preview_png:
         return None
     path = Path(tempfile.gettempdir()) / "wan_animate_clip_check.png"
-    path.write_bytes(base64.b64decode(report["preview_png"]))
+    path.write_bytes(base64.b64decode(report.preview_png))
     img = bpy.data.images.get(CHECK_IMAGE)
     if img is None:
         img = bpy.data.images.load(str(path), check_existing=False)
@@ -169,7 +170,7 @@ def _clip_fps(result_dir: Path) -> float | None:
         return None
 
 
-def ask_about_check(report: dict | None) -> None:
+def ask_about_check(report: CheckReply | None) -> None:
     """Continue or Cancel, in a dialog over the first window; the session waits for the
     answer before it submits the job. A timer has no window of its own, so one is lent; if the
     dialog cannot open, the sidebar's Continue and Cancel buttons (shown while a job asks) stay."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from ...backend.protocol import API_PREFIX, JobRequest, JobStatus
+from ...backend.protocol import API_PREFIX, CheckReply, HealthReply, JobRequest, JobStatus
 
 # A check takes seconds, but a batch's checks queue behind each other on the backend.
 CHECK_TIMEOUT_S = 600.0
@@ -52,8 +52,8 @@ class BackendClient:
             raise BackendError(str(detail))
         return resp
 
-    def health(self) -> dict[str, Any]:
-        return self._call("GET", "/health").json()
+    def health(self) -> HealthReply:
+        return HealthReply.from_json(self._call("GET", "/health").json())
 
     def upload(self, path: Path) -> str:
         with open(path, "rb") as f:
@@ -63,7 +63,7 @@ class BackendClient:
     def submit(self, req: JobRequest) -> JobStatus:
         return JobStatus.from_json(self._call("POST", "/jobs", json=req.to_json()).json())
 
-    def check(self, req: JobRequest) -> dict[str, Any] | None:
+    def check(self, req: JobRequest) -> CheckReply | None:
         """The clip check (seconds, more while other checks queue): whom a job would follow, and
         what to know first. None from a backend too old to have one."""
         try:
@@ -79,8 +79,9 @@ class BackendClient:
         if resp.status_code in (404, 405):
             return None
         if resp.status_code >= 400:
-            return self._call("POST", "/check", json=req.to_json()).json()  # the same error, worded
-        return resp.json()
+            # The same error, worded.
+            return CheckReply.from_json(self._call("POST", "/check", json=req.to_json()).json())
+        return CheckReply.from_json(resp.json())
 
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.from_json(self._call("GET", f"/jobs/{job_id}").json())

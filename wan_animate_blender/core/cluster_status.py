@@ -8,24 +8,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+# For the annotation only: tests import this module outside the extension's package, where the
+# protocol is not its grandparent's.
+if TYPE_CHECKING:
+    from ...backend.protocol import HealthReply
 
 REFRESH_S = 5.0
 
 
-def cluster_lines(health: dict[str, Any]) -> list[str]:
+def cluster_lines(health: HealthReply) -> list[str]:
     """Nodes, GPUs, queue, which job runs where, and what to do when no node can run jobs."""
-    cl = health.get("cluster")
-    if not cl:
+    cl = health.cluster
+    if cl is None:
         return []
-    nodes = [n for n in cl.get("nodes", []) if n.get("gpus")]
-    lines = [f"Cluster: {len(nodes)} GPU nodes, {cl.get('gpus', 0):g} GPUs, {cl.get('queued', 0)} queued"]
-    for job_id, where in sorted(cl.get("jobs", {}).items()):
-        lines.append(
-            f"{job_id[:8]} on {where.get('ip')}: window {where.get('window')}/{where.get('windows')}"
-        )
-    if cl.get("problem"):
-        lines.append(str(cl["problem"]))
+    nodes = [n for n in cl.nodes if n.gpus]
+    lines = [f"Cluster: {len(nodes)} GPU nodes, {cl.gpus:g} GPUs, {cl.queued} queued"]
+    for job_id, where in sorted(cl.jobs.items()):
+        lines.append(f"{job_id[:8]} on {where.ip}: window {where.window}/{where.windows}")
+    if cl.problem:
+        lines.append(cl.problem)
     return lines
 
 
@@ -38,13 +41,13 @@ class HealthLines:
         self._at = -every_s
         self._busy = threading.Lock()
 
-    def lines(self, fetch: Callable[[], dict[str, Any]]) -> list[str]:
+    def lines(self, fetch: Callable[[], HealthReply]) -> list[str]:
         if time.monotonic() - self._at >= self.every_s and self._busy.acquire(blocking=False):
             self._at = time.monotonic()
             threading.Thread(target=self._refresh, args=(fetch,), daemon=True).start()
         return self._lines
 
-    def _refresh(self, fetch: Callable[[], dict[str, Any]]) -> None:
+    def _refresh(self, fetch: Callable[[], HealthReply]) -> None:
         try:
             self._lines = cluster_lines(fetch())
         except Exception:  # noqa: BLE001 - an unreachable backend shows in the job's own status

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...backend.protocol import INTERRUPTED_STAGE, JobRequest, JobStatus
+from ...backend.protocol import INTERRUPTED_STAGE, CheckReply, JobRequest, JobStatus
 from .backend_process import LocalBackend
 from .client import BackendClient, BackendError, BackendUnreachable
 
@@ -34,7 +34,7 @@ class SessionState:
     log: list[str] = field(default_factory=list)
     # The clip check's report (warnings, the followed box, the annotated frame as base64 PNG),
     # once it is back; ``asking``: the session waits for answer() before it submits.
-    check: dict | None = None
+    check: CheckReply | None = None
     asking: bool = False
 
 
@@ -187,12 +187,12 @@ class JobSession:
         self._set(stage="checking the clip", message="Checking the clip: looking for the performer")
         report = client.check(req)
         if report is not None:  # None: a backend without the check; the job finds out itself
-            report_text = [f"Clip check: {w}" for w in report.get("warnings", [])]
+            report_text = [f"Clip check: {w}" for w in report.warnings]
             self._set(check=report, log=[*self.state.log, *report_text])
-            if not report.get("ok", True):
-                raise BackendError(str(report.get("error")))
-            if report.get("warnings") and self.ask_on_warnings:
-                self._set(asking=True, stage="clip check", message="; ".join(report["warnings"]))
+            if not report.ok:
+                raise BackendError(str(report.error))
+            if report.warnings and self.ask_on_warnings:
+                self._set(asking=True, stage="clip check", message="; ".join(report.warnings))
                 self._answered.wait()
                 self._set(asking=False)
                 if not self._go_on:

@@ -1,0 +1,118 @@
+"""The /v1/health and /v1/check replies as the protocol types them: what a real backend sends
+reads back to the same JSON through the type, and the add-on's client hands out the typed reply
+with the same values. A reply from a newer backend (keys this version does not know) or an
+older one (keys missing) still reads."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from backend_proc import BackendProc
+
+from backend.protocol import CheckReply, ClusterHealth, HealthReply
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {"width": 64, "height": 48, "steps": 1, "segment_frames": 17, "estimator": "mediapipe"}
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory, backend_python, tiny_model):
+    b = BackendProc(backend_python, tmp_path_factory.mktemp("replies") / "data", tiny_model)
+    yield b
+    b.stop()
+
+
+def _client_module():
+    """The add-on's client, imported inside the extension's package as Blender loads it."""
+    name = "wan_animate_ext_replies"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.wan_animate_blender.core.client")
+
+
+def _check_body(character: Path, clip: Path, **settings) -> dict:
+    return {"character_path": str(character), "clip_path": str(clip), "settings": {**SETTINGS, **settings}}
+
+
+def _client_request(character: Path, clip: Path):
+    """A JobRequest of the extension's own protocol, as the add-on's client sends it."""
+    protocol = importlib.import_module("wan_animate_ext_replies.backend.protocol")
+    return protocol.JobRequest.from_json(_check_body(character, clip))
+
+
+def test_the_health_reply_reads_back_to_what_the_backend_sent(backend):
+    sent = backend.get("/v1/health").json()
+    health = HealthReply.from_json(sent)
+    assert health.to_json() == sent
+    assert health.ok and health.worker_alive and health.pid == backend.proc.pid
+    assert health.cluster is None and "cluster" not in sent  # not in cluster mode
+
+    client = _client_module().BackendClient(backend.url, backend.token)
+    typed = client.health()
+    assert type(typed).__name__ == "HealthReply" and typed.to_json().keys() == sent.keys()
+    assert (typed.status, typed.pid, typed.model_dir) == (health.status, health.pid, health.model_dir)
+
+
+def test_the_check_replies_read_back_to_what_the_backend_sent(backend, astronaut_png, carphone_clip):
+    found = backend.post("/v1/check", json=_check_body(astronaut_png, carphone_clip)).json()
+    check = CheckReply.from_json(found)
+    assert check.to_json() == found
+    assert check.ok and check.clip_frame is not None and len(check.box) == 4 and check.preview_png
+
+    # A pick on nobody: the failed check, without the followed person's keys.
+    nobody = backend.post(
+        "/v1/check", json=_check_body(astronaut_png, carphone_clip, person=[0.02, 0.02])
+    ).json()
+    missed = CheckReply.from_json(nobody)
+    assert missed.to_json() == nobody
+    assert not missed.ok and missed.error and "clip_frame" not in nobody
+
+    # A cast of one row: its reply nests the row's own.
+    row = {"person": [0.5, 0.5], "character_path": str(astronaut_png)}
+    cast = backend.post(
+        "/v1/check",
+        json={"clip_path": str(carphone_clip), "settings": {**SETTINGS, "mode": "replace", "cast": [row]}},
+    ).json()
+    cast_check = CheckReply.from_json(cast)
+    assert cast_check.to_json() == cast
+    assert cast_check.cast is not None and len(cast_check.cast) == 1
+    assert cast_check.cast[0].to_json() == cast["cast"][0]
+
+    client = _client_module().BackendClient(backend.url, backend.token)
+    typed = client.check(_client_request(astronaut_png, carphone_clip))
+    assert typed is not None and typed.ok and typed.clip_frame == check.clip_frame and typed.box == check.box
+
+
+def test_a_newer_backends_extra_keys_and_an_older_ones_missing_keys_still_read():
+    newer = {"status": "ok", "pid": 7, "worker_alive": True, "gpu_temperature": 61, "cluster": None}
+    health = HealthReply.from_json(newer)
+    assert health.ok and health.pid == 7 and "gpu_temperature" not in health.to_json()
+    older = HealthReply.from_json({"status": "degraded", "version": "0.0.9"})
+    assert not older.ok and older.version == "0.0.9" and older.unreadable_jobs == 0
+    assert older.cluster is None
+
+    # The cluster part before the head first reached the cluster: no address yet, and none sent.
+    starting = {"nodes": [], "gpus": 0, "actors": 0, "idle_actors": 0, "problem": "connecting to the cluster"}
+    cl = ClusterHealth.from_json({**starting, "jobs": {"ab": {"window": 1, "windows": 3}}})
+    assert cl.address is None and cl.jobs["ab"].windows == 3 and cl.jobs["ab"].ip is None
+    assert "address" not in cl.to_json() and cl.to_json()["jobs"] == {"ab": {"window": 1, "windows": 3}}
+
+    check = CheckReply.from_json({"ok": False, "error": "no one", "warnings": [], "shiny": 1})
+    assert check.to_json() == {
+        "ok": False,
+        "error": "no one",
+        "warnings": [],
+        "people": None,
+        "preview_png": None,
+    }
+    with pytest.raises(ValueError, match="JSON object"):
+        CheckReply.from_json(["not", "a", "reply"])
