@@ -94,11 +94,15 @@ def main() -> int:
             "model load": t["model_load"],
             "input checks": t["inputs"],
             "preprocessing": t["preprocessing"],
-            "denoising (+ text/image/pose encoding)": t["denoising"],
+            "encoding (prompt, character, pose and window conditioning)": t.get("encoding", 0.0),
+            "denoising": t["denoising"],
             "decoding (VAE)": t["decoding"],
             "frame writing": t["writing"],
-            "Blender import": job["import"],
         }
+        named = {"model_load", "inputs", "preprocessing", "encoding", "denoising", "decoding", "writing"}
+        # A stage the backend times that this table does not name yet still gets its own row.
+        parts.update({k: v for k, v in t.items() if k not in named and isinstance(v, (int, float))})
+        parts["Blender import"] = job["import"]
         total = sum(parts.values())
         other = max(0.0, job["wall"] + (parts["backend start"]) + job["import"] - total)
         parts["polling / HTTP / hashing"] = other

@@ -411,6 +411,10 @@ def main() -> int:
             notes.append(note + ".")
         if uhd_rows(Path(tmp), args.uhd_seconds, args.write_docs):
             return 1
+        # Before anything heavy runs in this process: a child's peak RSS starts from its parent's
+        # at the fork, so mediapipe loaded here would set every mask row's peak.
+        if mask_rows(Path(tmp), args.mask_seconds, args.sam2, args.write_docs):
+            return 1
         people = people_cost(Path(tmp) / f"clip_{args.seconds[0]:g}.mp4")
         print()
         look = look_cost([Path(tmp) / f"clip_{sec:g}.mp4" for sec in args.seconds])
@@ -422,7 +426,7 @@ def main() -> int:
                 ["clip", "look for the performer", "clip check", "pose pass", "look / pass"], look
             )
             doc_tables.write(PAGE, "bench_preprocess.py", text)
-        return mask_rows(Path(tmp), args.mask_seconds, args.sam2, args.write_docs)
+        return 0
 
 
 def people_cost(clip: Path, frames: int = 60) -> str:

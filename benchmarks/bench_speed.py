@@ -29,6 +29,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import doc_tables  # noqa: E402
 
 H100_RATE = 790e12  # dense bf16 matmul rate measured on H100/H200 (performance.md)
 
@@ -143,6 +146,7 @@ def main() -> int:
     ap.add_argument("--skip-modes", action="store_true", help="leave out the memory-mode table")
     ap.add_argument("--model-dir", type=Path, default=None, help="real weights for the whole-job split")
     ap.add_argument("--only", choices=("all", "animate2"), default="all", help="animate2: its rows alone")
+    doc_tables.add_argument(ap)
     args = ap.parse_args()
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -210,7 +214,34 @@ def main() -> int:
     whole_job(tmp, tiny_dir, args.model_dir)
     rows += animate2(size, tmp, device, dtype, sizes, rate, reps, args.skip_modes)
     print("\nJSON " + json.dumps({"device": name, "matmul_rate": rate, "rows": rows}))
+    if args.write_docs:
+        write_docs(rows, rate, size)
     return 0
+
+
+def write_docs(rows: list[dict], rate: float, size: str) -> None:
+    """The step times go into docs/speed-and-memory.md only from the full-size model on a GPU:
+    the tiny model's ratios on a CPU say nothing about a GPU, so they must not read as measured."""
+    if size != "full" or not torch.cuda.is_available():
+        print(
+            "--write-docs: nothing written (only a full-size run on a GPU measures the figures the docs give)"
+        )
+        return
+    table = doc_tables.table(
+        ["size", "option", "s/step", "PFLOP", "% of the floor at the measured matmul rate"],
+        [
+            [
+                f"{r['size'][0]}x{r['size'][1]}",
+                r["option"],
+                f"{r['s']:.2f}",
+                f"{r['flops'] / 1e15:.2f}",
+                f"{100 * (r['flops'] / rate) / r['s']:.0f} %",
+            ]
+            for r in rows
+        ],
+    )
+    text = table + f"\n\nDense matmul measured now: {rate / 1e12:.0f} TFLOP/s."
+    doc_tables.write("docs/speed-and-memory.md", "bench_speed.py", text)
 
 
 # Wan-Animate-2: one segment is 81 frames at 24 fps; the CLIP image context is 257 tokens of 1280.

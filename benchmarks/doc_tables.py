@@ -28,9 +28,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK_RE = re.compile(
-    r"<!-- measured: (?P<key>[\w.:-]+) sha=(?P<sha>[0-9a-f]*) -->\n(?P<body>.*?)<!-- /measured -->",
-    re.S,
+    r"^<!-- measured: (?P<key>[\w.:-]+) sha=(?P<sha>[0-9a-f]*) -->\n(?P<body>.*?)<!-- /measured -->",
+    re.S | re.M,
 )
+# A marker at the start of a line opens a block; one quoted inside a sentence does not.
+OPEN_RE = re.compile(r"^<!-- measured:", re.M)
+CLOSE_RE = re.compile(r"^<!-- /measured -->", re.M)
 # The line every written body ends with; the test reads the date and machine back from it.
 STAMP_RE = re.compile(
     r"^Written by `(?P<command>[^`]+)` on (?P<date>\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC, (?P<machine>.+)\.$"
