@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from addon_package import extension_package
 from backend_proc import BackendProc, result_frames, result_json
 from PIL import Image
 from rendered_clips import render_clip
@@ -314,3 +315,31 @@ def test_where_two_masks_meet_the_nearer_performer_keeps_the_overlap_and_is_warn
         assert not (far & near).any()  # one pass alone regenerates each pixel
         assert (near & sil[0][f]).sum() >= 0.95 * sil[0][f].sum()  # the nearer one kept whole
         assert not (far & sil[0][f]).any()  # the farther one's pass never paints over them
+
+
+def test_a_remote_cast_sends_a_character_named_twice_once(backend, scene):
+    """The add-on's job session against a remote backend: row 1's character is the job's own,
+    so the clip and the two characters make three uploads, not four."""
+    clip, truth, _sil, characters = scene
+    ext = extension_package()
+    protocol, core = ext.backend.protocol, ext.wan_animate_blender.core
+    rows = [
+        {"person": list(p), "person_frame": f, "character_path": str(characters[n])}
+        for n, (p, f) in enumerate(_picks(truth))
+    ]
+    req = protocol.JobRequest(settings=protocol.JobSettings(**SETTINGS, cast=rows), name="remote-cast")
+    uploads = backend.data_dir / "uploads"
+    before = set(uploads.iterdir()) if uploads.is_dir() else set()
+    client = core.client.BackendClient(backend.url, backend.token)
+    session = core.job_session.JobSession(req, characters[0], clip, remote=client)
+    session.start()
+    deadline = time.monotonic() + 120
+    while session.state.stage in ("starting backend", "uploading") and not session.state.finished:
+        assert time.monotonic() < deadline, session.state
+        time.sleep(0.05)
+    session.cancel()
+    session._thread.join(60)
+    sent = set(uploads.iterdir()) - before
+    assert len(sent) == 3, sorted(p.name for p in sent)
+    assert req.character_upload == req.settings.cast[0]["character_upload"]
+    assert req.settings.cast[1]["character_upload"] != req.character_upload

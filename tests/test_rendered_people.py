@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from addon_package import extension_package
 from backend_proc import BackendProc, keypoints_job
 from rendered_clips import render_clip
 
@@ -298,7 +299,7 @@ def test_generate_waits_on_the_clip_checks_warnings_for_continue_or_cancel(
     artist answers; Cancel queues nothing, Continue runs the job."""
     import time
 
-    ext = _extension_package()
+    ext = extension_package()
     JobRequest, JobSettings = ext.backend.protocol.JobRequest, ext.backend.protocol.JobSettings
     BackendClient = ext.wan_animate_blender.core.client.BackendClient
     JobSession = ext.wan_animate_blender.core.job_session.JobSession
@@ -335,31 +336,6 @@ def test_generate_waits_on_the_clip_checks_warnings_for_continue_or_cancel(
     s.answer(True)
     s._thread.join(300)
     assert s.state.ok and s.state.result_dir is not None, s.state
-
-
-def _extension_package():
-    """The repository root imported as the package Blender installs (its core modules reach the
-    protocol through the package), without Blender: the session's logic is bpy-free."""
-    import importlib
-    import importlib.util
-    import sys
-
-    name = "wan_animate_ext_under_test"
-    if name not in sys.modules:
-        root = Path(__file__).resolve().parent.parent
-        spec = importlib.util.spec_from_file_location(
-            name, root / "__init__.py", submodule_search_locations=[str(root)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    for sub in (
-        "backend.protocol",
-        "wan_animate_blender.core.client",
-        "wan_animate_blender.core.job_session",
-    ):
-        importlib.import_module(f"{name}.{sub}")
-    return sys.modules[name]
 
 
 class _Running:

@@ -39,11 +39,8 @@ def run_cast(runner, job_id: str, req: JobRequest, paths: dict, progress: JobPro
     """The whole cast job; ``runner``: the JobRunner whose stages each pass runs."""
     engine = runner.engine_for(req)
     n = len(req.settings.cast)
-    passes = [_pass_request(req, k) for k in range(n)]
-    own = {key: p for key, p in paths.items() if not key.startswith("cast_")}
-    inputs = [
-        runner.check_inputs(engine, r, {**own, "character": paths[f"cast_{k}"]}) for k, r in enumerate(passes)
-    ]
+    passes = [pass_request(req, k) for k in range(n)]
+    inputs = [runner.check_inputs(engine, r, pass_paths(paths, k)) for k, r in enumerate(passes)]
     model = engine.prepare(req.settings, progress.report)
     progress.check()
     t0 = time.perf_counter()
@@ -144,7 +141,13 @@ def _passes(runner, engine, job_id, rows, model, progress, top, frames_dir):
     return summaries, stores
 
 
-def _pass_request(req: JobRequest, k: int) -> JobRequest:
+def pass_paths(paths: dict[str, Path | None], k: int) -> dict[str, Path | None]:
+    """The job's resolved input files as row k's pass reads them: the row's character."""
+    own = {key: p for key, p in paths.items() if not key.startswith("cast_")}
+    return {**own, "character": paths[f"cast_{k}"]}
+
+
+def pass_request(req: JobRequest, k: int) -> JobRequest:
     """Row k as the one-performer replace job it is: its pick, its character, no cast."""
     row = req.settings.cast[k]
     settings = replace(

@@ -54,17 +54,12 @@ def check_cast(
     reports; the preview is the first row's."""
     from dataclasses import replace
 
-    from .cast_job import CAST_PICK_SAME
+    from .cast_job import CAST_PICK_SAME, pass_paths, pass_request
 
-    own = {k: p for k, p in paths.items() if not k.startswith("cast_")}
     rows = []
-    for n, row in enumerate(req.settings.cast):
-        settings = replace(
-            req.settings, cast=[], person=list(row["person"]), person_frame=row.get("person_frame", 0)
-        )
-        one = replace(req, settings=settings, character_path=row.get("character_path"), character_upload=None)
+    for n in range(len(req.settings.cast)):
         report = _check_one(
-            one, {**own, "character": paths[f"cast_{n}"]}, model_dir, estimator_factory, default_output, roots
+            pass_request(req, n), pass_paths(paths, n), model_dir, estimator_factory, default_output, roots
         )
         if not report.ok:
             return replace(report, error=f"Cast row {n + 1}: {report.error}", cast=[*rows, report])

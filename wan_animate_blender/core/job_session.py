@@ -118,17 +118,26 @@ class JobSession:
         req = self.request
         if self.remote is not None:
             self._set(stage="uploading", message="Uploading inputs")
-            req.character_upload = client.upload(self.character)
+            sent: dict[Path, str] = {}
+
+            def upload(path: Path) -> str:
+                # A file named twice (a cast row's character is often the job's) travels once.
+                key = Path(path).resolve()
+                if key not in sent:
+                    sent[key] = client.upload(key)
+                return sent[key]
+
+            req.character_upload = upload(self.character)
             if self.clip is not None:
-                req.clip_upload = client.upload(self.clip)
+                req.clip_upload = upload(self.clip)
             if req.keypoints_path:
-                req.keypoints_upload = client.upload(Path(req.keypoints_path))
+                req.keypoints_upload = upload(Path(req.keypoints_path))
             if req.face_path:
-                req.face_upload = client.upload(Path(req.face_path))
+                req.face_upload = upload(Path(req.face_path))
             # A cast's characters, one per row, travel as uploads too.
             req.settings.cast = [
                 {k: v for k, v in row.items() if k != "character_path"}
-                | {"character_upload": client.upload(Path(row["character_path"]))}
+                | {"character_upload": upload(Path(row["character_path"]))}
                 if row.get("character_path")
                 else row
                 for row in req.settings.cast
