@@ -44,6 +44,19 @@ PAGE = "docs/measurements.md"
 RSS_HEADER = ["estimator", "clip", "frames", "frames/s", "peak RSS"]
 
 
+def peak_rss() -> int:
+    """This process's own peak RSS in bytes. Linux's ru_maxrss carries the parent's peak over the
+    fork and exec that start a child (so the parent's work would set the child's row): its
+    VmHWM, which belongs to the process's own memory map, does not."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, kB elsewhere
+
+
 def rss_row(label: str, sec: float, r: dict) -> list[str]:
     return [
         label,
@@ -109,7 +122,7 @@ def child(clip: str, estimator: str, checkpoint: str | None, work: str) -> None:
         frames_dir = None if work == "-" else Path(work)
         cond = build_conditioning(info, est, 832, 480, 512, None, 30.0, None, False, frames_dir)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    peak = peak_rss()
     print("RESULT " + json.dumps({"frames": len(cond.sources), "seconds": seconds, "peak_rss": peak}))
 
 
@@ -188,7 +201,7 @@ def uhd_child(clip: str, work: str) -> None:
         info, FixedKeypoints(info.width, info.height), 1280, 720, 512, None, 30.0, None, False, Path(work)
     )
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     print(
         "RESULT "
         + json.dumps(
@@ -285,7 +298,7 @@ def mask_child(clip: str, source: str, sam2_dir: str, work: str) -> None:
         backgrounds.append(bg)
     seg.close()
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     print("RESULT " + json.dumps({"frames": len(sources), "seconds": seconds, "peak_rss": peak}))
 
 
