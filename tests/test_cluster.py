@@ -101,6 +101,12 @@ def test_shots_spread_over_two_worker_nodes_and_all_finish(cluster, head, astron
         assert "job.json" in files and b.get(f"/v1/jobs/{i}/files/job.json").json()["engine"]
     health = b.get("/v1/health").json()
     assert health["cluster"]["gpus"] == 2 and health["cluster"]["queued"] == 0
+    # The cluster part's keys as every add-on reads them (the type may add, never rename or drop).
+    assert list(health["cluster"]) == [
+        "address", "resource", "gpus_per_job", "nodes", "gpus", "actors", "idle_actors", "problem",
+        "jobs", "queued", "head_ms_per_window",
+    ]  # fmt: skip
+    assert all(list(n) == ["node_id", "ip", "gpus", "actors", "jobs"] for n in health["cluster"]["nodes"])
     # The add-on's type reads the cluster's health back to the same reply.
     assert HealthReply.from_json(health).to_json() == health
     # What the sidebar shows from that health.

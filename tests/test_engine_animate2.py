@@ -215,3 +215,21 @@ def test_driving_frames_are_letterboxed_as_the_pipeline_letterboxes_them(clip_w,
     # Stored at the output size, the pipeline's own pass changes nothing.
     again = np.asarray(processor._resize_and_fill(Image.fromarray(ours), width, height))
     assert np.array_equal(again, ours)
+
+
+def test_the_engine_hands_the_job_its_pipelines_letterbox(animate2_model):
+    """What the job fits the clip's frames with comes from the prepared engine: its pipeline's rule."""
+    from diffusers.modular_pipelines.wan_animate_2.encoders import WanAnimate2ProcessVideosInputStep
+    from PIL import Image
+
+    from backend.engines import make_engine
+    from backend.model.model_store import ModelStore
+
+    engine = make_engine("wan-animate-2", ModelStore("cpu"), animate2_model)
+    prepared = engine.prepare(JobSettings(**{**SETTINGS, "clip_frames": 0}), lambda **_: None)
+    spec = next(
+        c for c in WanAnimate2ProcessVideosInputStep().expected_components if c.name == "video_processor"
+    )
+    frame = np.random.default_rng(3).integers(0, 256, (144, 176, 3), dtype=np.uint8)
+    theirs = np.asarray(spec.create()._resize_and_fill(Image.fromarray(frame), 64, 48))
+    assert np.array_equal(prepared.fit_driving(frame, 64, 48), theirs)

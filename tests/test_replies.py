@@ -5,18 +5,24 @@ older one (keys missing) still reads."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from addon_package import extension_package
 from backend_proc import BackendProc
 
 from backend.protocol import CheckReply, ClusterHealth, HealthReply
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"width": 64, "height": 48, "steps": 1, "segment_frames": 17, "estimator": "mediapipe"}
+# The keys, in order, that backends have sent since before the replies were typed: an add-on of
+# any version reads them, so the types may add keys but never rename or drop these.
+HEALTH_KEYS = [
+    "status", "database", "version", "pid", "worker_alive", "worker_error", "model_dir",
+    "model_dir_problem", "model_loaded", "device", "queued", "running", "busy", "user", "admin",
+    "free_disk_bytes", "unreadable_jobs",
+]  # fmt: skip
+CHECK_FOUND_KEYS = ["ok", "warnings", "people", "clip_frame", "box", "face_box", "skeleton", "preview_png"]
+CHECK_FAILED_KEYS = ["ok", "error", "warnings", "people", "preview_png"]
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +34,7 @@ def backend(tmp_path_factory, backend_python, tiny_model):
 
 def _client_module():
     """The add-on's client, imported inside the extension's package as Blender loads it."""
-    name = "wan_animate_ext_replies"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return importlib.import_module(f"{name}.wan_animate_blender.core.client")
+    return extension_package().wan_animate_blender.core.client
 
 
 def _check_body(character: Path, clip: Path, **settings) -> dict:
@@ -45,12 +43,13 @@ def _check_body(character: Path, clip: Path, **settings) -> dict:
 
 def _client_request(character: Path, clip: Path):
     """A JobRequest of the extension's own protocol, as the add-on's client sends it."""
-    protocol = importlib.import_module("wan_animate_ext_replies.backend.protocol")
+    protocol = extension_package().backend.protocol
     return protocol.JobRequest.from_json(_check_body(character, clip))
 
 
 def test_the_health_reply_reads_back_to_what_the_backend_sent(backend):
     sent = backend.get("/v1/health").json()
+    assert list(sent) == HEALTH_KEYS
     health = HealthReply.from_json(sent)
     assert health.to_json() == sent
     assert health.ok and health.worker_alive and health.pid == backend.proc.pid
@@ -64,6 +63,7 @@ def test_the_health_reply_reads_back_to_what_the_backend_sent(backend):
 
 def test_the_check_replies_read_back_to_what_the_backend_sent(backend, astronaut_png, carphone_clip):
     found = backend.post("/v1/check", json=_check_body(astronaut_png, carphone_clip)).json()
+    assert list(found) == CHECK_FOUND_KEYS
     check = CheckReply.from_json(found)
     assert check.to_json() == found
     assert check.ok and check.clip_frame is not None and len(check.box) == 4 and check.preview_png
@@ -72,6 +72,7 @@ def test_the_check_replies_read_back_to_what_the_backend_sent(backend, astronaut
     nobody = backend.post(
         "/v1/check", json=_check_body(astronaut_png, carphone_clip, person=[0.02, 0.02])
     ).json()
+    assert list(nobody) == CHECK_FAILED_KEYS
     missed = CheckReply.from_json(nobody)
     assert missed.to_json() == nobody
     assert not missed.ok and missed.error and "clip_frame" not in nobody
@@ -82,6 +83,7 @@ def test_the_check_replies_read_back_to_what_the_backend_sent(backend, astronaut
         "/v1/check",
         json={"clip_path": str(carphone_clip), "settings": {**SETTINGS, "mode": "replace", "cast": [row]}},
     ).json()
+    assert list(cast) == [*CHECK_FOUND_KEYS, "cast"] and list(cast["cast"][0]) == CHECK_FOUND_KEYS
     cast_check = CheckReply.from_json(cast)
     assert cast_check.to_json() == cast
     assert cast_check.cast is not None and len(cast_check.cast) == 1

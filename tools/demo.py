@@ -30,17 +30,14 @@ def tile(img: np.ndarray, h: int = 160) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def pose_on_character(pose: np.ndarray, still: np.ndarray | None) -> np.ndarray:
-    """The pose frame drawn over the character still the model was given (fitted to the pose
-    frame's size as the job fits it, dimmed): a retargeted skeleton should sit on the character."""
-    from PIL import Image
+def pose_on_character(pose: np.ndarray, character: Path) -> np.ndarray:
+    """The pose frame drawn over the character still the model was given (read and fitted to the
+    pose frame's size as the job reads and fits it, dimmed): a retargeted skeleton should sit on
+    the character."""
+    from backend.preprocess.character_image import fit_character, load_character
 
-    from backend.preprocess.character_image import fit_character
-
-    if still is None:
-        return pose
     h, w = pose.shape[:2]
-    fitted = np.asarray(fit_character(Image.fromarray(still[:, :, ::-1]), w, h))[:, :, ::-1]
+    fitted = np.asarray(fit_character(load_character(character), w, h))[:, :, ::-1]
     inked = pose.max(axis=2, keepdims=True) > 40
     return np.where(inked, pose, (fitted * 0.45).astype(np.uint8))
 
@@ -56,13 +53,16 @@ def contact_sheet(job_dir: Path, clip: Path, out: Path, columns: int = 6) -> Non
     while ok:
         frames.append(f)
         ok, f = cap.read()
-    still = cv2.imread(str(job["inputs"]["character"]["path"]))
+    character = Path(job["inputs"]["character"]["path"])
+    still = cv2.imread(str(character))
     rows = []
     for label, get in (
         ("reference", lambda i: frames[kp[i]["clip_frame"]]),
         (
             "pose on",
-            lambda i: pose_on_character(cv2.imread(str(job_dir / "pose" / f"pose_{i + 1:06d}.png")), still),
+            lambda i: pose_on_character(
+                cv2.imread(str(job_dir / "pose" / f"pose_{i + 1:06d}.png")), character
+            ),
         ),
         ("face", lambda i: cv2.imread(str(job_dir / "face" / f"face_{i + 1:06d}.png"))),
         (
@@ -74,9 +74,9 @@ def contact_sheet(job_dir: Path, clip: Path, out: Path, columns: int = 6) -> Non
     ):
         cells = [tile(get(int(i))) for i in picks]
         head = np.full((164, 110, 3), 30, np.uint8)
-        for n, word in enumerate(("character",) if label == "pose on" else ()):
+        if label == "pose on":
             cv2.putText(
-                head, word, (6, 92 + 20 * n), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA
+                head, "character", (6, 92), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA
             )
         cv2.putText(head, label, (6, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
         rows.append(np.hstack([head, *[np.pad(c, ((2, 2), (2, 2), (0, 0))) for c in cells]]))

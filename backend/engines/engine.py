@@ -60,6 +60,10 @@ class PreparedModel:
     # (RGB uint8) into width x height, by that model's own letterbox rule.
     fit_driving: Callable[[np.ndarray, int, int], np.ndarray] | None = None
 
+    def __post_init__(self) -> None:
+        if not self.needs_pose and self.fit_driving is None:
+            raise TypeError("an engine driven by the clip's frames must say how it fits them (fit_driving)")
+
 
 @dataclass
 class Generated:

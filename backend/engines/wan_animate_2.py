@@ -134,7 +134,17 @@ class WanAnimate2Engine:
             face_size=0,
             needs_pose=False,
             fit_driving=driving_frame,
-            identity=[self.name, warm.model_id, warm.revision, warm.dtype, warm.device, warm.tiny],
+            # DRIVING_FIT: how the driving frames were fitted; a job resumed across a change of
+            # that rule starts afresh rather than join windows made from differently fitted frames.
+            identity=[
+                self.name,
+                warm.model_id,
+                warm.revision,
+                warm.dtype,
+                warm.device,
+                warm.tiny,
+                DRIVING_FIT,
+            ],
             report={
                 "model": {
                     "id": warm.model_id,
@@ -219,6 +229,9 @@ def segment_starts(n_frames: int, segment: int, overlap: int) -> list[int]:
     return [k * step for k in range(count)]
 
 
+DRIVING_FIT = "pipeline-letterbox"
+
+
 def driving_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     """A clip frame (RGB uint8) letterboxed into width x height as Wan-Animate-2's own video
     processor letterboxes its driving video (sizes and placement floored, bilinear, black bars),
@@ -226,8 +239,9 @@ def driving_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     from PIL import Image
 
     h, w = frame.shape[:2]
-    fw = width if width / height < w / h else w * height // h
-    fh = height if width / height >= w / h else h * width // w
+    # At least a pixel: a sliver of a clip (a 1-pixel-high strip) still makes a frame.
+    fw = width if width / height < w / h else max(1, w * height // h)
+    fh = height if width / height >= w / h else max(1, h * width // w)
     out = np.zeros((height, width, 3), np.uint8)
     top, left = (height - fh) // 2, (width - fw) // 2
     out[top : top + fh, left : left + fw] = np.asarray(

@@ -124,7 +124,8 @@ class JobSession:
                 # A file named twice (a cast row's character is often the job's) travels once.
                 key = Path(path).resolve()
                 if key not in sent:
-                    sent[key] = client.upload(key)
+                    # Sent under the name the artist gave: its suffix says what kind of file it is.
+                    sent[key] = client.upload(Path(path))
                 return sent[key]
 
             req.character_upload = upload(self.character)
