@@ -419,6 +419,11 @@ def main() -> int:
             if len(peaks) > 1:
                 per_frame = (peaks[-1] - peaks[0]) / (results[-1]["frames"] - results[0]["frames"]) / 2**20
                 note += f", {per_frame:.2f} MB more a frame"
+                if len(peaks) > 2:
+                    # Start-up (libraries, model buffers) settles early; a leak keeps its slope.
+                    late = (peaks[-1] - peaks[-2]) / (results[-1]["frames"] - results[-2]["frames"]) / 2**20
+                    note += f"; between the two longest clips {late:.3f} MB a frame"
+                    per_frame = late
                 if per_frame > 0.1:
                     note += f" (a 10-minute clip, 18,000 frames: some {per_frame * 18000 / 1024:.0f} GB)"
             notes.append(note + ".")
