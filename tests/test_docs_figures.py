@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import doc_tables  # noqa: E402
+from released_models import ANIMATE2_14B, WAN_ANIMATE_14B  # noqa: E402
 
 PAGES = doc_tables.doc_pages(ROOT)
 BLOCKS = [b for page in PAGES for b in doc_tables.blocks(page)]
@@ -112,38 +113,6 @@ def figures(page: str, pattern: str) -> list[float]:
     return [float(g) for g in found.groups()]
 
 
-def released_wan_animate():
-    """The released Wan2.2-Animate-14B as stored (bf16): the part sizes the docs' estimates use."""
-    from backend.model.memory_plan import ModelSizes
-
-    return ModelSizes(
-        transformer=int(34.6 * GIB),
-        text_encoder=int(11.4 * GIB),
-        image_encoder=int(1.26 * GIB),
-        vae=int(0.5 * GIB),
-        dim=5120,
-        ffn_dim=13824,
-        layers=40,
-    )
-
-
-def released_animate2():
-    """Wan-Animate-2 14B: 40 blocks of width 5120 (feed-forward 13824) plus what sits outside them,
-    with the umT5-XXL text encoder, the CLIP image encoder and the Wan VAE."""
-    from backend.model.memory_plan import ModelSizes
-
-    block = 2 * (10 * 5120 * 5120 + 2 * 5120 * 13824)
-    return ModelSizes(
-        transformer=40 * block + 2 * GIB,
-        text_encoder=int(11.4 * GIB),
-        image_encoder=int(1.2 * GIB),
-        vae=int(0.5 * GIB),
-        dim=5120,
-        ffn_dim=13824,
-        layers=40,
-    )
-
-
 def test_memory_table_is_the_memory_plan():
     from backend.model import memory_plan
 
@@ -151,7 +120,7 @@ def test_memory_table_is_the_memory_plan():
     rows = re.findall(r"^\| (\d+)x(\d+), (bf16|fp8) \|(.+)\|$", text, re.M)
     assert len(rows) >= 3, "docs/speed-and-memory.md lost its memory table"
     for w, h, dtype, cells in rows:
-        need = memory_plan.needs(released_wan_animate(), int(w), int(h), 77, fp8=dtype == "fp8")
+        need = memory_plan.needs(WAN_ANIMATE_14B, int(w), int(h), 77, fp8=dtype == "fp8")
         stated = [c.strip() for c in cells.split("|")]
         computed = [f"{need[mode] / GIB:.1f} GB" for mode in memory_plan.MODES]
         assert stated == computed, (
@@ -170,7 +139,7 @@ def planned(need: int) -> float:
 def test_gpu_requirement_is_the_memory_plan_with_its_headroom(page):
     from backend.model import memory_plan
 
-    sizes = released_wan_animate()
+    sizes = WAN_ANIMATE_14B
     need = {
         (w, fp8): memory_plan.needs(sizes, w, h, 77, fp8)
         for w, h in ((832, 480), (1280, 720))
@@ -212,7 +181,7 @@ def test_headroom_is_what_the_pages_say():
 def test_animate2_memory_is_the_memory_plan():
     from backend.model import memory_plan
 
-    sizes = released_animate2()
+    sizes = ANIMATE2_14B
     stated = figures(
         "docs/using-blender.md",
         r"every layer: about (\d+) GB at 480p and (\d+) GB at 720p\. From the memory plan \((\d+)-frame windows"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from backend_proc import BackendProc, result_frames, result_json
+from released_models import WAN_ANIMATE_14B
 from safetensors.torch import save_file
 
 from backend.model import memory_plan
@@ -20,16 +21,6 @@ from backend.protocol import RequestError
 
 SETTINGS = {"width": 64, "height": 48, "steps": 3, "segment_frames": 17, "overlap": 1, "clip_frames": 17}
 GB = 1024**3
-# The released 14B model: its transformer config and the bf16 sizes of its parts.
-WAN_14B = memory_plan.ModelSizes(
-    transformer=int(34.6 * GB),
-    text_encoder=int(11.4 * GB),
-    image_encoder=int(1.26 * GB),
-    vae=int(0.5 * GB),
-    dim=5120,
-    ffn_dim=13824,
-    layers=40,
-)
 
 
 @pytest.mark.parametrize(
@@ -43,21 +34,23 @@ WAN_14B = memory_plan.ModelSizes(
     ],
 )
 def test_auto_memory_mode_fits_the_gpu_class(gpu_gb, width, height, expected):
-    need = memory_plan.needs(WAN_14B, width, height, 77)
+    need = memory_plan.needs(WAN_ANIMATE_14B, width, height, 77)
     assert memory_plan.resolve("auto", need, gpu_gb * GB) == expected
     assert memory_plan.resolve("group_offload", need, gpu_gb * GB) == "group_offload"  # the user overrides
 
 
 def test_fp8_halves_what_the_transformer_needs():
-    plain = memory_plan.needs(WAN_14B, 832, 480, 77)
-    fp8 = memory_plan.needs(WAN_14B, 832, 480, 77, fp8=True)
-    assert plain["resident"] - fp8["resident"] == WAN_14B.transformer - WAN_14B.transformer // 2
+    plain = memory_plan.needs(WAN_ANIMATE_14B, 832, 480, 77)
+    fp8 = memory_plan.needs(WAN_ANIMATE_14B, 832, 480, 77, fp8=True)
+    assert (
+        plain["resident"] - fp8["resident"] == WAN_ANIMATE_14B.transformer - WAN_ANIMATE_14B.transformer // 2
+    )
     # 48 GB runs fp8 resident where bf16 needs model offload.
     assert memory_plan.resolve("auto", fp8, 48 * GB) == "resident"
 
 
 def test_out_of_memory_message_names_the_mode_that_fits():
-    need = memory_plan.needs(WAN_14B, 1280, 720, 77)
+    need = memory_plan.needs(WAN_ANIMATE_14B, 1280, 720, 77)
     msg = memory_plan.too_big_message(need, 24 * GB, "resident")
     assert "'resident'" in msg and "Choose memory mode 'group_offload'" in msg
     with pytest.raises(RequestError, match="lower the width and height"):

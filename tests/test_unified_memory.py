@@ -4,26 +4,17 @@ whole model on the GPU is planned, against the memory macOS lets the GPU use."""
 from __future__ import annotations
 
 import pytest
+from released_models import WAN_ANIMATE_14B
 
 from backend.model import memory_plan
 from backend.protocol import RequestError
 
 GB = 1024**3
-# The released 14B model's parts as stored (bf16), as in the speed and memory tests.
-WAN_14B = memory_plan.ModelSizes(
-    transformer=int(34.6 * GB),
-    text_encoder=int(11.4 * GB),
-    image_encoder=int(1.26 * GB),
-    vae=int(0.5 * GB),
-    dim=5120,
-    ffn_dim=13824,
-    layers=40,
-)
 
 
 def test_unified_memory_plans_the_whole_model_and_says_what_fits():
-    need_480 = memory_plan.needs(WAN_14B, 832, 480, 77)
-    need_720 = memory_plan.needs(WAN_14B, 1280, 720, 77)
+    need_480 = memory_plan.needs(WAN_ANIMATE_14B, 832, 480, 77)
+    need_720 = memory_plan.needs(WAN_ANIMATE_14B, 1280, 720, 77)
     # macOS lets the GPU use about three quarters of the RAM: 96 GB -> 72, 128 GB -> 96, 64 GB -> 48.
     assert memory_plan.resolve("auto", need_480, 72 * GB, unified=True) == "resident"
     assert memory_plan.resolve("auto", need_720, 96 * GB, unified=True) == "resident"
