@@ -116,5 +116,14 @@ def test_a_newer_backends_extra_keys_and_an_older_ones_missing_keys_still_read()
         "people": None,
         "preview_png": None,
     }
+    # A null where a list or a count belongs reads as its default, not as a crash later.
+    nulls = HealthReply.from_json({"status": "ok", "queued": None, "cluster": {"nodes": None, "jobs": None}})
+    assert (
+        nulls.queued == 0
+        and nulls.cluster is not None
+        and nulls.cluster.nodes == []
+        and nulls.cluster.jobs == {}
+    )
+    assert CheckReply.from_json({"ok": True, "warnings": None}).warnings == []
     with pytest.raises(ValueError, match="JSON object"):
         CheckReply.from_json(["not", "a", "reply"])

@@ -12,10 +12,12 @@ from typing import Any
 
 
 def _known(cls: type, data: Any, what: str) -> dict[str, Any]:
+    """The keys of ``data`` that ``cls`` has; a null where the field is never null (a list, a
+    count) is left out, so the field keeps its default rather than break the reader."""
     if not isinstance(data, dict):
         raise ValueError(f"{what} must be a JSON object, got {type(data).__name__}")
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
+    nullable = {f.name: f.default is None for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in nullable and (v is not None or nullable[k])}
 
 
 def _without_none(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
