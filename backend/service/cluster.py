@@ -19,12 +19,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..job.job_inputs import key_hash, resolve_inputs
-from ..protocol import JobRequest, JobStatus
+from ..protocol import ClusterHealth, ClusterJob, ClusterNode, JobRequest, JobStatus
 from .job_store import JobStore
 from .worker import record_failure, stage_reporter
 
@@ -130,13 +130,7 @@ class ClusterWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.last_error: str | None = None
-        self._snapshot: dict[str, Any] = {
-            "nodes": [],
-            "gpus": 0,
-            "actors": 0,
-            "idle_actors": 0,
-            "problem": "connecting to the cluster",
-        }
+        self._snapshot = ClusterHealth(problem="connecting to the cluster")
         self._thread = threading.Thread(target=self._loop, name="wan-animate-cluster", daemon=True)
 
     # --- the JobWorker interface -------------------------------------------------------------
@@ -185,16 +179,17 @@ class ClusterWorker:
             return st
         return self.cancel(job_id)
 
-    def cluster_health(self) -> dict[str, Any]:
-        snap = dict(self._snapshot)
-        snap["jobs"] = {
-            job_id: {**self._where.get(job_id, {}), "window": st.window, "windows": st.windows}
-            for job_id, st in list(self._running.items())
-        }
-        snap["queued"] = self.store.count("queued")
+    def cluster_health(self) -> ClusterHealth:
         n, spent = self._window_cost
-        snap["head_ms_per_window"] = round(1000 * spent / n, 2) if n else None
-        return snap
+        return replace(
+            self._snapshot,
+            jobs={
+                job_id: ClusterJob(**self._where.get(job_id, {}), window=st.window, windows=st.windows)
+                for job_id, st in list(self._running.items())
+            },
+            queued=self.store.count("queued"),
+            head_ms_per_window=round(1000 * spent / n, 2) if n else None,
+        )
 
     # --- scheduling -----------------------------------------------------------------------------
 
@@ -255,18 +250,18 @@ class ClusterWorker:
             self._where[st.id] = {k: slot.info[k] for k in ("node_id", "ip", "accelerators")}
             threading.Thread(target=self._job_thread, args=(slot, st), daemon=True).start()
 
-    def _describe(self, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    def _describe(self, nodes: list[dict[str, Any]]) -> ClusterHealth:
         per_node = [
-            {
-                "node_id": n["NodeID"],
-                "ip": n.get("NodeManagerAddress"),
-                "gpus": n["Resources"].get(self.resource, 0),
-                "actors": sum(1 for s in self._slots if s.info.get("node_id") == n["NodeID"]),
-                "jobs": [s.job for s in self._slots if s.job and s.info.get("node_id") == n["NodeID"]],
-            }
+            ClusterNode(
+                node_id=n["NodeID"],
+                ip=n.get("NodeManagerAddress"),
+                gpus=n["Resources"].get(self.resource, 0),
+                actors=sum(1 for s in self._slots if s.info.get("node_id") == n["NodeID"]),
+                jobs=[s.job for s in self._slots if s.job and s.info.get("node_id") == n["NodeID"]],
+            )
             for n in nodes
         ]
-        most = max((n["gpus"] for n in per_node), default=0)
+        most = max((n.gpus for n in per_node), default=0)
         problem = None
         if most == 0:
             problem = (
@@ -279,16 +274,16 @@ class ClusterWorker:
                 f"A job needs {self.gpus_per_job:g} GPUs on one machine but the largest node has {most:g}: "
                 "lower --ray-gpus-per-job or add a machine with that many GPUs."
             )
-        return {
-            "address": self.ray.get_runtime_context().gcs_address,
-            "resource": self.resource,
-            "gpus_per_job": self.gpus_per_job,
-            "nodes": per_node,
-            "gpus": sum(n["gpus"] for n in per_node),
-            "actors": len(self._slots),
-            "idle_actors": sum(1 for s in self._slots if s.info and s.job is None),
-            "problem": problem,
-        }
+        return ClusterHealth(
+            address=self.ray.get_runtime_context().gcs_address,
+            resource=self.resource,
+            gpus_per_job=self.gpus_per_job,
+            nodes=per_node,
+            gpus=sum(n.gpus for n in per_node),
+            actors=len(self._slots),
+            idle_actors=sum(1 for s in self._slots if s.info and s.job is None),
+            problem=problem,
+        )
 
     # --- one job on one actor -----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 
 from .. import __version__
-from ..protocol import API_PREFIX, ClusterHealth, HealthReply
+from ..protocol import API_PREFIX, HealthReply
 from .routes_common import ERRORS, Service, error_reply, sees
 
 
@@ -66,5 +66,5 @@ def read_health(service: Service, request: Request) -> HealthReply:
         admin=request.state.admin,
         free_disk_bytes=shutil.disk_usage(service.data_dir).free,
         unreadable_jobs=len(service.store.bad_rows),
-        cluster=ClusterHealth.from_json(worker.cluster_health()) if service.clustered else None,
+        cluster=worker.cluster_health() if service.clustered else None,
     )
