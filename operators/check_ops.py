@@ -33,13 +33,12 @@ class WANANIM_OT_clip_check_answer(bpy.types.Operator):
         if job is None:
             layout.label(text="The job is no longer waiting.")
             return
-        report = job.session.state.check
         img = bpy.data.images.get(runtime.CHECK_IMAGE)
         if img is not None:
             img.preview_ensure()
             layout.template_icon(icon_value=img.preview.icon_id, scale=12)
             layout.label(text="Green: the person the job follows (skeleton and face box over them).")
-        for w in report.warnings if report is not None else []:
+        for w in job.session.state.check_warnings:
             col = layout.column(align=True)
             for i, part in enumerate(_wrap(w, 70)):
                 col.label(text=part, icon="ERROR" if i == 0 else "BLANK1")

@@ -87,8 +87,7 @@ def draw_panel(layout, context) -> None:
     if job is not None and job.session.state.asking:
         # The clip check found something to know: the job waits for an answer (also asked in a dialog).
         box = layout.box()
-        check = job.session.state.check
-        for w in check.warnings if check is not None else []:
+        for w in job.session.state.check_warnings:
             box.label(text=w, icon="ERROR")
         row = box.row(align=True)
         row.operator("wan_animate.clip_check_answer", text="Continue", icon="PLAY")

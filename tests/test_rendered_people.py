@@ -326,7 +326,7 @@ def test_generate_waits_on_the_clip_checks_warnings_for_continue_or_cancel(
 
     n_jobs = len(backend.get("/v1/jobs").json())
     s = session()
-    assert s.state.asking and any("people are in view" in w for w in s.state.check.warnings)
+    assert s.state.asking and any("people are in view" in w for w in s.state.check_warnings)
     assert s.state.check.preview_png
     s.answer(False)
     s._thread.join(30)

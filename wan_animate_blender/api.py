@@ -204,12 +204,14 @@ def run_batch(
                         strip.name,
                         str(st.result_dir),
                         st.frame_count,
-                        _warnings(st),
+                        st.check_warnings,
                     )
                 except Exception as exc:  # noqa: BLE001
                     results[i] = ShotResult(shots[i].name, False, f"Import failed: {exc}")
             else:
-                results[i] = ShotResult(shots[i].name, False, st.error or st.message, warnings=_warnings(st))
+                results[i] = ShotResult(
+                    shots[i].name, False, st.error or st.message, warnings=st.check_warnings
+                )
             _say(
                 on_progress,
                 f"{shots[i].name}: {'done' if results[i].ok else 'failed: ' + str(results[i].error)}",
@@ -236,10 +238,6 @@ def _member_character(scene, shot: Shot, n: int, member: CastMember) -> dict[str
         "person_frame": member.person_frame,
         "character_path": str(character),
     }
-
-
-def _warnings(st) -> list[str]:
-    return list(st.check.warnings) if st.check is not None else []
 
 
 def _say(cb: Callable[[str], None] | None, line: str) -> None:

@@ -37,6 +37,11 @@ class SessionState:
     check: CheckReply | None = None
     asking: bool = False
 
+    @property
+    def check_warnings(self) -> list[str]:
+        """What the clip check found to know (none before it is back, or without one)."""
+        return list(self.check.warnings) if self.check is not None else []
+
 
 class JobSession:
     def __init__(
